@@ -1,0 +1,107 @@
+# gpumem — one command builds everything: `make`; one runs every test: `make test`.
+#
+#   make              build the shim, the CLI and the simulated GPU into build/
+#   make test         build, then run every test (ends with "N passed, N failed")
+#   make SAN=1 test   the same with ASan+UBSan, into build-san/
+#   make WERROR=1     treat warnings as errors (CI does)
+#   make bench        run the benchmarks in bench/
+#
+# No configure step and no CUDA toolkit needed: gpumem declares the driver and
+# NVML types it uses in include/gpumem/.
+
+CC      ?= cc
+SAN     ?= 0
+WERROR  ?= 0
+BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
+
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g -O2 -fPIC -Iinclude \
+              -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+              -Wno-unused-parameter
+ifeq ($(WERROR),1)
+CFLAGS_BASE += -Werror
+endif
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN = -fsanitize=address,undefined
+endif
+CFLAGS  += $(CFLAGS_BASE)
+LDLIBS  += -ldl -lpthread
+
+COMMON_SRC := $(wildcard src/common/*.c)
+SHIM_SRC   := $(wildcard src/shim/*.c)
+CLI_SRC    := $(wildcard src/cli/*.c)
+SIMC_SRC   := $(wildcard sim/common/*.c)
+SIMCU_SRC  := $(wildcard sim/cuda/*.c)
+SIMNV_SRC  := $(wildcard sim/nvml/*.c)
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+PROG_SRC   := $(wildcard tests/progs/*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+SHIM    := $(BUILD)/lib/libgpumem.so
+SIMCUDA := $(BUILD)/sim/libcuda.so.1
+SIMNVML := $(BUILD)/sim/libnvidia-ml.so.1
+CLI     := $(BUILD)/bin/gpumem
+UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+PROGS   := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRC))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(CLI) $(UNITS) $(PROGS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The shim: hidden visibility, and a version script naming every export.
+$(call obj,$(SHIM_SRC)): CFLAGS += -fvisibility=hidden
+$(SHIM): $(call obj,$(SHIM_SRC) $(COMMON_SRC)) src/shim/libgpumem.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,--version-script=src/shim/libgpumem.map -Wl,-z,now -Wl,-z,nodelete \
+	    $(LDSAN) -o $@ $(call obj,$(SHIM_SRC) $(COMMON_SRC)) $(LDLIBS)
+
+# The simulated driver is linked like NVIDIA's: internal calls bind locally.
+$(call obj,$(SIMC_SRC) $(SIMCU_SRC) $(SIMNV_SRC)): CFLAGS += -fvisibility=hidden
+$(SIMCUDA): $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) sim/cuda/libcuda.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic-functions \
+	    -Wl,--version-script=sim/cuda/libcuda.map $(LDSAN) -o $@ $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
+	ln -sf libcuda.so.1 $(BUILD)/sim/libcuda.so
+$(SIMNVML): $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) sim/nvml/libnvidia-ml.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libnvidia-ml.so.1 -Wl,-Bsymbolic-functions \
+	    -Wl,--version-script=sim/nvml/libnvidia-ml.map $(LDSAN) -o $@ $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
+	ln -sf libnvidia-ml.so.1 $(BUILD)/sim/libnvidia-ml.so
+
+$(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm
+
+# Unit tests link the common library directly (pure logic, no GPU).
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm
+
+# Test programs reach the driver the way applications do: dlopen, or -lcuda
+# (tests/progs/*_linked.c link the simulated libcuda directly).
+$(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o $(SIMCUDA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $< $(if $(findstring _linked,$*),-L$(BUILD)/sim -lcuda -Wl$(,)-rpath$(,)'$$ORIGIN/../../sim') $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $< $(LDLIBS)
+
+, := ,
+
+test: all
+	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
+
+bench: all
+	@BUILD=$(BUILD) bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all test bench clean
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

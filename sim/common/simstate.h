@@ -1,0 +1,60 @@
+/* The simulated GPU's machine-wide state, shared by every process on the
+ * machine that loads the simulated libcuda.so.1 or libnvidia-ml.so.1.
+ *
+ * Devices come from GPUMEM_SIM_DEVICES ("2x80G", "H200:141G,A100:40G";
+ * default one 16 GiB device). State lives in GPUMEM_SIM_STATE (a directory;
+ * default /dev/shm/gpumem-sim-<uid>) as one mmap'ed file. Capacity is shared
+ * by all processes; a dead process's bytes return to the device (verified by
+ * pid + start time), so the state can never be wedged by a dead process.
+ *
+ * This interface is the seam between the two simulated libraries: the CUDA
+ * side charges and releases device memory, the NVML side reports it. */
+#ifndef GPUMEM_SIM_SIMSTATE_H
+#define GPUMEM_SIM_SIMSTATE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SIM_MAX_DEVICES 16
+#define SIM_MAX_PROCS   256
+
+struct sim_device_info {
+    char name[96];          /* "NVIDIA H200" */
+    uint8_t uuid[16];       /* stable: derived from the device spec and index */
+    char uuid_str[48];      /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+    char pci_bus_id[32];    /* "00000000:19:00.0" */
+    unsigned pci_domain, pci_bus, pci_device, pci_device_id, pci_subsystem_id;
+    int cc_major, cc_minor;
+    int multiprocessors;
+    uint64_t capacity;      /* bytes */
+};
+
+struct sim_proc_usage {
+    pid_t pid;
+    uint64_t used;          /* bytes this process holds on the device */
+};
+
+/* Maps the shared state on first use; 0 on success, -1 if unusable (then the
+ * simulated driver reports no device). Safe to call from any thread, often. */
+int sim_state_init(void);
+
+int sim_device_count(void);
+const struct sim_device_info *sim_device(int index);
+
+/* Charges `bytes` to this process on device `dev`: 0, or -1 when the device
+ * has no room (CUDA_ERROR_OUT_OF_MEMORY). Never exceeds capacity, across all
+ * processes and threads. */
+int sim_charge(int dev, uint64_t bytes);
+void sim_release(int dev, uint64_t bytes);
+
+/* Device-wide used bytes (all live processes), after reclaiming the dead. */
+uint64_t sim_device_used(int dev);
+
+/* Live processes holding memory on `dev`: fills up to `max`, returns how many
+ * there are in all (may be more than max). */
+int sim_device_processes(int dev, struct sim_proc_usage *out, int max);
+
+/* What this process holds on `dev` (for tests and the NVML process list). */
+uint64_t sim_self_used(int dev);
+
+#endif
