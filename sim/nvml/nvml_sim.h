@@ -1,0 +1,57 @@
+/* Private to the simulated libnvidia-ml.so.1: prototypes of its exports and
+ * the helpers its files share.
+ *
+ * Every entry point answers from the machine-wide simulated-GPU state
+ * (sim/common/simstate.h), the same one the simulated libcuda.so.1 charges,
+ * so NVML and CUDA agree on devices, UUIDs and used bytes. */
+#ifndef GPUMEM_SIM_NVML_H
+#define GPUMEM_SIM_NVML_H
+
+#include "gpumem/nvml.h"
+#include "../common/simstate.h"
+
+/* The library is built with -fvisibility=hidden; exports are marked here and
+ * listed again in libnvidia-ml.map. */
+#define NVML_EXPORT __attribute__((visibility("default")))
+
+#define NVML_SIM_PROTO_(name, params) NVML_EXPORT nvmlReturn_t name params;
+GPUMEM_NVML_ENTRY_POINTS(NVML_SIM_PROTO_)
+#undef NVML_SIM_PROTO_
+NVML_EXPORT const char *nvmlErrorString(nvmlReturn_t result);
+
+/* What a real r580 driver with CUDA 13.0 reports. */
+#define NVML_SIM_DRIVER_VERSION "580.95.05"
+#define NVML_SIM_CUDA_VERSION   13000
+
+/* A device handle points at one of these; the index is the NVML index, which
+ * is also the simulated CUDA ordinal (NVML, like the real one, ignores
+ * CUDA_VISIBLE_DEVICES). */
+struct nvmlDevice_st {
+    int index;
+};
+
+/* NVML_SUCCESS while the library is initialised (reference count > 0),
+ * NVML_ERROR_UNINITIALIZED otherwise. */
+nvmlReturn_t nvml_sim_check_init(void);
+
+/* Number of devices seen at the first nvmlInit. */
+unsigned int nvml_sim_device_count(void);
+
+/* The handle for index i (< nvml_sim_device_count()). */
+nvmlDevice_t nvml_sim_handle(unsigned int i);
+
+/* Validates an initialised library and a handle it gave out: NVML_SUCCESS
+ * and *index, NVML_ERROR_UNINITIALIZED, or NVML_ERROR_INVALID_ARGUMENT for a
+ * NULL or foreign handle (NVIDIA's answer for an invalid device). */
+nvmlReturn_t nvml_sim_device_index(nvmlDevice_t device, int *index);
+
+/* nvml_sim_device_index, then the device's record (and its index when
+ * `index` is not NULL). */
+nvmlReturn_t nvml_sim_lookup(nvmlDevice_t device, const struct sim_device_info **info, int *index);
+
+/* Copies the NUL-terminated `s` into buf[length]: NVML_ERROR_INVALID_ARGUMENT
+ * for a NULL buffer, NVML_ERROR_INSUFFICIENT_SIZE when it does not fit with
+ * its NUL (nothing is written then), else NVML_SUCCESS. */
+nvmlReturn_t nvml_sim_copy_string(char *buf, unsigned int length, const char *s);
+
+#endif
