@@ -1,0 +1,164 @@
+/* A group: one container or one `gpumem run`, living in a directory
+ * (/run/gpumem/<name>/, or under $GPUMEM_STATE_DIR) with two files.
+ *
+ *   limits  Written by whoever creates the group; read-only to the group's
+ *           processes (mounted read-only into containers). Fixed layout,
+ *           updated in place under a seqlock by `gpumem limit`, so every
+ *           process that has it mapped sees a new limit at its next
+ *           allocation, and a reader never sees a half-written one.
+ *   usage   Shared by every process of the group (mmap, read-write): per
+ *           device the group's identity, peak and refusals; per process a
+ *           slot with the bytes it holds. Hot-path updates are lock-free
+ *           atomics on the process's own slot; only slot claim and reclaim of
+ *           dead processes take the region's robust mutex, which the kernel
+ *           hands on if its holder dies.
+ *
+ * Both files start with a magic and a layout version; anything else is
+ * refused (and the shim then fails closed). */
+#ifndef GPUMEM_GROUP_H
+#define GPUMEM_GROUP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gpumem/size.h"
+
+#define GM_LAYOUT_VERSION   1
+#define GM_LIMITS_MAGIC     0x31544d4c4d4d5047ULL /* "GPMMLMT1" */
+#define GM_USAGE_MAGIC      0x3147534d4d4d5047ULL /* "GPMMMSG1" */
+#define GM_MAX_DEVICES      16
+#define GM_MAX_PROCS        256
+#define GM_NAME_LEN         64
+
+enum gm_priority { GM_PRIO_LOW = -1, GM_PRIO_NORMAL = 0, GM_PRIO_HIGH = 1 };
+
+/* ---- limits ---------------------------------------------------------- */
+
+struct gm_limit_dev {
+    char uuid[GM_UUID_LEN];     /* "GPU-..." lower case; "" = unused entry */
+    uint64_t limit;             /* bytes */
+};
+
+struct gm_limits {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;              /* sizeof(struct gm_limits) */
+    _Atomic uint64_t seq;       /* seqlock: odd while being rewritten */
+    uint64_t default_limit;     /* devices without an entry; GM_UNLIMITED = none */
+    uint32_t ndev;
+    uint32_t reserved0;
+    struct gm_limit_dev dev[GM_MAX_DEVICES];
+    uint64_t swap;              /* host spill allowance (bytes), 0 = none */
+    int32_t priority;
+    uint32_t reserved1;
+    /* Identity, for people and for Prometheus labels. */
+    char name[GM_NAME_LEN];
+    char container_id[80];
+    char pod[GM_NAME_LEN];
+    char pod_namespace[GM_NAME_LEN];
+    char container_name[GM_NAME_LEN];
+    uint64_t created_unix;
+};
+
+/* ---- usage ----------------------------------------------------------- */
+
+/* A device as the group knows it: keyed by UUID, so renumbering by
+ * CUDA_VISIBLE_DEVICES cannot split or dodge its accounting. */
+struct gm_usage_dev {
+    char uuid[GM_UUID_LEN];     /* "" = free entry; set under the admin mutex */
+    _Atomic uint64_t peak;              /* group peak of charged bytes */
+    _Atomic uint64_t refusals;          /* allocations refused for the limit */
+    _Atomic uint64_t last_refused_size;
+    _Atomic uint64_t ctx_overhead;      /* measured per-context cost, 0 = not yet */
+};
+
+/* One process. Only its owner writes the counters; slots never move (no
+ * compaction), so a pointer to one stays valid for the process's life. */
+struct gm_proc_slot {
+    _Atomic int32_t pid;                /* pid as the group sees it; 0 = free */
+    int32_t host_pid;                   /* filled by the host side when known */
+    uint64_t start_time;                /* /proc/<pid>/stat field 22: pid reuse guard */
+    char comm[32];
+    _Atomic uint64_t charged[GM_MAX_DEVICES];   /* bytes held (or being reserved) */
+    _Atomic uint64_t peak[GM_MAX_DEVICES];
+    _Atomic uint64_t allocs;
+    _Atomic uint64_t frees;
+    _Atomic uint64_t refusals;
+    _Atomic uint64_t last_refused_size;
+    _Atomic uint64_t last_activity_ns;  /* CLOCK_REALTIME of the last alloc/free */
+} __attribute__((aligned(64)));
+
+struct gm_usage {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;                      /* sizeof(struct gm_usage) */
+    uint32_t max_devices, max_procs;
+    _Atomic uint32_t slots_hw;          /* slots [0, slots_hw) may be in use */
+    _Atomic uint32_t ndev;
+    pthread_mutex_t admin;              /* robust, process-shared; never on the hot path */
+    char pad[64];
+    struct gm_usage_dev dev[GM_MAX_DEVICES];
+    struct gm_proc_slot slot[GM_MAX_PROCS];
+};
+
+/* ---- operations (src/common/group_*.c) -------------------------------- */
+
+/* The directory that holds groups: $GPUMEM_STATE_DIR, else /run/gpumem for
+ * root, else $XDG_RUNTIME_DIR/gpumem, else /tmp/gpumem-<uid>. */
+const char *gm_state_dir(char *buf, size_t len);
+
+/* A group name: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}. Returns 0 when valid. */
+int gm_valid_group_name(const char *name);
+
+/* Fills `l` from a parsed spec: UUID terms and ALL become entries/default;
+ * INDEX terms are mapped with index_uuid (index -> "GPU-..." or NULL). */
+int gm_limits_from_spec(struct gm_limits *l, const struct gm_limit_spec *spec,
+                        const char *(*index_uuid)(int index, void *ctx), void *ctx, char *err, size_t errlen);
+void gm_limits_init(struct gm_limits *l);
+
+/* Creates dir/limits (0644) and dir/usage (0666 by default) for a new group.
+ * Fails if the group exists. */
+int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mode, char *err, size_t errlen);
+int gm_group_remove(const char *dir);
+
+/* Maps dir/limits read-only / dir/usage read-write, validating magic,
+ * version, and size. Returns the mapping or NULL with err set. */
+const struct gm_limits *gm_limits_map(const char *dir, char *err, size_t errlen);
+struct gm_usage *gm_usage_map(const char *dir, char *err, size_t errlen);
+void gm_limits_unmap(const struct gm_limits *l);
+void gm_usage_unmap(struct gm_usage *u);
+
+/* Consistent copy of a mapped limits file (seqlock read; gives up after a
+ * bounded number of tries if a writer died mid-update and returns -1). */
+int gm_limits_read(const struct gm_limits *l, struct gm_limits *copy);
+
+/* The limit for a device UUID: its entry, else the default. Lock-free. */
+uint64_t gm_limits_for(const struct gm_limits *l, const char *uuid);
+
+/* Rewrites the limits of an existing group in place (flock + seqlock). */
+int gm_limits_update(const char *dir, const struct gm_limits *l, char *err, size_t errlen);
+
+/* Admin mutex (robust): returns 0 when held. A dead holder's half-done work
+ * is repaired by the reclaim that follows every acquisition that finds it. */
+int gm_admin_lock(struct gm_usage *u);
+void gm_admin_unlock(struct gm_usage *u);
+
+/* Finds or adds the group's entry for a device UUID; -1 when full. */
+int gm_usage_device(struct gm_usage *u, const char *uuid);
+
+/* Claims a slot for this process (reclaiming dead ones first if needed). */
+struct gm_proc_slot *gm_slot_claim(struct gm_usage *u, pid_t pid, uint64_t start_time, const char *comm);
+void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s);
+
+/* Frees the slots of processes that no longer exist (pid gone, or reused:
+ * start time differs). Returns how many were reclaimed. Takes the admin
+ * mutex itself. */
+int gm_reclaim_dead(struct gm_usage *u);
+
+/* Sum of charged bytes on group device `d` over all slots (lock-free). */
+uint64_t gm_usage_total(const struct gm_usage *u, int d);
+
+#endif

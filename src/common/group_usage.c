@@ -1,0 +1,267 @@
+/* The usage region: creation, mapping, slots, reclaim of dead processes.
+ *
+ * Invariants that make it survive SIGKILL at any instruction:
+ *  - a slot's counters are written only by its owner, with atomics;
+ *  - slots never move, so no one holds a stale pointer;
+ *  - claim and reclaim run under a robust mutex, so a claim can never race
+ *    a reclaim of the same slot, and a holder's death is reported to the
+ *    next locker, which re-runs reclaim (idempotent) before going on;
+ *  - a slot whose pid is set but whose start time does not match the live
+ *    process (including a claim that died half-way) counts as dead. */
+#include "gpumem/group.h"
+#include "gpumem/procinfo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Writes `len` bytes to dir/name.tmp, then renames it into place, so a
+ * reader never maps a half-written file. */
+static int create_file(const char *dir, const char *name, const void *data, size_t len, mode_t mode, char *err,
+                       size_t errlen)
+{
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mode, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) < 0) {
+        snprintf(err, errlen, errno == EEXIST ? "group %s already exists" : "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    static struct gm_usage u; /* big: keep it off the stack */
+    memset(&u, 0, sizeof u);
+    u.magic = GM_USAGE_MAGIC;
+    u.version = GM_LAYOUT_VERSION;
+    u.size = sizeof u;
+    u.max_devices = GM_MAX_DEVICES;
+    u.max_procs = GM_MAX_PROCS;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&u.admin, &a);
+    pthread_mutexattr_destroy(&a);
+    /* usage first: a process that finds `limits` can rely on `usage`. */
+    if (create_file(dir, "usage", &u, sizeof u, usage_mode, err, errlen) < 0 ||
+        create_file(dir, "limits", l, sizeof *l, 0644, err, errlen) < 0) {
+        gm_group_remove(dir);
+        return -1;
+    }
+    return 0;
+}
+
+int gm_group_remove(const char *dir)
+{
+    static const char *files[] = {"limits", "usage", ".limits.tmp", ".usage.tmp", "events", "info"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    return rmdir(dir);
+}
+
+struct gm_usage *gm_usage_map(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/usage", dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(struct gm_usage)) {
+        snprintf(err, errlen, "%s: size %lld, expected %zu (corrupt, truncated, or another gpumem version)", path,
+                 (long long)st.st_size, sizeof(struct gm_usage));
+        close(fd);
+        return NULL;
+    }
+    struct gm_usage *u = mmap(NULL, sizeof *u, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (u == MAP_FAILED) {
+        snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (u->magic != GM_USAGE_MAGIC || u->version != GM_LAYOUT_VERSION || u->size != sizeof *u ||
+        u->max_devices != GM_MAX_DEVICES || u->max_procs != GM_MAX_PROCS ||
+        atomic_load(&u->slots_hw) > GM_MAX_PROCS || atomic_load(&u->ndev) > GM_MAX_DEVICES) {
+        snprintf(err, errlen, "%s: not a gpumem usage region of layout version %d (corrupt or another version)", path,
+                 GM_LAYOUT_VERSION);
+        munmap(u, sizeof *u);
+        return NULL;
+    }
+    return u;
+}
+
+void gm_usage_unmap(struct gm_usage *u)
+{
+    if (u)
+        munmap(u, sizeof *u);
+}
+
+static void reclaim_locked(struct gm_usage *u, int *count);
+
+int gm_admin_lock(struct gm_usage *u)
+{
+    int rc = pthread_mutex_lock(&u->admin);
+    if (rc == EOWNERDEAD) {
+        /* The holder died inside a claim or reclaim. Both are repaired by a
+         * reclaim pass: a half-claimed slot has no matching start time. */
+        int n = 0;
+        reclaim_locked(u, &n);
+        pthread_mutex_consistent(&u->admin);
+        rc = 0;
+    }
+    return rc;
+}
+
+void gm_admin_unlock(struct gm_usage *u) { pthread_mutex_unlock(&u->admin); }
+
+int gm_usage_device(struct gm_usage *u, const char *uuid)
+{
+    uint32_t n = atomic_load(&u->ndev);
+    for (uint32_t i = 0; i < n; i++)
+        if (strncmp(u->dev[i].uuid, uuid, GM_UUID_LEN) == 0)
+            return (int)i;
+    if (gm_admin_lock(u) != 0)
+        return -1;
+    int found = -1;
+    n = atomic_load(&u->ndev);
+    for (uint32_t i = 0; i < n && found < 0; i++)
+        if (strncmp(u->dev[i].uuid, uuid, GM_UUID_LEN) == 0)
+            found = (int)i;
+    if (found < 0 && n < GM_MAX_DEVICES) {
+        snprintf(u->dev[n].uuid, GM_UUID_LEN, "%s", uuid);
+        atomic_store(&u->ndev, n + 1); /* publish after the uuid is written */
+        found = (int)n;
+    }
+    gm_admin_unlock(u);
+    return found;
+}
+
+static void clear_slot(struct gm_proc_slot *s)
+{
+    for (int d = 0; d < GM_MAX_DEVICES; d++) {
+        atomic_store(&s->charged[d], 0);
+        atomic_store(&s->peak[d], 0);
+    }
+    atomic_store(&s->allocs, 0);
+    atomic_store(&s->frees, 0);
+    atomic_store(&s->refusals, 0);
+    atomic_store(&s->last_refused_size, 0);
+    atomic_store(&s->last_activity_ns, 0);
+    s->host_pid = 0;
+    s->start_time = 0;
+    s->comm[0] = '\0';
+    atomic_store(&s->pid, 0); /* last: the slot is free only once it is clean */
+}
+
+static void reclaim_locked(struct gm_usage *u, int *count)
+{
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
+        struct gm_proc_slot *s = &u->slot[i];
+        int32_t pid = atomic_load(&s->pid);
+        if (pid == 0 || gm_proc_alive(pid, s->start_time))
+            continue;
+        clear_slot(s);
+        (*count)++;
+    }
+}
+
+int gm_reclaim_dead(struct gm_usage *u)
+{
+    int n = 0;
+    if (gm_admin_lock(u) != 0)
+        return 0;
+    reclaim_locked(u, &n);
+    gm_admin_unlock(u);
+    return n;
+}
+
+struct gm_proc_slot *gm_slot_claim(struct gm_usage *u, pid_t pid, uint64_t start_time, const char *comm)
+{
+    if (gm_admin_lock(u) != 0)
+        return NULL;
+    struct gm_proc_slot *got = NULL;
+    for (int pass = 0; pass < 2 && !got; pass++) {
+        if (pass == 1) {
+            int n = 0;
+            reclaim_locked(u, &n);
+        }
+        for (uint32_t i = 0; i < GM_MAX_PROCS; i++) {
+            struct gm_proc_slot *s = &u->slot[i];
+            if (atomic_load(&s->pid) != 0)
+                continue;
+            clear_slot(s); /* a straggler thread of the last owner may have left counts */
+            s->start_time = start_time;
+            snprintf(s->comm, sizeof s->comm, "%s", comm ? comm : "");
+            atomic_store(&s->pid, pid);
+            if (i + 1 > atomic_load(&u->slots_hw))
+                atomic_store(&u->slots_hw, i + 1);
+            got = s;
+            break;
+        }
+    }
+    gm_admin_unlock(u);
+    return got;
+}
+
+void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s)
+{
+    if (gm_admin_lock(u) != 0)
+        return;
+    clear_slot(s);
+    gm_admin_unlock(u);
+}
+
+uint64_t gm_usage_total(const struct gm_usage *u, int d)
+{
+    uint64_t sum = 0;
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw; i++)
+        sum += atomic_load(&u->slot[i].charged[d]);
+    return sum;
+}

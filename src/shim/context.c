@@ -1,0 +1,281 @@
+/* Contexts cost device memory the moment they exist (hundreds of MiB on
+ * recent GPUs), so each one is charged to the group like an allocation.
+ *
+ * The cost is measured, not guessed: the first time a context is created on
+ * a device of the group, the shim asks NVML how much the process now holds
+ * on that device and subtracts what it had charged for everything else. The
+ * figure is stored in the group (usage dev[].ctx_overhead); every later
+ * context on that device reserves it before the driver call, so a context
+ * that would pass the limit fails with CUDA_ERROR_OUT_OF_MEMORY like any
+ * allocation. Without NVML the cost is GPUMEM_CTX_OVERHEAD (a size) or 0,
+ * with a warning. */
+#include "shim.h"
+#include "gpumem/size.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* What this process holds on `gd` according to NVML, or -1 if unknown. */
+static int64_t nvml_self_used(int gd)
+{
+    if (shim_resolve_nvml() < 0 || !real_nvml.nvmlInit_v2 || !real_nvml.nvmlDeviceGetCount_v2 ||
+        !real_nvml.nvmlDeviceGetHandleByIndex_v2 || !real_nvml.nvmlDeviceGetUUID ||
+        !real_nvml.nvmlDeviceGetComputeRunningProcesses_v3)
+        return -1;
+    if (real_nvml.nvmlInit_v2() != NVML_SUCCESS)
+        return -1;
+    unsigned n = 0;
+    real_nvml.nvmlDeviceGetCount_v2(&n);
+    for (unsigned i = 0; i < n; i++) {
+        nvmlDevice_t dev;
+        char uuid[96];
+        if (real_nvml.nvmlDeviceGetHandleByIndex_v2(i, &dev) != NVML_SUCCESS ||
+            real_nvml.nvmlDeviceGetUUID(dev, uuid, sizeof uuid) != NVML_SUCCESS)
+            continue;
+        for (char *c = uuid; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c + 32);
+        if (strncmp(uuid, g.usage->dev[gd].uuid, GM_UUID_LEN) != 0)
+            continue;
+        nvmlProcessInfo_t procs[128];
+        unsigned count = 128;
+        PFN_nvmlDeviceGetComputeRunningProcesses_v3 list =
+            (PFN_nvmlDeviceGetComputeRunningProcesses_v3)real_nvml.nvmlDeviceGetComputeRunningProcesses_v3;
+        if (list(dev, &count, procs) != NVML_SUCCESS)
+            return -1;
+        for (unsigned k = 0; k < count; k++)
+            if (procs[k].pid == (unsigned)getpid())
+                return (int64_t)procs[k].usedGpuMemory;
+        return -1;
+    }
+    return -1;
+}
+
+static uint64_t configured_overhead(void)
+{
+    const char *v = shim_getenv("GPUMEM_CTX_OVERHEAD");
+    uint64_t b = 0;
+    char err[200];
+    if (v && gm_parse_size(v, GM_BARE_BYTES, &b, err, sizeof err) < 0)
+        shim_log(LOG_WARN, "%s", err);
+    return b;
+}
+
+/* Before a context is created on `dev`: reserve the known overhead. */
+static CUresult ctx_begin(CUdevice dev, int *gd, uint64_t *reserved)
+{
+    *gd = -1;
+    *reserved = 0;
+    int m = shim_mode();
+    if (m == SHIM_FAIL_CLOSED)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (m != SHIM_ENFORCE)
+        return CUDA_SUCCESS;
+    int d = shim_gd_for_cudevice(dev);
+    if (d < 0)
+        return CUDA_SUCCESS; /* not initialised or bad device: the driver will say so */
+    uint64_t known = atomic_load(&g.usage->dev[d].ctx_overhead);
+    if (known) {
+        CUresult r = shim_reserve(d, known);
+        if (r != CUDA_SUCCESS)
+            return r;
+    }
+    *gd = d;
+    *reserved = known;
+    return CUDA_SUCCESS;
+}
+
+/* After the driver made it: measure the first time, settle the charge.
+ * Returns the overhead charged, or 0 with *refused set when the measured
+ * cost does not fit the limit (the caller then undoes the context). */
+static uint64_t ctx_settle(int gd, uint64_t reserved, int *refused)
+{
+    *refused = 0;
+    if (reserved)
+        return reserved;
+    int64_t held = nvml_self_used(gd);
+    uint64_t cost;
+    if (held >= 0) {
+        uint64_t charged = atomic_load(&g.slot->charged[gd]);
+        cost = (uint64_t)held > charged ? (uint64_t)held - charged : 0;
+    } else {
+        cost = configured_overhead();
+        shim_log(LOG_WARN, "context overhead on %s not measurable (no NVML view of this process); charging %llu",
+                 g.usage->dev[gd].uuid, (unsigned long long)cost);
+    }
+    if (cost && shim_reserve(gd, cost) != CUDA_SUCCESS) {
+        *refused = 1;
+        return 0;
+    }
+    uint64_t zero = 0;
+    if (cost)
+        atomic_compare_exchange_strong(&g.usage->dev[gd].ctx_overhead, &zero, cost);
+    shim_log(LOG_DEBUG, "context overhead on %s: %llu bytes", g.usage->dev[gd].uuid, (unsigned long long)cost);
+    return cost;
+}
+
+typedef CUresult (*PFN_ctx_undo)(CUcontext);
+
+/* Shared tail of every context creation. */
+static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint64_t reserved, int primary)
+{
+    if (gd < 0)
+        return r;
+    if (r != CUDA_SUCCESS) {
+        shim_unreserve(gd, reserved);
+        return r;
+    }
+    pthread_mutex_lock(&ctx_lock);
+    if (primary && g.primary_retained[dev]++ > 0) {
+        /* Already counted: a retain of a live primary context costs nothing. */
+        pthread_mutex_unlock(&ctx_lock);
+        shim_unreserve(gd, reserved);
+        return r;
+    }
+    int refused;
+    uint64_t cost = ctx_settle(gd, reserved, &refused);
+    if (refused) {
+        if (primary)
+            g.primary_retained[dev]--;
+        pthread_mutex_unlock(&ctx_lock);
+        if (primary)
+            ((PFN_cuDevicePrimaryCtxRelease_v11000)real.cuDevicePrimaryCtxRelease_v2)(dev);
+        else
+            ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (primary)
+        g.ctx_charge[dev] = cost;
+    pthread_mutex_unlock(&ctx_lock);
+    if (!primary)
+        alloc_table_insert((uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, gd));
+    shim_committed(gd, 0);
+    return r;
+}
+
+EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    int gd;
+    uint64_t res;
+    CUresult r = ctx_begin(dev, &gd, &res);
+    if (r != CUDA_SUCCESS)
+        return r;
+    r = ((PFN_cuCtxCreate_v3020)real.cuCtxCreate_v2)(pctx, flags, dev);
+    return ctx_finish(r, r == CUDA_SUCCESS ? *pctx : NULL, dev, gd, res, 0);
+}
+
+EXPORT CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params, int n, unsigned int flags, CUdevice dev)
+{
+    int gd;
+    uint64_t res;
+    CUresult r = ctx_begin(dev, &gd, &res);
+    if (r != CUDA_SUCCESS)
+        return r;
+    r = ((PFN_cuCtxCreate_v11040)real.cuCtxCreate_v3)(pctx, params, n, flags, dev);
+    return ctx_finish(r, r == CUDA_SUCCESS ? *pctx : NULL, dev, gd, res, 0);
+}
+
+EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags, CUdevice dev)
+{
+    int gd;
+    uint64_t res;
+    CUresult r = ctx_begin(dev, &gd, &res);
+    if (r != CUDA_SUCCESS)
+        return r;
+    r = ((PFN_cuCtxCreate_v12050)real.cuCtxCreate_v4)(pctx, params, flags, dev);
+    return ctx_finish(r, r == CUDA_SUCCESS ? *pctx : NULL, dev, gd, res, 0);
+}
+
+EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+    uint64_t v;
+    if (atomic_load(&g.mode) != SHIM_ENFORCE || !alloc_table_remove((uint64_t)(uintptr_t)ctx, &v))
+        return ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+    CUresult r = ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+    if (r != CUDA_SUCCESS)
+        alloc_table_insert((uint64_t)(uintptr_t)ctx, v);
+    else
+        shim_released(alloc_gd(v), alloc_bytes(v));
+    return r;
+}
+
+EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    int gd = -1;
+    uint64_t res = 0;
+    int live = 0;
+    if (dev >= 0 && dev < GM_MAX_CU_DEVICES) {
+        pthread_mutex_lock(&ctx_lock);
+        live = g.primary_retained[dev] > 0;
+        pthread_mutex_unlock(&ctx_lock);
+    }
+    if (!live) {
+        CUresult r = ctx_begin(dev, &gd, &res);
+        if (r != CUDA_SUCCESS)
+            return r;
+    }
+    CUresult r = ((PFN_cuDevicePrimaryCtxRetain_v7000)real.cuDevicePrimaryCtxRetain)(pctx, dev);
+    if (live) {
+        if (r == CUDA_SUCCESS && atomic_load(&g.mode) == SHIM_ENFORCE) {
+            pthread_mutex_lock(&ctx_lock);
+            g.primary_retained[dev]++;
+            pthread_mutex_unlock(&ctx_lock);
+        }
+        return r;
+    }
+    return ctx_finish(r, r == CUDA_SUCCESS ? *pctx : NULL, dev, gd, res, 1);
+}
+
+/* Drops one retain (or all, for reset); the last one gives the cost back. */
+static void primary_drop(CUdevice dev, int all)
+{
+    if (atomic_load(&g.mode) != SHIM_ENFORCE || dev < 0 || dev >= GM_MAX_CU_DEVICES)
+        return;
+    uint64_t give = 0;
+    pthread_mutex_lock(&ctx_lock);
+    if (g.primary_retained[dev] > 0) {
+        g.primary_retained[dev] = all ? 0 : g.primary_retained[dev] - 1;
+        if (g.primary_retained[dev] == 0) {
+            give = g.ctx_charge[dev];
+            g.ctx_charge[dev] = 0;
+        }
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    int gd = atomic_load(&g.gd_of[dev]);
+    if (give && gd >= 0 && g.slot)
+        shim_released(gd, give);
+}
+
+EXPORT CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    CUresult r = ((PFN_cuDevicePrimaryCtxRelease_v11000)real.cuDevicePrimaryCtxRelease)(dev);
+    if (r == CUDA_SUCCESS)
+        primary_drop(dev, 0);
+    return r;
+}
+EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    CUresult r = ((PFN_cuDevicePrimaryCtxRelease_v11000)real.cuDevicePrimaryCtxRelease_v2)(dev);
+    if (r == CUDA_SUCCESS)
+        primary_drop(dev, 0);
+    return r;
+}
+EXPORT CUresult cuDevicePrimaryCtxReset(CUdevice dev)
+{
+    CUresult r = ((PFN_cuDevicePrimaryCtxReset_v11000)real.cuDevicePrimaryCtxReset)(dev);
+    if (r == CUDA_SUCCESS)
+        primary_drop(dev, 1);
+    return r;
+}
+EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+    CUresult r = ((PFN_cuDevicePrimaryCtxReset_v11000)real.cuDevicePrimaryCtxReset_v2)(dev);
+    if (r == CUDA_SUCCESS)
+        primary_drop(dev, 1);
+    return r;
+}

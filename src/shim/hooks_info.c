@@ -1,0 +1,53 @@
+/* What the application sees: the limit is the size of its GPU.
+ *   total = the limit (never more than the device really has)
+ *   free  = limit - group usage, clamped at 0, and never more than the
+ *           device really has free (other tenants use it too). */
+#include "shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Applies the group's view to a device's (free, total); gd < 0 = no view. */
+void shim_view(int gd, uint64_t *free, uint64_t *total);
+void shim_view(int gd, uint64_t *free, uint64_t *total)
+{
+    uint64_t limit = shim_limit(gd);
+    if (limit == GM_UNLIMITED)
+        return;
+    uint64_t used = gm_usage_total(g.usage, gd);
+    uint64_t room = limit > used ? limit - used : 0;
+    *total = min_u64(limit, *total);
+    *free = min_u64(min_u64(room, *free), *total);
+}
+
+EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
+{
+    CUresult r = ((PFN_cuMemGetInfo_v3020)real.cuMemGetInfo_v2)(free, total);
+    int m = shim_mode();
+    if (r != CUDA_SUCCESS || m == SHIM_PASSTHROUGH)
+        return r;
+    if (m == SHIM_FAIL_CLOSED) {
+        *free = 0;
+        return r;
+    }
+    int gd = shim_current_gd();
+    if (gd >= 0) {
+        uint64_t f = *free, t = *total;
+        shim_view(gd, &f, &t);
+        *free = f;
+        *total = t;
+    }
+    return r;
+}
+
+EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+    CUresult r = ((PFN_cuDeviceTotalMem_v3020)real.cuDeviceTotalMem_v2)(bytes, dev);
+    if (r != CUDA_SUCCESS || shim_mode() != SHIM_ENFORCE)
+        return r;
+    int gd = shim_gd_for_cudevice(dev);
+    if (gd >= 0)
+        *bytes = min_u64(shim_limit(gd), *bytes);
+    return r;
+}

@@ -1,0 +1,249 @@
+/* Device allocation paths: charge before the driver call, roll back when
+ * the driver fails, release on free against the allocation's own device. */
+#include "shim.h"
+
+/* Decides what happens to one allocation: on return *gd >= 0 means "charged,
+ * finish with alloc_done()", *gd < 0 means "pass through uncharged" (no
+ * group, or no current context for the driver to complain about). A non-zero
+ * return is the error to give the application. */
+static inline CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
+{
+    int m = shim_mode();
+    *gd = -1;
+    if (likely(m == SHIM_ENFORCE)) {
+        int d = gd_hint >= 0 ? gd_hint : shim_current_gd();
+        if (unlikely(d < 0))
+            return CUDA_SUCCESS;
+        CUresult r = shim_reserve(d, bytes);
+        if (r == CUDA_SUCCESS)
+            *gd = d;
+        return r;
+    }
+    return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+}
+
+static inline CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t bytes, int kind)
+{
+    if (gd < 0)
+        return r;
+    if (unlikely(r != CUDA_SUCCESS)) {
+        shim_unreserve(gd, bytes);
+        return r;
+    }
+    if (unlikely(alloc_table_insert(key, alloc_pack(bytes, kind, gd)) < 0))
+        shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
+    shim_committed(gd, bytes);
+    return r;
+}
+
+/* Removes `key` from the table before the driver frees it (so a concurrent
+ * allocation that gets the same address cannot be confused with it), and
+ * puts it back if the driver refuses the free. */
+#define FREE_THROUGH(call, key)                                                   \
+    do {                                                                          \
+        uint64_t v_;                                                              \
+        if (atomic_load_explicit(&g.mode, memory_order_relaxed) != SHIM_ENFORCE || \
+            !alloc_table_remove((key), &v_))                                      \
+            return call;                                                          \
+        CUresult r_ = call;                                                       \
+        if (unlikely(r_ != CUDA_SUCCESS))                                         \
+            alloc_table_insert((key), v_);                                        \
+        else                                                                      \
+            shim_released(alloc_gd(v_), alloc_bytes(v_));                         \
+        return r_;                                                                \
+    } while (0)
+
+#define REAL(sym) ((PFN_##sym)real.sym)
+typedef PFN_cuMemAlloc_v3020 PFN_cuMemAlloc_v2;
+typedef PFN_cuMemAllocPitch_v3020 PFN_cuMemAllocPitch_v2;
+typedef PFN_cuMemAllocManaged_v6000 PFN_cuMemAllocManaged;
+typedef PFN_cuMemFree_v3020 PFN_cuMemFree_v2;
+typedef PFN_cuMemAllocAsync_v11020 PFN_cuMemAllocAsync, PFN_cuMemAllocAsync_ptsz;
+typedef PFN_cuMemAllocFromPoolAsync_v11020 PFN_cuMemAllocFromPoolAsync, PFN_cuMemAllocFromPoolAsync_ptsz;
+typedef PFN_cuMemFreeAsync_v11020 PFN_cuMemFreeAsync, PFN_cuMemFreeAsync_ptsz;
+typedef PFN_cuMemCreate_v10020 PFN_cuMemCreate;
+typedef PFN_cuMemRelease_v10020 PFN_cuMemRelease;
+typedef PFN_cuArrayCreate_v3020 PFN_cuArrayCreate_v2;
+typedef PFN_cuArray3DCreate_v3020 PFN_cuArray3DCreate_v2;
+typedef PFN_cuArrayDestroy_v2000 PFN_cuArrayDestroy;
+typedef PFN_cuMipmappedArrayCreate_v5000 PFN_cuMipmappedArrayCreate;
+typedef PFN_cuMipmappedArrayDestroy_v5000 PFN_cuMipmappedArrayDestroy;
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    int gd;
+    uint64_t bytes = shim_charge_size(bytesize);
+    CUresult r = alloc_begin(-1, bytes, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuMemAlloc_v2)(dptr, bytesize);
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_MEM);
+}
+
+EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { FREE_THROUGH(REAL(cuMemFree_v2)(dptr), dptr); }
+
+/* The pitch is the driver's choice: reserve for the usual 512-byte row
+ * alignment, then settle on the real pitch x height. */
+EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+                                   unsigned int ElementSizeBytes)
+{
+    int gd;
+    uint64_t guess = shim_charge_size((uint64_t)((WidthInBytes + 511) & ~(size_t)511) * Height);
+    CUresult r = alloc_begin(-1, guess, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuMemAllocPitch_v2)(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    if (gd >= 0 && r == CUDA_SUCCESS) {
+        uint64_t actual = shim_charge_size((uint64_t)*pPitch * Height);
+        if (actual > guess) {
+            CUresult more = shim_reserve(gd, actual - guess);
+            if (more != CUDA_SUCCESS) {
+                REAL(cuMemFree_v2)(*dptr);
+                shim_unreserve(gd, guess);
+                return more;
+            }
+        } else if (actual < guess) {
+            shim_unreserve(gd, guess - actual);
+        }
+        guess = actual;
+    }
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, guess, AK_PITCH);
+}
+
+EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+{
+    int gd;
+    uint64_t bytes = shim_charge_size(bytesize);
+    CUresult r = alloc_begin(-1, bytes, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuMemAllocManaged)(dptr, bytesize, flags);
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_MANAGED);
+}
+
+#define ASYNC_ALLOC(sym, call)                                                    \
+    EXPORT CUresult sym                                                           \
+    {                                                                             \
+        int gd;                                                                   \
+        uint64_t bytes = shim_charge_size(bytesize);                              \
+        CUresult r = alloc_begin(-1, bytes, &gd);                                 \
+        if (unlikely(r != CUDA_SUCCESS))                                          \
+            return r;                                                             \
+        r = call;                                                                 \
+        return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_ASYNC); \
+    }
+
+ASYNC_ALLOC(cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream),
+            REAL(cuMemAllocAsync)(dptr, bytesize, hStream))
+ASYNC_ALLOC(cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream),
+            REAL(cuMemAllocAsync_ptsz)(dptr, bytesize, hStream))
+ASYNC_ALLOC(cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream),
+            REAL(cuMemAllocFromPoolAsync)(dptr, bytesize, pool, hStream))
+ASYNC_ALLOC(cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream),
+            REAL(cuMemAllocFromPoolAsync_ptsz)(dptr, bytesize, pool, hStream))
+
+/* An async free is released when issued, on the device recorded at
+ * allocation time (not the current one: a stream may belong to another). */
+EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
+{
+    FREE_THROUGH(REAL(cuMemFreeAsync)(dptr, hStream), dptr);
+}
+EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
+{
+    FREE_THROUGH(REAL(cuMemFreeAsync_ptsz)(dptr, hStream), dptr);
+}
+
+/* VMM: the physical handle is the device memory; cuMemMap only maps it. */
+EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                            unsigned long long flags)
+{
+    int gd = -1, hint = -1;
+    if (shim_mode() == SHIM_ENFORCE && prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
+        hint = shim_gd_for_cudevice(prop->location.id);
+        if (hint < 0) /* not a device we can name: let the driver judge it */
+            return REAL(cuMemCreate)(handle, size, prop, flags);
+    }
+    CUresult r = alloc_begin(hint, size, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuMemCreate)(handle, size, prop, flags);
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? *handle : 0, size, AK_VMM);
+}
+
+EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    FREE_THROUGH(REAL(cuMemRelease)(handle), handle);
+}
+
+/* Bytes of a CUDA array: width x height x depth x channels x element size
+ * (layered and cubemap arrays are depth layers). */
+static uint64_t array_bytes(size_t w, size_t h, size_t d, CUarray_format f, unsigned ch)
+{
+    unsigned elem;
+    switch (f) {
+    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: elem = 1; break;
+    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: elem = 2; break;
+    default: elem = 4; break;
+    }
+    unsigned __int128 b = (unsigned __int128)w * (h ? h : 1) * (d ? d : 1) * (ch ? ch : 1) * elem;
+    return b > (1ull << 50) ? (1ull << 50) : shim_charge_size((uint64_t)b);
+}
+
+EXPORT CUresult cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc)
+{
+    if (!desc)
+        return REAL(cuArrayCreate_v2)(pHandle, desc);
+    int gd;
+    uint64_t bytes = array_bytes(desc->Width, desc->Height, 1, desc->Format, desc->NumChannels);
+    CUresult r = alloc_begin(-1, bytes, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuArrayCreate_v2)(pHandle, desc);
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, bytes, AK_ARRAY);
+}
+
+EXPORT CUresult cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc)
+{
+    if (!desc)
+        return REAL(cuArray3DCreate_v2)(pHandle, desc);
+    int gd;
+    uint64_t bytes = array_bytes(desc->Width, desc->Height, desc->Depth, desc->Format, desc->NumChannels);
+    CUresult r = alloc_begin(-1, bytes, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuArray3DCreate_v2)(pHandle, desc);
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, bytes, AK_ARRAY);
+}
+
+EXPORT CUresult cuArrayDestroy(CUarray hArray)
+{
+    FREE_THROUGH(REAL(cuArrayDestroy)(hArray), (uint64_t)(uintptr_t)hArray);
+}
+
+EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc,
+                                       unsigned int levels)
+{
+    if (!desc)
+        return REAL(cuMipmappedArrayCreate)(pHandle, desc, levels);
+    uint64_t bytes = 0;
+    size_t w = desc->Width, h = desc->Height, d = desc->Depth;
+    for (unsigned l = 0; l < levels && l < 32; l++) {
+        bytes += array_bytes(w, h, d, desc->Format, desc->NumChannels);
+        w = w > 1 ? w / 2 : 1;
+        h = h > 1 ? h / 2 : h;
+        d = d > 1 ? d / 2 : d;
+    }
+    int gd;
+    CUresult r = alloc_begin(-1, bytes, &gd);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = REAL(cuMipmappedArrayCreate)(pHandle, desc, levels);
+    return alloc_done(r, gd, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, bytes, AK_MIPMAP);
+}
+
+EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray h)
+{
+    FREE_THROUGH(REAL(cuMipmappedArrayDestroy)(h), (uint64_t)(uintptr_t)h);
+}

@@ -1,0 +1,135 @@
+/* Internal interface of libgpumem.so. Everything here is hidden (built with
+ * -fvisibility=hidden; libgpumem.map exports only the hooks). */
+#ifndef GPUMEM_SHIM_H
+#define GPUMEM_SHIM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "gpumem/cuda.h"
+#include "gpumem/group.h"
+#include "gpumem/nvml.h"
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* The pre-11.0 flavours of two hooked functions (same arguments). */
+typedef PFN_cuDevicePrimaryCtxRelease_v11000 PFN_cuDevicePrimaryCtxRelease_v7000;
+typedef PFN_cuDevicePrimaryCtxReset_v11000 PFN_cuDevicePrimaryCtxReset_v7000;
+typedef PFN_cuIpcOpenMemHandle_v11000 PFN_cuIpcOpenMemHandle_v4010;
+
+/* The driver's own functions, resolved once from the driver's handle. */
+struct real_driver {
+#define HOOK(sym, name, ver, ptds) void *sym;
+#include "hooked.def"
+#undef HOOK
+    /* Not hooked, but called by the shim itself. */
+    PFN_cuCtxGetDevice_v2000 cuCtxGetDevice;
+    PFN_cuDeviceGetCount_v2000 cuDeviceGetCount;
+    PFN_cuDeviceGetUuid_v11040 cuDeviceGetUuid_v2;
+    PFN_cuMemGetAddressRange_v3020 cuMemGetAddressRange_v2;
+    PFN_cuPointerGetAttribute_v4000 cuPointerGetAttribute;
+};
+struct real_nvml {
+#define NVML_HOOK(sym) void *sym;
+#include "nvml_hooked.def"
+#undef NVML_HOOK
+    PFN_nvmlDeviceGetUUID nvmlDeviceGetUUID;
+    PFN_nvmlInit_v2 nvmlInit_v2;
+    PFN_nvmlDeviceGetCount_v2 nvmlDeviceGetCount_v2;
+    PFN_nvmlDeviceGetHandleByIndex_v2 nvmlDeviceGetHandleByIndex_v2;
+};
+extern struct real_driver real;
+extern struct real_nvml real_nvml;
+
+#define GM_MAX_CU_DEVICES 64
+
+/* What the shim does in this process. */
+enum shim_mode {
+    SHIM_UNINIT = 0,
+    SHIM_PASSTHROUGH,   /* no group: count nothing, change nothing */
+    SHIM_ENFORCE,       /* a valid group: account and enforce */
+    SHIM_FAIL_CLOSED,   /* a group was configured but is unusable: refuse device allocations */
+};
+
+struct shim {
+    _Atomic int mode;                   /* enum shim_mode; read on every hooked call */
+    const struct gm_limits *limits;
+    struct gm_usage *usage;
+    struct gm_proc_slot *slot;          /* NULL after fork until re-claimed */
+    int ncu;                            /* CUDA devices this process sees */
+    _Atomic int gd_of[GM_MAX_CU_DEVICES];   /* CUdevice -> group device index, -1 = not yet */
+    /* Limit per group device, cached with the limits seq it was read at. */
+    struct { _Atomic uint64_t seq, value; } lim[GM_MAX_DEVICES];
+    int ctx_count[GM_MAX_CU_DEVICES];   /* live contexts per CUdevice (primary counts once) */
+    int primary_retained[GM_MAX_CU_DEVICES];
+    uint64_t ctx_charge[GM_MAX_CU_DEVICES]; /* overhead charged for this device's contexts */
+};
+extern struct shim g;
+
+/* init.c */
+void shim_init_slow(void);
+static inline int shim_mode(void)
+{
+    int m = atomic_load_explicit(&g.mode, memory_order_acquire);
+    if (unlikely(m == SHIM_UNINIT || (m == SHIM_ENFORCE && !g.slot))) {
+        shim_init_slow();
+        m = atomic_load_explicit(&g.mode, memory_order_acquire);
+    }
+    return m;
+}
+int shim_resolve_driver(void);
+int shim_resolve_nvml(void);
+int shim_gd_for_cudevice(CUdevice dev);
+int shim_current_gd(void);
+int shim_gd_for_nvml_device(nvmlDevice_t dev);
+
+/* account.c: reserve before the driver call, commit or roll back after. */
+uint64_t shim_limit(int gd);
+CUresult shim_reserve(int gd, uint64_t bytes);
+void shim_unreserve(int gd, uint64_t bytes);
+void shim_committed(int gd, uint64_t bytes);
+void shim_released(int gd, uint64_t bytes);
+uint64_t shim_charge_size(uint64_t bytes);
+
+/* alloc_table.c: live allocations of this process, key -> packed value. */
+enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, AK_MIPMAP, AK_IPC, AK_IMPORT, AK_CTX };
+static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd)
+{
+    return (bytes << 12) | ((uint64_t)kind << 8) | (uint64_t)gd;
+}
+static inline uint64_t alloc_bytes(uint64_t v) { return v >> 12; }
+static inline int alloc_kind(uint64_t v) { return (int)((v >> 8) & 0xf); }
+static inline int alloc_gd(uint64_t v) { return (int)(v & 0xff); }
+int alloc_table_insert(uint64_t key, uint64_t value);
+int alloc_table_remove(uint64_t key, uint64_t *value);
+void alloc_table_fork_child(void);
+void alloc_table_fork_prepare(void);
+void alloc_table_fork_parent(void);
+
+/* log.c: GPUMEM_LOG=debug|info|warn|error|off, GPUMEM_LOG_FILE=path. No
+ * malloc: formats into a stack buffer and write(2)s it. */
+enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
+void shim_log_init(void);
+void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *shim_getenv(const char *name);
+
+/* dlsym.c */
+void *shim_real_dlsym(void *handle, const char *name);
+void *shim_hook_for_symbol(const char *name);
+
+/* context.c */
+CUresult shim_ctx_created(CUdevice dev);
+void shim_ctx_before_create(CUdevice dev, uint64_t *reserved, int *gd);
+
+/* Every hook, declared with the PFN type of its (name, version): the
+ * compiler proves each has exactly the signature cuGetProcAddress promises
+ * for it (and NVML's for the NVML ones). */
+#define HOOK(sym, nm, ver, ptds) extern __typeof__(*(PFN_##nm##_v##ver)0) sym __attribute__((visibility("default")));
+#include "hooked.def"
+#undef HOOK
+#define NVML_HOOK(sym) extern __typeof__(*(PFN_##sym)0) sym __attribute__((visibility("default")));
+#include "nvml_hooked.def"
+#undef NVML_HOOK
+
+#endif
