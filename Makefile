@@ -73,6 +73,7 @@ $(SIMNVML): $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) sim/nvml/libnvidia-ml.map
 	    -Wl,--version-script=sim/nvml/libnvidia-ml.map $(LDSAN) -o $@ $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
 	ln -sf libnvidia-ml.so.1 $(BUILD)/sim/libnvidia-ml.so
 
+$(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
 $(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm

@@ -37,7 +37,7 @@ uint64_t gm_proc_start_time(pid_t pid)
     if (!p)
         return 0;
     p++;
-    for (int field = 2; field < 21 && *p; p++)
+    for (int field = 2; field < 22 && *p; p++)
         if (*p == ' ')
             field++;
     uint64_t v = 0;

@@ -1,0 +1,42 @@
+/* The gpumem command: one file per subcommand, dispatched from main.c. */
+#ifndef GPUMEM_CLI_H
+#define GPUMEM_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "gpumem/group.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+int cmd_run(int argc, char **argv);
+int cmd_limit(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+
+/* Prints "gpumem: <message>" to stderr; returns 2 (usage) or 1 (failure)
+ * as the caller asks, so `return die(1, ...)` reads naturally. */
+int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when argv[i] is -h or --help. */
+int is_help(const char *arg);
+
+/* Where gpumem's own files are, relative to the running binary: the shim
+ * (lib/libgpumem.so) and the simulated GPU (sim/). Overridable with
+ * GPUMEM_SHIM and GPUMEM_SIM_DIR. Returns 0 and fills buf, or -1. */
+int find_shim(char *buf, size_t len);
+int find_sim_dir(char *buf, size_t len);
+
+/* Resolves a group argument (a name under the state directory, or a path
+ * to a group directory) to its directory. */
+int group_dir(const char *group, char *buf, size_t len);
+
+/* Device index (as NVML and nvidia-smi number them) -> "GPU-..." UUID, from
+ * the NVML library the commands would use (the simulated one with `sim`).
+ * Returns NULL when unknown. */
+const char *nvml_index_uuid(int index, void *sim);
+
+#endif

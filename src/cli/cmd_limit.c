@@ -1,0 +1,93 @@
+/* gpumem limit GROUP [SIZE]: show or change a running group's limit. The
+ * limits file is rewritten in place under its seqlock, so every process of
+ * the group obeys the new limit at its next allocation. Lowering it below
+ * current usage frees nothing: new allocations are refused until usage
+ * falls. */
+#include "cli.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+static void limit_usage(FILE *out)
+{
+    fprintf(out, "Usage: gpumem limit GROUP [SIZE | DEV=SIZE[,DEV=SIZE...]]\n"
+                 "\n"
+                 "Without SIZE, shows GROUP's limits. With SIZE, changes them while the\n"
+                 "group runs: SIZE alone sets the limit of every GPU without its own entry;\n"
+                 "DEV=SIZE sets one GPU's, by UUID (GPU-...) or index (as nvidia-smi numbers\n"
+                 "them). The next allocation in the group obeys the new limit. Lowering a\n"
+                 "limit below what the group holds frees nothing; new allocations are\n"
+                 "refused until usage falls below it.\n"
+                 "\n"
+                 "GROUP is a group name (see gpumem ps) or the path of a group directory.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  gpumem limit job7            show\n"
+                 "  gpumem limit job7 8G         every GPU: 8 GiB\n"
+                 "  gpumem limit job7 0=6G       GPU 0: 6 GiB\n");
+}
+
+static void show(const char *name, const struct gm_limits *l)
+{
+    char a[32];
+    printf("%s: default %s\n", name, gm_format_size(l->default_limit, a, sizeof a));
+    for (uint32_t i = 0; i < l->ndev && i < GM_MAX_DEVICES; i++)
+        printf("%s: %s %s\n", name, l->dev[i].uuid, gm_format_size(l->dev[i].limit, a, sizeof a));
+}
+
+int cmd_limit(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3 || is_help(argv[1]) || (argc == 3 && is_help(argv[2]))) {
+        int help = argc >= 2 && (is_help(argv[1]) || (argc == 3 && is_help(argv[2])));
+        limit_usage(help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    char dir[PATH_MAX], err[512];
+    if (group_dir(argv[1], dir, sizeof dir) < 0)
+        return die(1, "no group \"%s\" (see gpumem ps)", argv[1]);
+    const struct gm_limits *ml = gm_limits_map(dir, err, sizeof err);
+    if (!ml)
+        return die(1, "%s", err);
+    struct gm_limits l;
+    if (gm_limits_read(ml, &l) < 0) {
+        /* A writer died mid-update: start from what is there; we repair it. */
+        memcpy(&l, (const void *)ml, sizeof l);
+    }
+    gm_limits_unmap(ml);
+    if (argc == 2) {
+        show(argv[1], &l);
+        return 0;
+    }
+    struct gm_limit_spec spec;
+    if (gm_parse_limit_spec(argv[2], GM_BARE_REJECT, &spec, err, sizeof err) < 0)
+        return die(2, "%s", err);
+    for (int i = 0; i < spec.n; i++) {
+        const struct gm_limit_term *t = &spec.term[i];
+        if (t->kind == GM_TERM_ALL) {
+            l.default_limit = t->bytes;
+            continue;
+        }
+        const char *uuid = t->uuid;
+        if (t->kind == GM_TERM_INDEX && !(uuid = nvml_index_uuid(t->index, NULL))) {
+            char simdir[PATH_MAX];
+            if (find_sim_dir(simdir, sizeof simdir) < 0 || !(uuid = nvml_index_uuid(t->index, simdir)))
+                return die(1, "GPU %d: no such device (or no NVML); give its UUID instead", t->index);
+        }
+        uint32_t k;
+        for (k = 0; k < l.ndev; k++)
+            if (strcmp(l.dev[k].uuid, uuid) == 0)
+                break;
+        if (k == l.ndev) {
+            if (l.ndev == GM_MAX_DEVICES)
+                return die(1, "too many devices (at most %d)", GM_MAX_DEVICES);
+            snprintf(l.dev[k].uuid, GM_UUID_LEN, "%s", uuid);
+            l.ndev++;
+        }
+        l.dev[k].limit = t->bytes;
+    }
+    if (gm_limits_update(dir, &l, err, sizeof err) < 0)
+        return die(1, "%s", err);
+    show(argv[1], &l);
+    return 0;
+}

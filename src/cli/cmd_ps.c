@@ -1,0 +1,208 @@
+/* gpumem ps: one row per group and device, like `docker stats --no-stream`.
+ * Reads the groups' files directly; needs no daemon. Dead processes' slots
+ * are reclaimed on the way (that is what a reader of a group may do). */
+#include "cli.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gpumem/procinfo.h"
+
+static void ps_usage(FILE *out)
+{
+    fprintf(out, "Usage: gpumem ps [-a] [-p] [--format table|json]\n"
+                 "\n"
+                 "Lists groups (containers, gpumem run) with their GPU memory: one row per\n"
+                 "group and GPU with its limit, what its processes hold now, the peak, the\n"
+                 "share of the limit in use, how many processes, and how many allocations\n"
+                 "were refused for the limit.\n"
+                 "\n"
+                 "Options:\n"
+                 "  -a, --all          include groups whose processes have all exited\n"
+                 "  -p, --processes    add a row per process (pid, command, held, peak)\n"
+                 "      --format FMT   table (default) or json (bytes as integers)\n"
+                 "  -h, --help         show this help\n");
+}
+
+struct ps_opts {
+    int all, procs, json;
+};
+
+static int live_procs(const struct gm_usage *u)
+{
+    int n = 0;
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++)
+        n += atomic_load(&u->slot[i].pid) != 0;
+    return n;
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static int show_group(const char *name, const char *dir, const struct ps_opts *o, int *first)
+{
+    char err[512], a[32], b[32], c[32];
+    const struct gm_limits *l = gm_limits_map(dir, err, sizeof err);
+    struct gm_usage *u = l ? gm_usage_map(dir, err, sizeof err) : NULL;
+    if (!u) {
+        fprintf(stderr, "gpumem: warning: skipping group %s: %s\n", name, err);
+        gm_limits_unmap(l);
+        return -1;
+    }
+    gm_reclaim_dead(u);
+    int nproc = live_procs(u);
+    if (nproc == 0 && !o->all) {
+        gm_usage_unmap(u);
+        gm_limits_unmap(l);
+        return 0;
+    }
+    uint32_t ndev = atomic_load(&u->ndev);
+    if (o->json) {
+        printf("%s{\"group\":", *first ? "" : ",");
+        json_str(name);
+        printf(",\"container_id\":");
+        json_str(l->container_id);
+        printf(",\"processes\":%d,\"devices\":[", nproc);
+        for (uint32_t d = 0; d < ndev; d++) {
+            uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
+            printf("%s{\"uuid\":\"%s\",\"limit\":", d ? "," : "", u->dev[d].uuid);
+            if (lim == GM_UNLIMITED)
+                printf("null");
+            else
+                printf("%llu", (unsigned long long)lim);
+            printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu}", (unsigned long long)gm_usage_total(u, (int)d),
+                   (unsigned long long)atomic_load(&u->dev[d].peak),
+                   (unsigned long long)atomic_load(&u->dev[d].refusals));
+        }
+        printf("]");
+        if (o->procs) {
+            printf(",\"process_list\":[");
+            int k = 0;
+            uint32_t hw = atomic_load(&u->slots_hw);
+            for (uint32_t i = 0; i < hw; i++) {
+                const struct gm_proc_slot *s = &u->slot[i];
+                if (!atomic_load(&s->pid))
+                    continue;
+                uint64_t used = 0, peak = 0;
+                for (uint32_t d = 0; d < ndev; d++) {
+                    used += atomic_load(&s->charged[d]);
+                    peak += atomic_load(&s->peak[d]);
+                }
+                printf("%s{\"pid\":%d,\"host_pid\":%d,\"command\":", k++ ? "," : "", (int)atomic_load(&s->pid),
+                       s->host_pid ? s->host_pid : (int)atomic_load(&s->pid));
+                json_str(s->comm);
+                printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu}",
+                       (unsigned long long)used, (unsigned long long)peak,
+                       (unsigned long long)atomic_load(&s->allocs), (unsigned long long)atomic_load(&s->frees),
+                       (unsigned long long)atomic_load(&s->refusals));
+            }
+            printf("]");
+        }
+        printf("}");
+        *first = 0;
+    } else {
+        if (ndev == 0)
+            printf("%-20s %-14s %10s %10s %10s %6s %5d %8s\n", name, "-",
+                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0");
+        for (uint32_t d = 0; d < ndev; d++) {
+            uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
+            char pct[16] = "-";
+            if (lim != GM_UNLIMITED && lim)
+                snprintf(pct, sizeof pct, "%.1f%%", 100.0 * (double)used / (double)lim);
+            char shortid[16];
+            snprintf(shortid, sizeof shortid, "%.12s", u->dev[d].uuid);
+            printf("%-20s %-14s %10s %10s %10s %6s %5d %8llu\n", d ? "" : name, shortid,
+                   gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
+                   gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), pct, nproc,
+                   (unsigned long long)atomic_load(&u->dev[d].refusals));
+        }
+        if (o->procs) {
+            uint32_t hw = atomic_load(&u->slots_hw);
+            for (uint32_t i = 0; i < hw; i++) {
+                const struct gm_proc_slot *s = &u->slot[i];
+                if (!atomic_load(&s->pid))
+                    continue;
+                uint64_t used = 0, peak = 0;
+                for (uint32_t d = 0; d < ndev; d++) {
+                    used += atomic_load(&s->charged[d]);
+                    peak += atomic_load(&s->peak[d]);
+                }
+                printf("  pid %-8d %-16s used %10s  peak %10s  refusals %llu\n", (int)atomic_load(&s->pid), s->comm,
+                       gm_format_size(used, a, sizeof a), gm_format_size(peak, b, sizeof b),
+                       (unsigned long long)atomic_load(&s->refusals));
+            }
+        }
+    }
+    gm_usage_unmap(u);
+    gm_limits_unmap(l);
+    return 0;
+}
+
+int cmd_ps(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, 0, 'a'}, {"processes", no_argument, 0, 'p'}, {"format", required_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    struct ps_opts o = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "aph", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': o.all = 1; break;
+        case 'p': o.procs = 1; break;
+        case 'f':
+            if (strcmp(optarg, "json") == 0)
+                o.json = 1;
+            else if (strcmp(optarg, "table") != 0)
+                return die(2, "--format \"%s\": expected table or json", optarg);
+            break;
+        case 'h': ps_usage(stdout); return 0;
+        default: ps_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc)
+        return die(2, "ps: unexpected argument \"%s\"", argv[optind]);
+    char state[PATH_MAX];
+    gm_state_dir(state, sizeof state);
+    struct dirent **ents = NULL;
+    int n = scandir(state, &ents, NULL, alphasort);
+    if (o.json)
+        printf("[");
+    else
+        printf("%-20s %-14s %10s %10s %10s %6s %5s %8s\n", "GROUP", "GPU", "LIMIT", "USED", "PEAK", "%LIM",
+               "PROCS", "REFUSED");
+    int first = 1;
+    for (int i = 0; i < n; i++) {
+        const char *name = ents[i]->d_name;
+        char dir[PATH_MAX + 300], probe[PATH_MAX + 320];
+        if (name[0] != '.' && gm_valid_group_name(name) == 0) {
+            snprintf(dir, sizeof dir, "%s/%s", state, name);
+            snprintf(probe, sizeof probe, "%s/limits", dir);
+            if (access(probe, F_OK) == 0)
+                show_group(name, dir, &o, &first);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (o.json)
+        printf("]\n");
+    return 0;
+}

@@ -1,0 +1,235 @@
+/* gpumem run: a command and everything it starts, as one group under one
+ * limit. */
+#include "cli.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: gpumem run [OPTIONS] -- COMMAND [ARG...]\n"
+            "\n"
+            "Runs COMMAND in a new group: it and every process it starts share one GPU\n"
+            "memory limit, see the limit as their GPU's total memory (cuMemGetInfo,\n"
+            "cudaMemGetInfo, torch.cuda.mem_get_info, nvidia-smi), and get\n"
+            "CUDA_ERROR_OUT_OF_MEMORY for an allocation that would pass it.\n"
+            "\n"
+            "Options:\n"
+            "  -l, --limit SIZE       limit on every GPU: 4G, 4096M, 4.5GiB (binary units)\n"
+            "  -l, --limit DEV=SIZE   limit on one GPU, by index (as nvidia-smi numbers them)\n"
+            "                         or by UUID (GPU-...); repeat for several GPUs\n"
+            "  -n, --name NAME        name of the group (default run-<pid>)\n"
+            "      --sim              use gpumem's simulated GPU instead of an NVIDIA driver\n"
+            "      --keep             keep the group directory after COMMAND exits\n"
+            "  -s, --summary          print peak usage and refusals when COMMAND exits\n"
+            "  -h, --help             show this help\n"
+            "\n"
+            "Without --limit, the limit comes from GPUMEM_LIMIT, NVIDIA_GPU_MEMORY_LIMIT (MiB)\n"
+            "or CUDA_DEVICE_MEMORY_LIMIT; with none of them the group is only accounted.\n"
+            "\n"
+            "The exit status is COMMAND's (128+N if it died of signal N). SIGTERM, SIGHUP,\n"
+            "SIGUSR1 and SIGUSR2 are forwarded to COMMAND.\n"
+            "\n"
+            "Examples:\n"
+            "  gpumem run --limit 4G -- python train.py\n"
+            "  gpumem run --limit 0=4G --limit 1=8G --name job7 -- ./worker\n"
+            "  gpumem run --sim --limit 1G --summary -- ./my-cuda-test\n");
+}
+
+static pid_t child;
+
+static void forward(int sig)
+{
+    if (child > 0)
+        kill(child, sig);
+}
+
+static const char *env_lookup(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+static void print_summary(const char *name, const struct gm_usage *u, const struct gm_limits *l)
+{
+    char a[32], b[32];
+    uint32_t n = atomic_load(&u->ndev);
+    fprintf(stderr, "gpumem: group %s:", name);
+    if (n == 0)
+        fprintf(stderr, " no GPU memory was allocated\n");
+    else
+        fputc('\n', stderr);
+    for (uint32_t d = 0; d < n; d++) {
+        uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
+        fprintf(stderr, "  %s  peak %s of %s, %llu refused allocation%s", u->dev[d].uuid,
+                gm_format_size(atomic_load(&u->dev[d].peak), a, sizeof a), gm_format_size(lim, b, sizeof b),
+                (unsigned long long)atomic_load(&u->dev[d].refusals),
+                atomic_load(&u->dev[d].refusals) == 1 ? "" : "s");
+        if (atomic_load(&u->dev[d].refusals))
+            fprintf(stderr, " (last %s)", gm_format_size(atomic_load(&u->dev[d].last_refused_size), a, sizeof a));
+        fputc('\n', stderr);
+    }
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"limit", required_argument, 0, 'l'}, {"name", required_argument, 0, 'n'},
+        {"sim", no_argument, 0, 'S'},         {"keep", no_argument, 0, 'k'},
+        {"summary", no_argument, 0, 's'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    char limit_arg[1024] = "", name[GM_NAME_LEN] = "", err[512];
+    int sim = 0, keep = 0, summary = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+l:n:sh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (strlen(limit_arg) + strlen(optarg) + 2 > sizeof limit_arg)
+                return die(2, "too many --limit options");
+            if (*limit_arg)
+                strcat(limit_arg, ",");
+            strcat(limit_arg, optarg);
+            break;
+        case 'n':
+            if (gm_valid_group_name(optarg) < 0)
+                return die(2, "bad group name \"%s\": use letters, digits, '_', '.', '-' (at most %d)", optarg,
+                           GM_NAME_LEN - 1);
+            snprintf(name, sizeof name, "%s", optarg);
+            break;
+        case 'S': sim = 1; break;
+        case 'k': keep = 1; break;
+        case 's': summary = 1; break;
+        case 'h': run_usage(stdout); return 0;
+        default: run_usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        run_usage(stderr);
+        return die(2, "run: no command given (put it after --)");
+    }
+
+    struct gm_limit_spec spec = {0};
+    if (*limit_arg) {
+        if (gm_parse_limit_spec(limit_arg, GM_BARE_REJECT, &spec, err, sizeof err) < 0)
+            return die(2, "--limit: %s", err);
+    } else {
+        int rc = gm_limit_from_env(env_lookup, NULL, &spec, err, sizeof err);
+        if (rc < 0)
+            return die(2, "%s", err);
+        if (rc == 0)
+            fprintf(stderr, "gpumem: no limit given (--limit): the group is accounted but not limited\n");
+    }
+
+    /* The driver the command will use. */
+    char simdir[PATH_MAX] = "", shim[PATH_MAX];
+    if (sim) {
+        if (find_sim_dir(simdir, sizeof simdir) < 0)
+            return die(1, "--sim: the simulated GPU (libcuda.so.1) was not found next to gpumem; set GPUMEM_SIM_DIR");
+    } else {
+        void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+        if (!h)
+            return die(1, "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded); "
+                          "use --sim to run on gpumem's simulated GPU");
+        dlclose(h);
+    }
+    if (find_shim(shim, sizeof shim) < 0)
+        return die(1, "the shim libgpumem.so was not found next to gpumem; set GPUMEM_SHIM");
+
+    struct gm_limits l;
+    gm_limits_init(&l);
+    if (gm_limits_from_spec(&l, &spec, nvml_index_uuid, sim ? simdir : NULL, err, sizeof err) < 0)
+        return die(2, "--limit: %s", err);
+    if (!*name)
+        snprintf(name, sizeof name, "run-%d", (int)getpid());
+    snprintf(l.name, sizeof l.name, "%s", name);
+    l.created_unix = (uint64_t)time(NULL);
+
+    char state[PATH_MAX], dir[PATH_MAX + GM_NAME_LEN + 1];
+    gm_state_dir(state, sizeof state);
+    if (mkdir_p(state) < 0)
+        return die(1, "cannot create the state directory %s: %s", state, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/%s", state, name);
+    if (gm_group_create(dir, &l, 0644, err, sizeof err) < 0)
+        return die(1, "%s", err);
+
+    /* The command's environment: the group, the shim (kept in front of any
+     * LD_PRELOAD the user had), and the simulated driver when asked for. */
+    setenv("GPUMEM_GROUP_DIR", dir, 1);
+    const char *pre = getenv("LD_PRELOAD");
+    char preload[2 * PATH_MAX];
+    snprintf(preload, sizeof preload, "%s%s%s", shim, pre && *pre ? ":" : "", pre && *pre ? pre : "");
+    setenv("LD_PRELOAD", preload, 1);
+    if (sim) {
+        const char *lp = getenv("LD_LIBRARY_PATH");
+        char libpath[2 * PATH_MAX];
+        snprintf(libpath, sizeof libpath, "%s%s%s", simdir, lp && *lp ? ":" : "", lp && *lp ? lp : "");
+        setenv("LD_LIBRARY_PATH", libpath, 1);
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = forward;
+    sigemptyset(&sa.sa_mask);
+    int fwd[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
+        sigaction(fwd[i], &sa, NULL);
+    /* Like system(3): the terminal's ^C and ^\ reach the command directly. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+
+    child = fork();
+    if (child < 0) {
+        gm_group_remove(dir);
+        return die(1, "fork: %s", strerror(errno));
+    }
+    if (child == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        execvp(argv[optind], argv + optind);
+        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+        ;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+
+    if (summary) {
+        const struct gm_limits *ml = gm_limits_map(dir, err, sizeof err);
+        struct gm_usage *u = ml ? gm_usage_map(dir, err, sizeof err) : NULL;
+        if (u)
+            print_summary(name, u, ml);
+        else
+            fprintf(stderr, "gpumem: --summary: %s\n", err);
+        gm_usage_unmap(u);
+        gm_limits_unmap(ml);
+    }
+    if (!keep)
+        gm_group_remove(dir);
+    return code;
+}

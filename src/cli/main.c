@@ -1,0 +1,72 @@
+/* gpumem: per-container GPU memory limits, accounting and monitoring. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct command commands[] = {
+    {"run", cmd_run, "run a command in a new group under a GPU memory limit"},
+    {"limit", cmd_limit, "show or change a running group's limit"},
+    {"ps", cmd_ps, "list groups and their GPU memory use"},
+};
+
+int die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("gpumem: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return status;
+}
+
+int is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: gpumem COMMAND [OPTIONS]\n"
+                 "\n"
+                 "Hard GPU memory limits for containers and process trees: the applications of\n"
+                 "a group see the limit as their GPU's size, and every byte they allocate on the\n"
+                 "device, across all their processes, is counted against it.\n"
+                 "\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n"
+                 "Run 'gpumem COMMAND --help' for a command's options.\n"
+                 "\n"
+                 "Environment:\n"
+                 "  GPUMEM_STATE_DIR  where groups live (default /run/gpumem as root,\n"
+                 "                    $XDG_RUNTIME_DIR/gpumem or /tmp/gpumem-<uid> otherwise)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        if (argc > 2 && strcmp(argv[1], "help") == 0) {
+            char *h[] = {argv[2], "--help", NULL};
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (strcmp(commands[i].name, argv[2]) == 0)
+                    return commands[i].run(2, h);
+        }
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("gpumem %s\n", GPUMEM_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, argv[1]) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    die(2, "unknown command \"%s\"", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,118 @@
+/* Finding gpumem's files and groups. */
+#include "cli.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gpumem/nvml.h"
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* The directory above the one holding the gpumem binary (build/ or the
+ * install prefix). */
+static int prefix(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash)
+            return -1;
+        *slash = '\0';
+    }
+    snprintf(buf, len, "%s", exe);
+    return 0;
+}
+
+int find_shim(char *buf, size_t len)
+{
+    const char *env = getenv("GPUMEM_SHIM");
+    char pre[PATH_MAX];
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return exists(buf) ? 0 : -1;
+    }
+    if (prefix(pre, sizeof pre) < 0)
+        return -1;
+    const char *cands[] = {"lib/libgpumem.so", "lib/gpumem/libgpumem.so"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(buf, len, "%s/%s", pre, cands[i]);
+        if (exists(buf))
+            return 0;
+    }
+    return -1;
+}
+
+int find_sim_dir(char *buf, size_t len)
+{
+    const char *env = getenv("GPUMEM_SIM_DIR");
+    char pre[PATH_MAX], probe[PATH_MAX + 32];
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+    } else {
+        if (prefix(pre, sizeof pre) < 0)
+            return -1;
+        snprintf(buf, len, "%s/sim", pre);
+        snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
+        if (!exists(probe))
+            snprintf(buf, len, "%s/lib/gpumem/sim", pre);
+    }
+    snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
+    return exists(probe) ? 0 : -1;
+}
+
+int group_dir(const char *group, char *buf, size_t len)
+{
+    if (strchr(group, '/')) {
+        snprintf(buf, len, "%s", group);
+    } else {
+        if (gm_valid_group_name(group) < 0)
+            return -1;
+        char state[PATH_MAX];
+        snprintf(buf, len, "%s/%s", gm_state_dir(state, sizeof state), group);
+    }
+    char probe[PATH_MAX + 16];
+    snprintf(probe, sizeof probe, "%s/limits", buf);
+    return exists(probe) ? 0 : -1;
+}
+
+const char *nvml_index_uuid(int index, void *sim)
+{
+    static char uuid[96];
+    char path[PATH_MAX + 32];
+    const char *lib = "libnvidia-ml.so.1";
+    if (sim) {
+        snprintf(path, sizeof path, "%s/libnvidia-ml.so.1", (const char *)sim);
+        lib = path;
+    }
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return NULL;
+    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
+    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
+        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    PFN_nvmlDeviceGetUUID get_uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
+    nvmlDevice_t dev;
+    const char *res = NULL;
+    if (init && by_index && get_uuid && init() == NVML_SUCCESS && by_index((unsigned)index, &dev) == NVML_SUCCESS &&
+        get_uuid(dev, uuid, sizeof uuid) == NVML_SUCCESS) {
+        for (char *c = uuid + 4; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c + 32);
+        res = uuid;
+    }
+    /* Left loaded: dlclose of a driver library is not worth the risk here. */
+    return res;
+}
