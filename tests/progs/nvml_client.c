@@ -10,6 +10,8 @@
  *   NVML_EXPECT_TOTALS  bytes of each device, space-separated
  *   NVML_EXPECT_NAMES   a word each device name contains, space-separated
  *   NVML_EXPECT_CTX     context overhead in bytes (optional; else only > 0)
+ *   NVML_REQUIRE_CUDA   if set, an unusable libcuda.so.1 fails the CUDA cases
+ *                       instead of skipping them
  * Run with LD_LIBRARY_PATH pointing at the simulated libraries and a private
  * GPUMEM_SIM_STATE. Prints the tests/run.sh protocol. */
 #include <dlfcn.h>
@@ -390,7 +392,9 @@ static int load_cuda(struct cuda *c)
 {
     void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
-        cuda_missing = "libcuda.so.1 (the simulated CUDA driver) cannot be loaded";
+        static char why[512];
+        snprintf(why, sizeof why, "libcuda.so.1 (the simulated CUDA driver) cannot be loaded: %s", dlerror());
+        cuda_missing = why;
         return -1;
     }
 #define SYM(field, name) if ((*(void **)&c->field = dlsym(h, name)) == NULL) { cuda_missing = "libcuda.so.1 lacks " name; return -1; }
@@ -413,11 +417,17 @@ static int load_cuda(struct cuda *c)
     return 0;
 }
 
+/* Skips a CUDA case when libcuda is unusable, or fails it when required. */
+#define NEED_CUDA() do { if (cuda_missing) { \
+    if (getenv("NVML_REQUIRE_CUDA")) { \
+        printf("FAIL %s: %s\n", test_current_name, cuda_missing); test_current_failed = 1; return; } \
+    SKIP(cuda_missing); } } while (0)
+
 TEST(nvml_matches_cuda_devices)
 {
     struct cuda c;
-    if (load_cuda(&c) != 0)
-        SKIP(cuda_missing);
+    load_cuda(&c);
+    NEED_CUDA();
     int n = -1;
     CHECK(c.device_count(&n) == CUDA_SUCCESS);
     CHECK_EQ_INT(n, expect_count());
@@ -583,8 +593,7 @@ static const size_t alloc_a = 96 * MiB, alloc_b = 34 * MiB; /* multiples of 2 Mi
  * exactly what it allocated, and the device total agrees with CUDA's. */
 TEST(nvml_process_used_is_alloc_plus_context)
 {
-    if (cuda_missing)
-        SKIP(cuda_missing);
+    NEED_CUDA();
     nvmlDevice_t d;
     unsigned count;
     CHECK_OK(p_nvmlDeviceGetHandleByIndex_v2(0, &d));
@@ -633,8 +642,9 @@ TEST(nvml_process_used_is_alloc_plus_context)
  * INSUFFICIENT_SIZE with the room needed and writes no entry. */
 TEST(nvml_process_list_insufficient_size)
 {
+    NEED_CUDA();
     if (kids[0].pid <= 0)
-        SKIP(cuda_missing ? cuda_missing : "needs nvml_process_used_is_alloc_plus_context");
+        SKIP("needs nvml_process_used_is_alloc_plus_context to pass");
     nvmlDevice_t d;
     CHECK_OK(p_nvmlDeviceGetHandleByIndex_v2(0, &d));
     CHECK(child_start(&kids[1], 0, alloc_b) == 0);
@@ -686,8 +696,9 @@ TEST(nvml_process_list_insufficient_size)
  * a clean exit empties it. */
 TEST(nvml_process_gone_after_death)
 {
+    NEED_CUDA();
     if (kids[1].pid <= 0)
-        SKIP(cuda_missing ? cuda_missing : "needs nvml_process_list_insufficient_size");
+        SKIP("needs nvml_process_list_insufficient_size to pass");
     nvmlDevice_t d;
     unsigned count;
     CHECK_OK(p_nvmlDeviceGetHandleByIndex_v2(0, &d));
