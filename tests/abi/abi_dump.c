@@ -1,5 +1,6 @@
-/* Prints the ABI facts tests/abi/cuda_abi_list.h names, for whichever header
- * ABI_HEADER is: tests/integration/abi_cuda_h.sh builds this once against
+/* Prints the ABI facts an entry list names (ABI_LIST, default
+ * tests/abi/cuda_abi_list.h; tests/abi/nvml_abi_list.h for NVML), for
+ * whichever header ABI_HEADER is: tests/integration/abi_cuda_h.sh builds this once against
  * include/gpumem/cuda.h and once against NVIDIA's cuda.h (the two declare
  * the same names, so they cannot share a translation unit) and diffs the
  * output. One line per fact: GROUP<TAB>ITEM<TAB>VALUE. */
@@ -8,6 +9,9 @@
 #include <stdio.h>
 
 #include ABI_HEADER
+#ifndef ABI_LIST
+#define ABI_LIST "cuda_abi_list.h"
+#endif
 
 /* The scalar kind of a member, so int vs unsigned or long vs long long
  * differences show even where sizes agree. Enums read as the integer type
@@ -27,6 +31,6 @@
 
 int main(void)
 {
-#include "cuda_abi_list.h"
+#include ABI_LIST
     return 0;
 }

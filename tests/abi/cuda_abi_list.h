@@ -1,5 +1,5 @@
-/* What tests/integration/abi_cuda_h.sh compares between include/gpumem/cuda.h
- * and NVIDIA's cuda.h: each entry is compiled against both headers (see
+/* What tests/integration/abi_*_h.sh compares between our header and NVIDIA's
+ * of the same name: each entry is compiled against both headers (see
  * tests/abi/abi_dump.c) and the printed sizes, offsets and values must match.
  *
  *   ABI_TYPE(T)            size and alignment of a typedef

@@ -6,7 +6,7 @@
 #   type NAME            a scalar, pointer or enum typedef (has a size)
 #   const NAME GROUP     an enum constant; GROUP is its enum's typedef name,
 #                        else its tag, else its first constant
-#   macro NAME           an object-like #define with a value
+#   macro NAME           an object-like #define with a non-string value
 #   pfn NAME             a function-pointer typedef
 # With -v mode=pfn, prints instead "NAME<TAB>declaration" for each
 # function-pointer typedef, the declaration on one line.
@@ -158,8 +158,11 @@ function declaration(i, e,    br, cb, kind, tag, j, start, comma, name, ptr, isf
     print "type " name
 }
 
+# Continuation lines of a multi-line directive are part of it, not C text.
+in_directive { in_directive = /\\$/; next }
 /^[ \t]*#/ {
-    if (mode != "pfn" && $1 == "#define" && $2 ~ /^[A-Za-z_][A-Za-z0-9_]*$/ && NF >= 3)
+    in_directive = /\\$/
+    if (mode != "pfn" && $1 == "#define" && $2 ~ /^[A-Za-z_][A-Za-z0-9_]*$/ && NF >= 3 && $3 !~ /^"/)
         print "macro " $2
     next
 }

@@ -3,14 +3,16 @@
 # per typedef, struct, member, enum constant and numeric macro it declares.
 # Run it after adding types to include/gpumem/cuda.h, read the diff, commit.
 # tests/integration/abi_cuda_h.sh fails while the list misses anything.
+# With arguments "include/gpumem/nvml.h tests/abi/nvml_abi_list.h" it does
+# the same for NVML (checked by tests/integration/abi_nvml_h.sh).
 set -eu
 cd "$(dirname "$0")/../.."
 header=${1:-include/gpumem/cuda.h}
 out=${2:-tests/abi/cuda_abi_list.h}
 {
     cat <<'HEAD'
-/* What tests/integration/abi_cuda_h.sh compares between include/gpumem/cuda.h
- * and NVIDIA's cuda.h: each entry is compiled against both headers (see
+/* What tests/integration/abi_*_h.sh compares between our header and NVIDIA's
+ * of the same name: each entry is compiled against both headers (see
  * tests/abi/abi_dump.c) and the printed sizes, offsets and values must match.
  *
  *   ABI_TYPE(T)            size and alignment of a typedef
@@ -23,7 +25,7 @@ out=${2:-tests/abi/cuda_abi_list.h}
  * fails when our header declares something this list does not check. */
 HEAD
     cc -fpreprocessed -dD -E -P -x c "$header" | awk -f tests/abi/header_names.awk | awk '
-        $2 ~ /^(GPUMEM_|gpumem_)/ { next }
+        $2 ~ /^(GPUMEM_|gpumem_)/ || $2 == "NVML_API_VERSION" { next }
         $1 == "type"   { print "ABI_TYPE(" $2 ")" }
         $1 == "struct" { print "ABI_STRUCT(" $2 ")" }
         $1 == "field"  { print "ABI_FIELD(" $2 ", " $3 ")" }

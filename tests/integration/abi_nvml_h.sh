@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# ABI of include/gpumem/nvml.h against NVIDIA's nvml.h, where one is
+# installed ($NVML_H, /usr/local/cuda/include/nvml.h or /usr/include/nvml.h;
+# the CUDA toolkit does not always ship it, so this often skips). The same
+# three checks as abi_cuda_h.sh:
+#   1. layout of everything in tests/abi/nvml_abi_list.h, compiled against
+#      each header;
+#   2. coverage: the list checks everything our header declares
+#      (NVML_API_VERSION excepted: it names the header's vintage, not ABI);
+#   3. signatures: each GPUMEM_NVML_ENTRY_POINTS entry and nvmlErrorString
+#      against NVIDIA's prototype of the same name (nvml.h compiled with
+#      NVML_NO_UNVERSIONED_FUNC_DEFS, so every exported name is declared as
+#      itself).
+set -u
+cd "${GPUMEM_TOP:-$(dirname "$0")/../..}"
+CC=${CC:-cc}
+nvml_h=${NVML_H:-}
+if [ -z "$nvml_h" ]; then
+    for f in /usr/local/cuda/include/nvml.h /usr/include/nvml.h; do
+        [ -f "$f" ] && nvml_h=$f && break
+    done
+fi
+if [ -z "$nvml_h" ] || [ ! -f "$nvml_h" ]; then
+    echo "skip abi_nvml_h: no nvml.h found (set NVML_H=/path/to/nvml.h)"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/nv" && cp "$nvml_h" "$tmp/nv/nvml.h"
+CFLAGS_ABI="-std=c11 -D_GNU_SOURCE -w"
+
+# 1. layout
+if ! $CC $CFLAGS_ABI -Iinclude -Itests/abi -DABI_HEADER='"gpumem/nvml.h"' -DABI_LIST='"nvml_abi_list.h"' \
+        tests/abi/abi_dump.c -o "$tmp/ours" 2>"$tmp/ours.err"; then
+    echo "FAIL abi_nvml_h/layout: the list does not compile against our header: $(head -c 600 "$tmp/ours.err")"
+elif ! $CC $CFLAGS_ABI -I"$tmp/nv" -Itests/abi -DABI_HEADER='<nvml.h>' -DABI_LIST='"nvml_abi_list.h"' \
+        tests/abi/abi_dump.c -o "$tmp/nvidia" 2>"$tmp/nvidia.err"; then
+    echo "FAIL abi_nvml_h/layout: $nvml_h lacks names our header declares:" \
+         "$(grep -o "error: .*" "$tmp/nvidia.err" | head -5 | tr '\n' ' ')"
+else
+    "$tmp/ours" >"$tmp/ours.txt"
+    "$tmp/nvidia" >"$tmp/nvidia.txt"
+    for g in $(cut -f1 "$tmp/ours.txt" | awk '!seen[$0]++'); do
+        a=$(awk -F'\t' -v g="$g" '$1 == g' "$tmp/ours.txt")
+        b=$(awk -F'\t' -v g="$g" '$1 == g' "$tmp/nvidia.txt")
+        if [ "$a" = "$b" ]; then
+            echo "ok abi_nvml_h/$g"
+        else
+            echo "FAIL abi_nvml_h/$g: ours vs NVIDIA's:" \
+                 "$(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | tr '\t\n' ' ;')"
+        fi
+    done
+fi
+
+# 2. coverage
+cc -fpreprocessed -dD -E -P -x c include/gpumem/nvml.h | awk -f tests/abi/header_names.awk |
+    awk '$2 ~ /^(GPUMEM_|gpumem_)/ || $2 == "NVML_API_VERSION" { next }
+         $1 == "type"   { print "ABI_TYPE(" $2 ")" }
+         $1 == "struct" { print "ABI_STRUCT(" $2 ")" }
+         $1 == "field"  { print "ABI_FIELD(" $2 "," $3 ")" }
+         $1 == "macro"  { print "ABI_MACRO(" $2 ")" }
+         $1 == "const"  { print "ABI_ENUM(" $2 ")" }' | sort -u >"$tmp/declared.txt"
+grep -o 'ABI_[A-Z]*([^)]*)' tests/abi/nvml_abi_list.h | tr -d ' ' |
+    sed -E 's/^ABI_ENUM\([^,]*,/ABI_ENUM(/' | sort -u >"$tmp/listed.txt"
+missing=$(comm -23 "$tmp/declared.txt" "$tmp/listed.txt")
+if [ -n "$missing" ]; then
+    echo "FAIL abi_nvml_h/coverage: our header declares what tests/abi/nvml_abi_list.h does not check" \
+         "(run tests/abi/update_cuda_abi_list.sh include/gpumem/nvml.h tests/abi/nvml_abi_list.h):" \
+         "$(echo "$missing" | head -20 | tr '\n' ' ')"
+else
+    echo "ok abi_nvml_h/coverage ($(wc -l <"$tmp/declared.txt") declarations)"
+fi
+
+# 3. entry-point signatures: our list, expanded to "name<TAB>(params)"
+printf '#include "gpumem/nvml.h"\n#define X(name, params) GPUMEM_ABI_EP name params\nGPUMEM_NVML_ENTRY_POINTS(X)\n' |
+    $CC -E -P -Iinclude -x c - | sed 's/GPUMEM_ABI_EP/\n/g' | sed -n 's/^ *\(nvml[A-Za-z0-9_]*\) \(.*\)/\1\t\2/p' \
+    >"$tmp/entries.txt"
+{
+    echo '#define NVML_NO_UNVERSIONED_FUNC_DEFS'
+    echo '#include <stdio.h>'
+    echo '#include <nvml.h>'
+    while IFS=$'\t' read -r name params; do
+        echo "typedef nvmlReturn_t (*GPUMEM_ABI_$name)$params;"
+    done <"$tmp/entries.txt"
+    echo 'typedef const char *(*GPUMEM_ABI_nvmlErrorString)(nvmlReturn_t result);'
+    echo 'int main(void) {'
+    { cut -f1 "$tmp/entries.txt"; echo nvmlErrorString; } | while read -r name; do
+        if grep -qE "[ *]$name ?\(" "$nvml_h"; then
+            echo "    printf(\"%s %d\\n\", \"$name\", __builtin_types_compatible_p(GPUMEM_ABI_$name, __typeof__(&$name)));"
+        else
+            echo "    printf(\"%s absent\\n\", \"$name\");"
+        fi
+    done
+    echo '    return 0;'
+    echo '}'
+} >"$tmp/ep.c"
+if ! $CC $CFLAGS_ABI -I"$tmp/nv" "$tmp/ep.c" -o "$tmp/ep" 2>"$tmp/ep.err"; then
+    echo "FAIL abi_nvml_h/entry_points: does not compile: $(grep -o 'error: .*' "$tmp/ep.err" | head -5 | tr '\n' ' ')"
+else
+    bad=$("$tmp/ep" | awk '$2 != 1 { printf "%s%s", sep, ($2 == "absent" ? $1 " (not declared by NVIDIA)" : $1 " (signature differs)"); sep = "; " }')
+    if [ -n "$bad" ]; then
+        echo "FAIL abi_nvml_h/entry_points: $bad"
+    else
+        echo "ok abi_nvml_h/entry_points ($("$tmp/ep" | wc -l) match $nvml_h)"
+    fi
+fi
