@@ -56,7 +56,14 @@ static struct link_map *object_of(const void *addr)
 static void *next_after(struct link_map *caller, const char *name)
 {
     for (struct link_map *l = caller ? caller->l_next : NULL; l; l = l->l_next) {
-        void *p = shim_real_dlsym(l, name);
+        /* A proper handle for the object (the vDSO and such have none). */
+        if (!l->l_name || !*l->l_name)
+            continue;
+        void *h = dlopen(l->l_name, RTLD_LAZY | RTLD_NOLOAD);
+        if (!h)
+            continue;
+        void *p = shim_real_dlsym(h, name);
+        dlclose(h);
         if (!p)
             continue;
         struct link_map *def = object_of(p);
@@ -81,8 +88,11 @@ static void *lookup_for_caller(void *handle, const char *name, const void *calle
     void *p = shim_real_dlsym(handle, name);
     if (!p && handle == RTLD_DEFAULT) {
         struct link_map *lm = object_of(caller);
-        if (lm)
-            p = shim_real_dlsym(lm, name);
+        void *h = lm && lm->l_name && *lm->l_name ? dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD) : NULL;
+        if (h) {
+            p = shim_real_dlsym(h, name);
+            dlclose(h);
+        }
     }
     return p;
 }

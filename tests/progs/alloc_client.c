@@ -1,0 +1,297 @@
+/* A scriptable CUDA driver client for the shim's integration tests. It
+ * reaches the driver the way real programs do, chosen with -m:
+ *   -m procaddress  (default) like cudart 12/13: dlopen libcuda.so.1, dlsym
+ *                   only cuGetProcAddress_v2, then versioned lookups
+ *   -m dlsym        like Triton / older cudart: dlsym every name
+ * and runs the operations given as arguments, printing one line each:
+ *
+ *   init                 cuInit + primary context of device 0, made current
+ *   device N             primary context of device N, made current
+ *   ctx                  cuCtxCreate on the current device (a second context)
+ *   alloc SIZE           cuMemAlloc            managed SIZE  cuMemAllocManaged
+ *   pitch W H            cuMemAllocPitch       async SIZE    cuMemAllocAsync
+ *   pool SIZE            cuMemAllocFromPoolAsync on the device's default pool
+ *   vmm SIZE             cuMemCreate (physical handle) on the current device
+ *   array W H            cuArrayCreate (1 channel float)
+ *   array3d W H D        cuArray3DCreate       mipmap W H LEVELS
+ *   free I               free the I-th successful allocation (by its kind)
+ *   freeall              free every live allocation
+ *   info                 cuMemGetInfo: "info free=F total=T"
+ *   total                cuDeviceTotalMem of the current device
+ *   expect RC            exit 3 unless the last operation returned RC (0, 2, ...)
+ *   sleep MS             hold                  pause until killed
+ *   loop N OP ARGS..     repeat one alloc/free pair N times (alloc SIZE only)
+ * SIZE takes K/M/G suffixes. Exit status 0 unless an `expect` failed. */
+#include "gpumem/cuda.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef CUresult (*PFN_cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+typedef CUresult (*PFN_cuCtxSetCurrent)(CUcontext);
+typedef CUresult (*PFN_cuDeviceGetDefaultMemPool)(CUmemoryPool *, CUdevice);
+typedef CUresult (*PFN_cuStreamSynchronize)(CUstream);
+
+static struct {
+    PFN_cuInit_v2000 init;
+    PFN_cuDeviceGet_v2000 device_get;
+    PFN_cuDevicePrimaryCtxRetain ctx_retain;
+    PFN_cuCtxSetCurrent ctx_set;
+    PFN_cuCtxCreate_v3020 ctx_create;
+    PFN_cuMemAlloc_v3020 alloc;
+    PFN_cuMemAllocPitch_v3020 pitch;
+    PFN_cuMemAllocManaged_v6000 managed;
+    PFN_cuMemFree_v3020 free;
+    PFN_cuMemAllocAsync_v11020 async;
+    PFN_cuMemAllocFromPoolAsync_v11020 pool;
+    PFN_cuMemFreeAsync_v11020 free_async;
+    PFN_cuDeviceGetDefaultMemPool default_pool;
+    PFN_cuStreamSynchronize sync;
+    PFN_cuMemCreate_v10020 create;
+    PFN_cuMemRelease_v10020 release;
+    PFN_cuArrayCreate_v3020 array;
+    PFN_cuArray3DCreate_v3020 array3d;
+    PFN_cuArrayDestroy_v2000 array_destroy;
+    PFN_cuMipmappedArrayCreate_v5000 mipmap;
+    PFN_cuMipmappedArrayDestroy_v5000 mipmap_destroy;
+    PFN_cuMemGetInfo_v3020 info;
+    PFN_cuDeviceTotalMem_v3020 total;
+} cu;
+
+static void *lookup(void *h, int by_procaddress, PFN_cuGetProcAddress_v12000 gpa, const char *name,
+                    const char *symbol, int version)
+{
+    void *p = NULL;
+    if (by_procaddress) {
+        CUdriverProcAddressQueryResult st;
+        if (gpa(name, &p, version, 0, &st) != CUDA_SUCCESS)
+            p = NULL;
+    } else {
+        p = dlsym(h, symbol);
+    }
+    if (!p)
+        fprintf(stderr, "alloc_client: cannot resolve %s\n", symbol);
+    return p;
+}
+
+static uint64_t size_arg(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    switch (*end) {
+    case 'K': case 'k': v *= 1024; break;
+    case 'M': case 'm': v *= 1024 * 1024; break;
+    case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
+    default: break;
+    }
+    return (uint64_t)v;
+}
+
+enum kind { K_MEM, K_ASYNC, K_VMM, K_ARRAY, K_MIPMAP };
+static struct { enum kind kind; uint64_t h; int live; } allocs[100000];
+static int nallocs;
+static CUdevice cur_dev;
+
+static CUresult free_one(int i)
+{
+    if (i < 0 || i >= nallocs || !allocs[i].live)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r;
+    switch (allocs[i].kind) {
+    case K_ASYNC: r = cu.free_async(allocs[i].h, 0); if (!r) r = cu.sync(0); break;
+    case K_VMM: r = cu.release(allocs[i].h); break;
+    case K_ARRAY: r = cu.array_destroy((CUarray)(uintptr_t)allocs[i].h); break;
+    case K_MIPMAP: r = cu.mipmap_destroy((CUmipmappedArray)(uintptr_t)allocs[i].h); break;
+    default: r = cu.free(allocs[i].h); break;
+    }
+    if (r == CUDA_SUCCESS)
+        allocs[i].live = 0;
+    return r;
+}
+
+static void keep(CUresult r, enum kind k, uint64_t h)
+{
+    if (r == CUDA_SUCCESS && nallocs < (int)(sizeof allocs / sizeof allocs[0])) {
+        allocs[nallocs].kind = k;
+        allocs[nallocs].h = h;
+        allocs[nallocs].live = 1;
+        nallocs++;
+    }
+}
+
+static CUresult use_device(int n)
+{
+    CUdevice d;
+    CUcontext c;
+    CUresult r = cu.device_get(&d, n);
+    if (!r)
+        r = cu.ctx_retain(&c, d);
+    if (!r)
+        r = cu.ctx_set(c);
+    if (!r)
+        cur_dev = d;
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    int by_pa = 1, a = 1;
+    if (argc > 2 && strcmp(argv[1], "-m") == 0) {
+        by_pa = strcmp(argv[2], "dlsym") != 0;
+        a = 3;
+    }
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "alloc_client: %s\n", dlerror());
+        return 1;
+    }
+    PFN_cuGetProcAddress_v12000 gpa = (PFN_cuGetProcAddress_v12000)dlsym(h, "cuGetProcAddress_v2");
+    if (by_pa) {
+        /* cudart re-fetches cuGetProcAddress through itself at 12000. */
+        void *p = NULL;
+        CUdriverProcAddressQueryResult st;
+        if (!gpa || gpa("cuGetProcAddress", &p, 12000, 0, &st) != CUDA_SUCCESS || !p)
+            return fprintf(stderr, "alloc_client: no cuGetProcAddress\n"), 1;
+        gpa = (PFN_cuGetProcAddress_v12000)p;
+    }
+#define L(field, name, sym, ver) cu.field = (__typeof__(cu.field))lookup(h, by_pa, gpa, name, sym, ver)
+    L(init, "cuInit", "cuInit", 2000);
+    L(device_get, "cuDeviceGet", "cuDeviceGet", 2000);
+    L(ctx_retain, "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain", 7000);
+    L(ctx_set, "cuCtxSetCurrent", "cuCtxSetCurrent", 4000);
+    L(ctx_create, "cuCtxCreate", "cuCtxCreate_v2", 3020);
+    L(alloc, "cuMemAlloc", "cuMemAlloc_v2", 3020);
+    L(pitch, "cuMemAllocPitch", "cuMemAllocPitch_v2", 3020);
+    L(managed, "cuMemAllocManaged", "cuMemAllocManaged", 6000);
+    L(free, "cuMemFree", "cuMemFree_v2", 3020);
+    L(async, "cuMemAllocAsync", "cuMemAllocAsync", 11020);
+    L(pool, "cuMemAllocFromPoolAsync", "cuMemAllocFromPoolAsync", 11020);
+    L(free_async, "cuMemFreeAsync", "cuMemFreeAsync", 11020);
+    L(default_pool, "cuDeviceGetDefaultMemPool", "cuDeviceGetDefaultMemPool", 11020);
+    L(sync, "cuStreamSynchronize", "cuStreamSynchronize", 2000);
+    L(create, "cuMemCreate", "cuMemCreate", 10020);
+    L(release, "cuMemRelease", "cuMemRelease", 10020);
+    L(array, "cuArrayCreate", "cuArrayCreate_v2", 3020);
+    L(array3d, "cuArray3DCreate", "cuArray3DCreate_v2", 3020);
+    L(array_destroy, "cuArrayDestroy", "cuArrayDestroy", 2000);
+    L(mipmap, "cuMipmappedArrayCreate", "cuMipmappedArrayCreate", 5000);
+    L(mipmap_destroy, "cuMipmappedArrayDestroy", "cuMipmappedArrayDestroy", 5000);
+    L(info, "cuMemGetInfo", "cuMemGetInfo_v2", 3020);
+    L(total, "cuDeviceTotalMem", "cuDeviceTotalMem_v2", 3020);
+#undef L
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    CUresult last = 0;
+    for (; a < argc; a++) {
+        const char *op = argv[a];
+        const char *x = a + 1 < argc ? argv[a + 1] : "0";
+        const char *y = a + 2 < argc ? argv[a + 2] : "0";
+        const char *z = a + 3 < argc ? argv[a + 3] : "0";
+        if (!strcmp(op, "init")) {
+            last = cu.init(0);
+            if (!last)
+                last = use_device(0);
+        } else if (!strcmp(op, "device")) {
+            last = use_device(atoi(x)); a++;
+        } else if (!strcmp(op, "ctx")) {
+            CUcontext c;
+            last = cu.ctx_create(&c, 0, cur_dev);
+        } else if (!strcmp(op, "alloc")) {
+            CUdeviceptr p = 0;
+            last = cu.alloc(&p, size_arg(x)); a++;
+            keep(last, K_MEM, p);
+        } else if (!strcmp(op, "managed")) {
+            CUdeviceptr p = 0;
+            last = cu.managed(&p, size_arg(x), CU_MEM_ATTACH_GLOBAL); a++;
+            keep(last, K_MEM, p);
+        } else if (!strcmp(op, "pitch")) {
+            CUdeviceptr p = 0;
+            size_t pitch = 0;
+            last = cu.pitch(&p, &pitch, size_arg(x), size_arg(y), 4); a += 2;
+            keep(last, K_MEM, p);
+            if (!last)
+                printf("pitch=%zu\n", pitch);
+        } else if (!strcmp(op, "async")) {
+            CUdeviceptr p = 0;
+            last = cu.async(&p, size_arg(x), 0); a++;
+            keep(last, K_ASYNC, p);
+        } else if (!strcmp(op, "pool")) {
+            CUdeviceptr p = 0;
+            CUmemoryPool pool;
+            last = cu.default_pool(&pool, cur_dev);
+            if (!last)
+                last = cu.pool(&p, size_arg(x), pool, 0);
+            a++;
+            keep(last, K_ASYNC, p);
+        } else if (!strcmp(op, "vmm")) {
+            CUmemAllocationProp prop;
+            memset(&prop, 0, sizeof prop);
+            prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+            prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+            prop.location.id = cur_dev;
+            CUmemGenericAllocationHandle hd = 0;
+            last = cu.create(&hd, size_arg(x), &prop, 0); a++;
+            keep(last, K_VMM, hd);
+        } else if (!strcmp(op, "array")) {
+            CUDA_ARRAY_DESCRIPTOR d = {size_arg(x), size_arg(y), CU_AD_FORMAT_FLOAT, 1};
+            CUarray arr = NULL;
+            last = cu.array(&arr, &d); a += 2;
+            keep(last, K_ARRAY, (uint64_t)(uintptr_t)arr);
+        } else if (!strcmp(op, "array3d")) {
+            CUDA_ARRAY3D_DESCRIPTOR d = {size_arg(x), size_arg(y), size_arg(z), CU_AD_FORMAT_FLOAT, 1, 0};
+            CUarray arr = NULL;
+            last = cu.array3d(&arr, &d); a += 3;
+            keep(last, K_ARRAY, (uint64_t)(uintptr_t)arr);
+        } else if (!strcmp(op, "mipmap")) {
+            CUDA_ARRAY3D_DESCRIPTOR d = {size_arg(x), size_arg(y), 0, CU_AD_FORMAT_FLOAT, 1, 0};
+            CUmipmappedArray m = NULL;
+            last = cu.mipmap(&m, &d, (unsigned)atoi(z)); a += 3;
+            keep(last, K_MIPMAP, (uint64_t)(uintptr_t)m);
+        } else if (!strcmp(op, "free")) {
+            last = free_one(atoi(x)); a++;
+        } else if (!strcmp(op, "freeall")) {
+            last = 0;
+            for (int i = 0; i < nallocs; i++)
+                if (allocs[i].live && (last = free_one(i)))
+                    break;
+        } else if (!strcmp(op, "info")) {
+            size_t f = 0, t = 0;
+            last = cu.info(&f, &t);
+            printf("info free=%zu total=%zu\n", f, t);
+        } else if (!strcmp(op, "total")) {
+            size_t t = 0;
+            last = cu.total(&t, cur_dev);
+            printf("total=%zu\n", t);
+        } else if (!strcmp(op, "expect")) {
+            a++;
+            if ((int)last != atoi(x)) {
+                printf("expect %s: got %d\n", x, (int)last);
+                return 3;
+            }
+            continue;
+        } else if (!strcmp(op, "sleep")) {
+            usleep((useconds_t)atoi(x) * 1000u); a++;
+            continue;
+        } else if (!strcmp(op, "hold")) {
+            printf("holding\n");
+            pause();
+        } else if (!strcmp(op, "loop")) {
+            int n = atoi(x);
+            uint64_t sz = size_arg(z);
+            a += 3;
+            for (int i = 0; i < n && !last; i++) {
+                CUdeviceptr p;
+                last = cu.alloc(&p, sz);
+                if (!last)
+                    last = cu.free(p);
+            }
+        } else {
+            fprintf(stderr, "alloc_client: unknown operation \"%s\"\n", op);
+            return 2;
+        }
+        printf("%s -> %d\n", op, (int)last);
+    }
+    return 0;
+}
