@@ -57,4 +57,27 @@ int sim_device_processes(int dev, struct sim_proc_usage *out, int max);
 /* What this process holds on `dev` (for tests and the NVML process list). */
 uint64_t sim_self_used(int dev);
 
+
+/* ---- additions used by the simulated driver and its tests ---- */
+
+/* Parses a size with binary units ("16G", "1.5GiB", "300M", "4096"): 0 on
+ * success, -1 on garbage, negatives or overflow. */
+int sim_parse_size(const char *s, uint64_t *out);
+
+/* The state directory in use (after sim_state_init). */
+const char *sim_state_dir(void);
+
+/* Returns every dead process's bytes to the devices now (also done when a
+ * charge would fail and inside sim_device_used). Returns slots reclaimed. */
+int sim_reclaim_dead(void);
+
+/* Bytes charged against capacity for `dev` by all live processes, including
+ * the small per-thread credit each process holds to keep alloc/free free of
+ * shared-cache-line traffic (see docs/simulated-gpu.md). >= sim_device_used. */
+uint64_t sim_device_charged(int dev);
+
+/* Returns this thread's unused credit to the device (tests that fill a device
+ * to the last byte call it; thread exit does it too). */
+void sim_flush_thread_credit(void);
+
 #endif

@@ -1,0 +1,124 @@
+/* Private declarations shared by the simulated driver's files. Everything
+ * here is hidden (-fvisibility=hidden); only SIM_API functions are exported,
+ * and the version script (libcuda.map) lists exactly those. */
+#ifndef GPUMEM_SIM_CUDA_INTERNAL_H
+#define GPUMEM_SIM_CUDA_INTERNAL_H
+
+#include <gpumem/cuda.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../common/simstate.h"
+
+#define SIM_API __attribute__((visibility("default")))
+
+/* Entry points are reached through cuGetProcAddress's table (entries.def)
+ * or dlsym, never called by name inside the library, so they have no
+ * header of prototypes: their signatures are checked against NVIDIA's PFN
+ * types by tests/progs/sim_signatures.c where the toolkit is installed. */
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+
+#define SIM_SMALL_MAX    (1ULL << 20)   /* up to this: 512-byte granules from malloc */
+#define SIM_SMALL_GRAIN  512ULL
+#define SIM_PAGE         (2ULL << 20)   /* larger: 2 MiB pages from mmap */
+#define SIM_DRIVER_VERSION 13000
+
+/* ---- init.c: process-wide switches read once from the environment ---- */
+struct sim_config {
+    uint64_t ctx_overhead;          /* GPUMEM_SIM_CTX_OVERHEAD, default 300 MiB */
+    long fail_alloc_nth;            /* GPUMEM_SIM_FAIL_ALLOC_NTH, 0 = off */
+    int fail_ctx;                   /* GPUMEM_SIM_FAIL_CTX */
+    unsigned alloc_delay_us;        /* GPUMEM_SIM_ALLOC_DELAY_US */
+};
+extern struct sim_config sim_cfg;
+extern _Atomic int sim_initialized;
+CUresult sim_check_init(void);                  /* NOT_INITIALIZED before cuInit */
+CUresult sim_check_device(CUdevice dev);        /* + INVALID_DEVICE */
+/* Fault injection and the delay, for every device allocation. */
+int sim_inject_alloc_failure(void);
+
+/* ---- context.c ---- */
+#define SIM_CTX_MAGIC 0x43545853u
+struct sim_pool;
+struct sim_ctx {
+    uint32_t magic;
+    int dev;
+    unsigned flags;
+    int primary;
+    _Atomic int destroyed;
+    unsigned long long id;
+    size_t limits[8];
+    int cache_config;
+    int shmem_config;
+};
+/* The current context of this thread: INVALID_CONTEXT if none (or destroyed). */
+CUresult sim_ctx_current(struct sim_ctx **out);
+/* Validates a handle from the application (NULL = current). */
+CUresult sim_ctx_resolve(CUcontext h, struct sim_ctx **out);
+int sim_ctx_is_valid(const struct sim_ctx *c);
+
+/* ---- registry.c: every allocation the process holds, by address ---- */
+enum sim_kind {
+    SIM_KIND_DEVICE = 1,     /* cuMemAlloc, pitch, async, pool */
+    SIM_KIND_MANAGED,        /* cuMemAllocManaged */
+    SIM_KIND_HOST,           /* cuMemHostAlloc / cuMemAllocHost */
+    SIM_KIND_REGISTERED,     /* cuMemHostRegister */
+    SIM_KIND_IPC,            /* cuIpcOpenMemHandle mapping */
+    SIM_KIND_VMM,            /* a mapped range inside cuMemAddressReserve */
+};
+struct sim_alloc {
+    uintptr_t base;
+    size_t size;             /* what the application asked for */
+    size_t charged;          /* bytes charged to the device (rounded), 0 if none */
+    size_t mapped;           /* bytes of backing memory at base (mmap length or malloc size) */
+    int dev;
+    uint8_t kind;
+    uint8_t mmapped;         /* backing is mmap (else malloc) */
+    unsigned flags;
+    int ipc_fd;              /* memfd once exported by IPC, else -1 */
+    unsigned long long id;
+    struct sim_ctx *ctx;
+    struct sim_pool *pool;   /* allocated from a memory pool (async) */
+    struct sim_alloc *next;  /* hash chain / pool free list */
+};
+void sim_registry_insert(struct sim_alloc *a);
+/* Removes and returns the allocation starting exactly at base (kind matching
+ * one of the bits in kind_mask, 1 << kind), or NULL. O(1). */
+struct sim_alloc *sim_registry_remove(uintptr_t base, unsigned kind_mask);
+/* Finds the allocation containing [p, p+len): copies it to *out. Slower for
+ * interior pointers of small allocations (scans). 0 on success. */
+int sim_registry_find(uintptr_t p, size_t len, struct sim_alloc *out);
+/* Removes every allocation of a context (context destroy / reset), calling
+ * fn for each. */
+void sim_registry_drain_ctx(struct sim_ctx *ctx, void (*fn)(struct sim_alloc *));
+
+/* ---- memory.c ---- */
+size_t sim_round_alloc(size_t bytes);
+/* Allocates backing + charges + registers a device-kind allocation. */
+CUresult sim_alloc_device(struct sim_ctx *ctx, size_t bytes, enum sim_kind kind, struct sim_pool *pool,
+                          struct sim_alloc **out);
+/* Frees backing, releases charge, frees the record (already unregistered). */
+void sim_free_record(struct sim_alloc *a);
+void *sim_map_backing(size_t len);               /* lazily reserved zero pages */
+
+/* ---- pool.c ---- */
+CUresult sim_pool_free_async(struct sim_alloc *a);
+void sim_pools_trim_all(void);                   /* on synchronisation */
+void sim_pool_on_free(struct sim_alloc *a);      /* a pool block freed for good */
+struct sim_pool *sim_pool_default(int dev);
+
+/* ---- vmm.c ---- */
+/* Whether [p, p+len) lies in mapped, accessible VMM memory. */
+int sim_vmm_covers(uintptr_t p, size_t len, int *dev);
+
+/* ---- stream.c ---- */
+CUresult sim_stream_check(CUstream s);           /* INVALID_HANDLE on garbage */
+CUresult sim_sync_all(void);
+
+/* ---- array.c ---- */
+struct sim_array;
+/* Base, row pitch and height of an array's level 0 for copies. */
+int sim_array_layout(CUarray a, unsigned char **base, size_t *pitch, size_t *height, size_t *bytes);
+
+#endif
