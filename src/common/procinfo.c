@@ -25,17 +25,20 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
     return n;
 }
 
-uint64_t gm_proc_start_time(pid_t pid)
+/* Start time and state of `pid` from /proc/<pid>/stat; 0 if it is gone. */
+static uint64_t stat_of(pid_t pid, char *state)
 {
     char path[48], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    *state = '?';
     if (read_small(path, buf, sizeof buf) <= 0)
         return 0;
     /* comm (field 2) may hold spaces and parentheses: fields resume after the
      * last ')'. Field 3 is the state; start time is field 22. */
     char *p = strrchr(buf, ')');
-    if (!p)
+    if (!p || p[1] != ' ')
         return 0;
+    *state = p[2];
     p++;
     for (int field = 2; field < 22 && *p; p++)
         if (*p == ' ')
@@ -44,6 +47,12 @@ uint64_t gm_proc_start_time(pid_t pid)
     while (*p >= '0' && *p <= '9')
         v = v * 10 + (uint64_t)(*p++ - '0');
     return v;
+}
+
+uint64_t gm_proc_start_time(pid_t pid)
+{
+    char state;
+    return stat_of(pid, &state);
 }
 
 void gm_proc_comm(pid_t pid, char *buf, size_t len)
@@ -59,6 +68,8 @@ int gm_proc_alive(pid_t pid, uint64_t start_time)
 {
     if (pid <= 0)
         return 0;
-    uint64_t st = gm_proc_start_time(pid);
-    return st != 0 && st == start_time;
+    char state;
+    uint64_t st = stat_of(pid, &state);
+    /* A zombie has exited: the driver has already taken its memory back. */
+    return st != 0 && st == start_time && state != 'Z' && state != 'X';
 }

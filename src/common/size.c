@@ -73,6 +73,8 @@ int gm_parse_size(const char *s, enum gm_bare_unit bare, uint64_t *out, char *er
             frac_den *= 10;
         }
     }
+    if (whole == 0 && frac == 0)
+        return fail(err, errlen, q, s, "a limit of 0 is not allowed (0 does not mean unlimited)");
     int shift = 0;
     int u = unit_shift(p, &shift);
     if (u < 0)

@@ -17,8 +17,18 @@ export GPUMEM_SIM_DIR="$SIMDIR"
 if [ "${SAN:-0}" = 1 ]; then
     export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:${ASAN_OPTIONS:-}"
 fi
+# Every process this test started carries its private state dir in its
+# environment: kill exactly those, however deep they were started.
+kill_ours() {
+    local e p
+    for e in /proc/[0-9]*/environ; do
+        p=${e#/proc/}; p=${p%/environ}
+        [ "$p" = $$ ] && continue
+        { tr '\0' '\n' <"$e"; } 2>/dev/null | grep -qx "GPUMEM_STATE_DIR=$T/state" && kill -KILL "$p" 2>/dev/null
+    done
+}
 cleanup() {
-    pkill -KILL -f "$T" 2>/dev/null
+    kill_ours
     rm -rf "$T"
 }
 trap cleanup EXIT

@@ -20,7 +20,10 @@
  *   total                cuDeviceTotalMem of the current device
  *   expect RC            exit 3 unless the last operation returned RC (0, 2, ...)
  *   sleep MS             hold                  pause until killed
- *   loop N OP ARGS..     repeat one alloc/free pair N times (alloc SIZE only)
+ *   loop N alloc SIZE    N cuMemAlloc/cuMemFree pairs
+ *   forkhold SIZE        fork a child that initialises CUDA, allocates SIZE
+ *                        and waits; the parent goes on when it holds it
+ *   killchild            SIGKILL that child and reap it
  * SIZE takes K/M/G suffixes. Exit status 0 unless an `expect` failed. */
 #include "gpumem/cuda.h"
 
@@ -28,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef CUresult (*PFN_cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
@@ -94,6 +99,7 @@ enum kind { K_MEM, K_ASYNC, K_VMM, K_ARRAY, K_MIPMAP };
 static struct { enum kind kind; uint64_t h; int live; } allocs[100000];
 static int nallocs;
 static CUdevice cur_dev;
+static pid_t child;
 
 static CUresult free_one(int i)
 {
@@ -274,6 +280,28 @@ int main(int argc, char **argv)
         } else if (!strcmp(op, "sleep")) {
             usleep((useconds_t)atoi(x) * 1000u); a++;
             continue;
+        } else if (!strcmp(op, "forkhold")) {
+            int fds[2];
+            char c = 0;
+            a++;
+            if (pipe(fds) < 0)
+                return 1;
+            child = fork();
+            if (child == 0) {
+                CUdeviceptr p = 0;
+                CUresult r = cu.init(0);
+                if (!r)
+                    r = use_device(0);
+                if (!r)
+                    r = cu.alloc(&p, size_arg(x));
+                c = (char)('0' + (r == CUDA_SUCCESS));
+                (void)!write(fds[1], &c, 1);
+                pause();
+                _exit(0);
+            }
+            last = read(fds[0], &c, 1) == 1 && c == '1' ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
+        } else if (!strcmp(op, "killchild")) {
+            last = kill(child, SIGKILL) == 0 && waitpid(child, NULL, 0) == child ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
         } else if (!strcmp(op, "hold")) {
             printf("holding\n");
             pause();

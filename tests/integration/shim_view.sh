@@ -1,0 +1,36 @@
+# What applications see inside a group: the limit is the GPU's size
+# (cuMemGetInfo, cuDeviceTotalMem, NVML v1/v2), free = limit - group usage,
+# NVML lists the group's processes, and the shim's accounting of a process
+# equals the simulated driver's own per-process truth.
+. tests/integration/lib.sh
+export GPUMEM_SIM_CTX_OVERHEAD=128M GPUMEM_SIM_DEVICES=1x16G
+G=1073741824 M=1048576
+out=$(run_sim --limit 1G -- "$CLIENT" init info total alloc 512M info 2>&1)
+expect_in meminfo_total_is_limit "info free=$((G - 128 * M)) total=$G" "$out"
+expect_in device_total_is_limit "total=$G" "$out"
+expect_in free_is_limit_minus_group_usage "info free=$((G - 640 * M)) total=$G" "$out"
+out=$(sim_client init info total 2>&1)
+expect_in no_group_sees_physical_size "total=$((16 * G))" "$out"
+out=$(run_sim --limit 64G -- "$CLIENT" init info 2>&1)
+expect_in limit_above_device_reports_device "total=$((16 * G))" "$out"
+
+# NVML inside the group, while a group process holds 300 MiB.
+run_sim --limit 1G --name viewg --keep -- "$CLIENT" init alloc 300M hold >"$T/holder" 2>&1 &
+for i in $(seq 100); do grep -q holding "$T/holder" && break; sleep 0.05; done
+D="$GPUMEM_STATE_DIR/viewg"
+inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM" LD_LIBRARY_PATH="$SIMDIR" "$PROGS/nvml_view" 2>&1)
+outside=$(LD_LIBRARY_PATH="$SIMDIR" "$PROGS/nvml_view" 2>&1)
+expect_in nvml_v1_total_is_limit "mem total=$G free=$((G - 428 * M)) used=$((428 * M))" "$inside"
+expect_in nvml_v2_total_is_limit "mem2 total=$G free=$((G - 428 * M))" "$inside"
+expect_in nvml_outside_sees_device "mem total=$((16 * G))" "$outside"
+hpid=$(pgrep -f "^$CLIENT init alloc 300M hold" | head -1)
+expect_in nvml_lists_group_process "proc pid=$hpid used=$((428 * M))" "$inside"
+# The shim's own count for that process equals the driver's truth.
+ps=$("$GPUMEM" ps -p --format json)
+expect_in accounting_equals_driver_truth "\"pid\":$hpid,\"host_pid\":$hpid,\"command\":\"alloc_client\",\"used\":$((428 * M))" "$ps"
+# A process in another group is not listed inside this one.
+run_sim --limit 1G --name other --keep -- "$CLIENT" init alloc 64M hold >"$T/other" 2>&1 &
+for i in $(seq 100); do grep -q holding "$T/other" && break; sleep 0.05; done
+opid=$(pgrep -f "^$CLIENT init alloc 64M hold" | head -1)
+inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM" LD_LIBRARY_PATH="$SIMDIR" "$PROGS/nvml_view" 2>&1)
+case "$inside" in *"pid=$opid "*) fail nvml_hides_other_groups "$inside" ;; *) ok nvml_hides_other_groups ;; esac
