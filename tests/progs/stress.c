@@ -155,8 +155,8 @@ static int judge(int procs, int seconds, uint64_t limit)
             if (t > worst)
                 worst = t;
             if (t > limit && t != UINT64_MAX) {
-                over++;
-                printf("# step %llu: group holds %llu MiB > limit %llu MiB\n", (unsigned long long)steps,
+                if (over++ < 5)
+                    printf("# step %llu: group holds %llu MiB > limit %llu MiB\n", (unsigned long long)steps,
                        (unsigned long long)(t >> 20), (unsigned long long)(limit >> 20));
             }
             msleep(5);

@@ -1,0 +1,20 @@
+# Threads x processes churning random allocations in one group under a
+# storm of SIGKILLs (some inside the shim's start-up) and injected driver
+# faults. After every step the simulated driver's own per-process truth must
+# show the group within its limit; at the end everything returns to 0, in
+# the driver and in the group's accounting (DESIGN section 5).
+. tests/integration/lib.sh
+export GPUMEM_SIM_CTX_OVERHEAD=64M GPUMEM_SIM_DEVICES=1x16G GPUMEM_SIM_ALLOC_DELAY_US=${STRESS_DELAY_US:-200}
+secs=${STRESS_SECONDS:-12}
+"$GPUMEM" run --sim --limit 2G --name storm --keep -- true || { fail stress_setup "group"; exit 1; }
+GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/storm" STRESS_PRELOAD="$SHIM" LD_LIBRARY_PATH="$SIMDIR" \
+    "$PROGS/stress" judge 6 "$secs" 2048 2 256
+json=$("$GPUMEM" ps -a --format json)
+case "$json" in
+*'"group":"storm"'*'"used":0,'*) ok stress_group_accounting_back_to_zero ;;
+*) fail stress_group_accounting_back_to_zero "$json" ;;
+esac
+case "$json" in
+*'"group":"storm"'*'"processes":0'*) ok stress_no_slot_left_behind ;;
+*) fail stress_no_slot_left_behind "$json" ;;
+esac
