@@ -15,8 +15,9 @@
 
 /* Entry points are reached through cuGetProcAddress's table (entries.def)
  * or dlsym, never called by name inside the library, so they have no
- * header of prototypes: their signatures are checked against NVIDIA's PFN
- * types by tests/progs/sim_signatures.c where the toolkit is installed. */
+ * header of prototypes. Each definition follows PFN_<name>_v<version> of
+ * cudaTypedefs.h for its entries.def row; the tests call them through
+ * pointers of those types (tests/progs/cudart_like_client.c). */
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 
 #define SIM_SMALL_MAX    (1ULL << 20)   /* up to this: 512-byte granules from malloc */
