@@ -55,6 +55,9 @@ $(BUILD)/obj/%.o: %.c
 
 # The shim: hidden visibility, and a version script naming every export.
 $(call obj,$(SHIM_SRC)): CFLAGS += -fvisibility=hidden
+# The sanitizer runtimes look their interceptors up with dlsym(RTLD_NEXT)
+# before they are initialised; our dlsym must run uninstrumented then.
+$(BUILD)/obj/src/shim/dlsym.o $(BUILD)/obj/src/shim/elf_lookup.o: CFLAGS += -fno-sanitize=all
 $(SHIM): $(call obj,$(SHIM_SRC) $(COMMON_SRC)) src/shim/libgpumem.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,--version-script=src/shim/libgpumem.map -Wl,-z,now -Wl,-z,nodelete \

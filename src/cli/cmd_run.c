@@ -49,6 +49,50 @@ static void run_usage(FILE *out)
 
 static pid_t child;
 
+static int is_sanitizer_runtime(const char *path, size_t n)
+{
+    static const char *names[] = {"libasan", "libtsan", "libubsan", "liblsan", "libhwasan", "libmsan", "libclang_rt."};
+    const char *base = path;
+    for (size_t i = 0; i < n; i++)
+        if (path[i] == '/')
+            base = path + i + 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(base, names[i], strlen(names[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* The shim goes first in LD_PRELOAD, so no other interposer of the driver
+ * can come between the application and it; only sanitizer runtimes stay in
+ * front of it, because they must be first in the initial library list. The
+ * user's other entries follow, in their order. */
+static int compose_preload(const char *shim, const char *user, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1) {
+            int n = snprintf(out + used, len - used, "%s%s", used ? ":" : "", shim);
+            if (n < 0 || (size_t)n >= len - used)
+                return -1;
+            used += (size_t)n;
+            continue;
+        }
+        for (const char *p = user ? user : ""; *p;) {
+            size_t n = strcspn(p, ": ");
+            if (n && is_sanitizer_runtime(p, n) == (pass == 0)) {
+                int w = snprintf(out + used, len - used, "%s%.*s", used ? ":" : "", (int)n, p);
+                if (w < 0 || (size_t)w >= len - used)
+                    return -1;
+                used += (size_t)w;
+            }
+            p += n;
+            p += strspn(p, ": ");
+        }
+    }
+    return 0;
+}
+
 static void forward(int sig)
 {
     if (child > 0)
@@ -181,9 +225,9 @@ int cmd_run(int argc, char **argv)
     /* The command's environment: the group, the shim (kept in front of any
      * LD_PRELOAD the user had), and the simulated driver when asked for. */
     setenv("GPUMEM_GROUP_DIR", dir, 1);
-    const char *pre = getenv("LD_PRELOAD");
-    char preload[2 * PATH_MAX];
-    snprintf(preload, sizeof preload, "%s%s%s", shim, pre && *pre ? ":" : "", pre && *pre ? pre : "");
+    char preload[4 * PATH_MAX];
+    if (compose_preload(shim, getenv("LD_PRELOAD"), preload, sizeof preload) < 0)
+        return die(1, "LD_PRELOAD is too long");
     setenv("LD_PRELOAD", preload, 1);
     if (sim) {
         const char *lp = getenv("LD_LIBRARY_PATH");

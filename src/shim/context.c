@@ -9,7 +9,7 @@
  * that would pass the limit fails with CUDA_ERROR_OUT_OF_MEMORY like any
  * allocation. Without NVML the cost is GPUMEM_CTX_OVERHEAD (a size) or 0,
  * with a warning. */
-#include "shim.h"
+#include "account.h"
 #include "gpumem/size.h"
 
 #include <pthread.h>
@@ -154,7 +154,7 @@ static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint
     pthread_mutex_unlock(&ctx_lock);
     if (!primary)
         alloc_table_insert((uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, gd));
-    shim_committed(gd, 0);
+    shim_committed(gd);
     return r;
 }
 

@@ -49,29 +49,16 @@ static struct link_map *object_of(const void *addr)
     return lm;
 }
 
-/* First definition of `name` in an object loaded after `caller`, as
- * RTLD_NEXT does: each object is asked on its own (a lookup through an
- * object's handle may find the symbol in one of its dependencies, which we
- * only accept when that dependency is itself later in the list). */
+void *shim_object_symbol(const struct link_map *l, const char *name);
+
+/* First definition of `name` in an object loaded after `caller`: what
+ * RTLD_NEXT means (the objects of the global scope, in load order). */
 static void *next_after(struct link_map *caller, const char *name)
 {
     for (struct link_map *l = caller ? caller->l_next : NULL; l; l = l->l_next) {
-        /* A proper handle for the object (the vDSO and such have none). */
-        if (!l->l_name || !*l->l_name)
-            continue;
-        void *h = dlopen(l->l_name, RTLD_LAZY | RTLD_NOLOAD);
-        if (!h)
-            continue;
-        void *p = shim_real_dlsym(h, name);
-        dlclose(h);
-        if (!p)
-            continue;
-        struct link_map *def = object_of(p);
-        if (def == l)
+        void *p = shim_object_symbol(l, name);
+        if (p)
             return p;
-        for (struct link_map *m = l; m; m = m->l_next)
-            if (m == def)
-                return p;
     }
     return NULL;
 }
@@ -87,11 +74,16 @@ static void *lookup_for_caller(void *handle, const char *name, const void *calle
     }
     void *p = shim_real_dlsym(handle, name);
     if (!p && handle == RTLD_DEFAULT) {
+        /* The caller's own local scope: itself and its dependencies. */
         struct link_map *lm = object_of(caller);
-        void *h = lm && lm->l_name && *lm->l_name ? dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD) : NULL;
-        if (h) {
-            p = shim_real_dlsym(h, name);
-            dlclose(h);
+        if (lm)
+            p = shim_object_symbol(lm, name);
+        if (!p && lm) {
+            void *h = dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD);
+            if (h) {
+                p = shim_real_dlsym(h, name);
+                dlclose(h);
+            }
         }
     }
     return p;
@@ -101,8 +93,11 @@ EXPORT void *dlsym(void *handle, const char *name)
 {
     const void *caller = __builtin_return_address(0);
     void *p = lookup_for_caller(handle, name, caller);
-    if (!p)
-        return NULL;
+    /* Only driver and NVML names can be ours; everything else returns here
+     * without touching the rest of the shim (which also keeps this path safe
+     * for sanitizer runtimes resolving their interceptors at start-up). */
+    if (!p || !((name[0] == 'c' && name[1] == 'u') || (name[0] == 'n' && name[1] == 'v')))
+        return p;
     void *hook = shim_hook_for_symbol(name);
     if (!hook || hook == p)
         return p;

@@ -2,7 +2,7 @@
  *   total = the limit (never more than the device really has)
  *   free  = limit - group usage, clamped at 0, and never more than the
  *           device really has free (other tenants use it too). */
-#include "shim.h"
+#include "account.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

@@ -1,6 +1,6 @@
 /* Device allocation paths: charge before the driver call, roll back when
  * the driver fails, release on free against the allocation's own device. */
-#include "shim.h"
+#include "account.h"
 
 /* Decides what happens to one allocation: on return *gd >= 0 means "charged,
  * finish with alloc_done()", *gd < 0 means "pass through uncharged" (no
@@ -32,7 +32,7 @@ static inline CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t byt
     }
     if (unlikely(alloc_table_insert(key, alloc_pack(bytes, kind, gd)) < 0))
         shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
-    shim_committed(gd, bytes);
+    shim_committed(gd);
     return r;
 }
 

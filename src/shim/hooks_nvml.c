@@ -1,7 +1,7 @@
 /* NVML, as nvidia-smi, pynvml and DCGM see it inside a group: the device's
  * memory is the group's limit, and the process list is the group's own
  * processes. Devices are matched by UUID, like everything else. */
-#include "shim.h"
+#include "account.h"
 
 #include <string.h>
 

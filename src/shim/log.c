@@ -7,26 +7,21 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 static int log_level = LOG_WARN;
 static int log_fd = 2;
 static _Atomic int warnings_left = 50; /* cap repeated warnings from hot paths */
 
-/* getenv without locks or allocation, for use during start-up. */
-const char *shim_getenv(const char *name)
-{
-    size_t n = strlen(name);
-    for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-            return *e + n + 1;
-    return NULL;
-}
+/* The environment as the process started with it. glibc's getenv takes no
+ * lock and allocates nothing; it is only called during start-up. (Reading
+ * `environ` directly from here binds to the wrong copy in sanitizer builds,
+ * where the dynamic loader's own `environ` can win the symbol lookup.) */
+const char *shim_getenv(const char *name) { return getenv(name); }
 
 void shim_log_init(void)
 {

@@ -9,6 +9,7 @@
 #include "gpumem/cuda.h"
 #include "gpumem/group.h"
 #include "gpumem/nvml.h"
+#include "alloc_table.h"
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -84,15 +85,9 @@ int shim_gd_for_cudevice(CUdevice dev);
 int shim_current_gd(void);
 int shim_gd_for_nvml_device(nvmlDevice_t dev);
 
-/* account.c: reserve before the driver call, commit or roll back after. */
-uint64_t shim_limit(int gd);
-CUresult shim_reserve(int gd, uint64_t bytes);
-void shim_unreserve(int gd, uint64_t bytes);
-void shim_committed(int gd, uint64_t bytes);
-void shim_released(int gd, uint64_t bytes);
-uint64_t shim_charge_size(uint64_t bytes);
+/* account.h / account.c: charging device memory to the group. */
 
-/* alloc_table.c: live allocations of this process, key -> packed value. */
+/* The packed value the allocation table keeps per allocation. */
 enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, AK_MIPMAP, AK_IPC, AK_IMPORT, AK_CTX };
 static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd)
 {
@@ -101,11 +96,6 @@ static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd)
 static inline uint64_t alloc_bytes(uint64_t v) { return v >> 12; }
 static inline int alloc_kind(uint64_t v) { return (int)((v >> 8) & 0xf); }
 static inline int alloc_gd(uint64_t v) { return (int)(v & 0xff); }
-int alloc_table_insert(uint64_t key, uint64_t value);
-int alloc_table_remove(uint64_t key, uint64_t *value);
-void alloc_table_fork_child(void);
-void alloc_table_fork_prepare(void);
-void alloc_table_fork_parent(void);
 
 /* log.c: GPUMEM_LOG=debug|info|warn|error|off, GPUMEM_LOG_FILE=path. No
  * malloc: formats into a stack buffer and write(2)s it. */

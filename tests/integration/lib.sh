@@ -12,11 +12,28 @@ CLIENT="$PROGS/alloc_client"
 T=$(mktemp -d /tmp/gpumem-test.XXXXXX)
 export GPUMEM_STATE_DIR="$T/state" GPUMEM_SIM_STATE="$T/sim"
 export GPUMEM_SIM_DIR="$SIMDIR"
-# Sanitizer builds: the shim carries the ASan runtime into programs that
-# preload it; the runtime cannot be first in their link order then.
+# Sanitizer builds (SAN=1): the shim, the CLI and the simulated driver are
+# the instrumented ones; the programs they run are the plain ones from build/
+# with the ASan runtime preloaded first, which is how an instrumented library
+# is injected into an uninstrumented process (an instrumented program with an
+# instrumented preloaded shim is a combination ASan does not support: its
+# runtime must come first, and it then sees a broken environment).
+ASAN_RT=""
 if [ "${SAN:-0}" = 1 ]; then
-    export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:${ASAN_OPTIONS:-}"
+    PROGS="$TOP/build/tests/progs"
+    CLIENT="$PROGS/alloc_client"
+    ASAN_RT="$(${CC:-cc} -print-file-name=libasan.so)"
+    export ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"
+    # Only the processes under test get the runtime, never the test's own
+    # tools (pgrep, grep...).
+    gpumem_san() { LD_PRELOAD="$ASAN_RT${LD_PRELOAD:+:$LD_PRELOAD}" "$TOP/$BUILD/bin/gpumem" "$@"; }
+    GPUMEM=gpumem_san
 fi
+
+# What to preload for a process of a group: the shim (after the sanitizer
+# runtime in SAN runs).
+SHIM_PRELOAD="${ASAN_RT:+$ASAN_RT:}$SHIM"
+
 # Every process this test started carries its private state dir in its
 # environment: kill exactly those, however deep they were started.
 kill_ours() {
@@ -48,5 +65,9 @@ expect_in() {
     esac
 }
 
+# with_env NAME=VALUE CMD...: CMD (which may be a function) with one more
+# variable in its environment.
+with_env() { local kv=$1; shift; ( export "$kv"; "$@" ); }
+
 # Runs the simulated-GPU driver client outside any group.
-sim_client() { LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" "$@"; }
+sim_client() { LD_PRELOAD="$ASAN_RT" LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" "$@"; }

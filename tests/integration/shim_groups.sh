@@ -5,7 +5,7 @@
 export GPUMEM_SIM_CTX_OVERHEAD=64M
 in_group() { # GROUP CMD...
     local g=$1; shift
-    GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/$g" LD_PRELOAD="$SHIM" LD_LIBRARY_PATH="$SIMDIR" "$@"
+    GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/$g" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$@"
 }
 wait_holding() { for i in $(seq 200); do grep -q holding "$1" && return 0; sleep 0.05; done; return 1; }
 

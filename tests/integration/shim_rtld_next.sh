@@ -3,8 +3,7 @@
 # the classic shim bug resolves RTLD_NEXT relative to the shim itself).
 . tests/integration/lib.sh
 cc=${CC:-cc}
-san=""
-[ "${SAN:-0}" = 1 ] && san="-fsanitize=address,undefined"
+san=""   # plain programs, also in SAN runs (lib.sh preloads the ASan runtime)
 d="$T/rtld"
 mkdir -p "$d"
 $cc $san -shared -fPIC -o "$d/libnext_a.so" tests/rtld/next_a.c &&
@@ -13,7 +12,7 @@ $cc $san -shared -fPIC -o "$d/libscope.so" tests/rtld/scope.c -Wl,--no-as-needed
 $cc $san -o "$d/main" tests/rtld/main.c -Wl,--no-as-needed -L"$d" -lnext_wrap -lnext_a -ldl -Wl,-rpath,"$d" ||
     { fail build_rtld_programs "compiler failed"; exit 1; }
 plain=$("$d/main" "$d/libscope.so" 2>&1)
-shimmed=$(LD_PRELOAD="$SHIM" "$d/main" "$d/libscope.so" 2>&1)
+shimmed=$(LD_PRELOAD="$SHIM_PRELOAD" "$d/main" "$d/libscope.so" 2>&1)
 expect_in rtld_next_without_shim "next_fn=12" "$plain"
 expect_in rtld_next_with_shim "next_fn=12" "$shimmed"
 expect_in rtld_default_local_scope_with_shim "scope_probe=40" "$shimmed"

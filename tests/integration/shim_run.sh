@@ -13,12 +13,12 @@ expect_fail zero_limit_is_an_error 2 'not allowed' "$GPUMEM" run --sim --limit 0
 expect_fail negative_limit_is_an_error 2 '"-1G"' "$GPUMEM" run --sim --limit=-1G -- true
 expect_fail hex_limit_is_an_error 2 '"0x100000"' "$GPUMEM" run --sim --limit 0x100000 -- true
 expect_fail bare_number_needs_unit 2 'missing unit' "$GPUMEM" run --sim --limit 4096 -- true
-expect_fail bad_env_limit_is_quoted 2 'NVIDIA_GPU_MEMORY_LIMIT=lots' env NVIDIA_GPU_MEMORY_LIMIT=lots "$GPUMEM" run --sim -- true
+expect_fail bad_env_limit_is_quoted 2 'NVIDIA_GPU_MEMORY_LIMIT=lots' with_env NVIDIA_GPU_MEMORY_LIMIT=lots "$GPUMEM" run --sim -- true
 expect_fail unknown_device_index 2 'device 7: no such GPU' "$GPUMEM" run --sim --limit 7=1G -- true
 expect_fail bad_group_name 2 'bad group name' "$GPUMEM" run --sim --name ../x --limit 1G -- true
 expect_fail no_command 2 'no command' "$GPUMEM" run --sim --limit 1G
 expect_fail missing_command_127 127 'cannot run' "$GPUMEM" run --sim --limit 1G -- /nonexistent/prog
-expect_fail no_driver_points_to_sim 1 'use --sim' env LD_LIBRARY_PATH= "$GPUMEM" run --limit 1G -- true
+expect_fail no_driver_points_to_sim 1 'use --sim' with_env LD_LIBRARY_PATH= "$GPUMEM" run --limit 1G -- true
 expect_fail exit_status_passed_on 7 '' "$GPUMEM" run --sim --limit 1G -- sh -c 'exit 7'
 expect_fail signal_death_is_128_plus 137 '' "$GPUMEM" run --sim --limit 1G -- sh -c 'kill -9 $$'
 out=$("$GPUMEM" run --help); expect_in run_help "Usage: gpumem run" "$out"
@@ -33,9 +33,10 @@ expect_fail duplicate_group_refused 1 'already exists' "$GPUMEM" run --sim --lim
 out=$("$GPUMEM" run --sim --limit 1G --summary -- "$CLIENT" init alloc 512M alloc 512M 2>&1)
 expect_in summary_peak "peak 576 MiB of 1 GiB, 1 refused allocation (last 512 MiB)" "$out"
 # SIGTERM to gpumem run reaches the command.
-"$GPUMEM" run --sim --limit 1G -- sh -c 'trap "echo got-term; exit 0" TERM; while :; do sleep 0.05; done' >"$T/term" 2>&1 &
+"$GPUMEM" run --sim --limit 1G -- sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.05; done' >"$T/term" 2>&1 &
 rp=$!
-sleep 0.5
-kill -TERM $rp
+for i in $(seq 200); do grep -q ready "$T/term" && break; sleep 0.05; done
+# (In SAN runs "$GPUMEM" is a shell function, so $! is not gpumem's pid.)
+kill -TERM "$(pgrep -f "^$TOP/$BUILD/bin/gpumem run --sim --limit 1G -- sh -c trap" | head -1)"
 wait $rp
 expect_in sigterm_forwarded "got-term" "$(cat "$T/term")"

@@ -1,0 +1,89 @@
+/* The accounting hot path, inlined into every allocation hook.
+ *
+ * Reserve before the driver call, commit or roll back after it:
+ *   1. add the bytes to this process's slot (seq_cst fetch_add);
+ *   2. sum every slot's charge on that device (seq_cst loads);
+ *   3. over the limit -> take the bytes back and refuse.
+ * Two racing reservations cannot both pass when together they exceed the
+ * limit: each one's add precedes its loads, so at least one sees the other's
+ * add (store-load ordering of seq_cst). No lock, nothing a killed process can
+ * leave held; the bytes of a killed process stay in its slot until reclaim
+ * verifies (pid, start time) that it is gone. */
+#ifndef GPUMEM_SHIM_ACCOUNT_H
+#define GPUMEM_SHIM_ACCOUNT_H
+
+#include "shim.h"
+
+/* The driver's own rounding (as modelled by the simulated GPU, and close to
+ * what NVIDIA's driver reports per process): small allocations are packed at
+ * 512-byte granularity, larger ones take whole 2 MiB pages. */
+static inline uint64_t shim_charge_size(uint64_t bytes)
+{
+    if (bytes <= (1u << 20))
+        return (bytes + 511) & ~(uint64_t)511;
+    return (bytes + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
+}
+
+/* The limit for group device gd. The value is cached per process against
+ * the limits file's seqlock counter, so the hot path is two loads and a
+ * compare; `gpumem limit` bumps the counter and the next call re-reads. */
+uint64_t shim_limit_reload(int gd, uint64_t seq);
+static inline uint64_t shim_limit(int gd)
+{
+    uint64_t seq = atomic_load_explicit(&g.limits->seq, memory_order_acquire);
+    if (likely(atomic_load_explicit(&g.lim[gd].seq, memory_order_acquire) == seq + 2))
+        return atomic_load_explicit(&g.lim[gd].value, memory_order_relaxed);
+    return shim_limit_reload(gd, seq);
+}
+
+/* Sum of charged bytes on group device gd over the group's slots. */
+static inline uint64_t shim_group_total(int gd)
+{
+    const struct gm_usage *u = g.usage;
+    uint32_t hw = atomic_load_explicit(&u->slots_hw, memory_order_acquire);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < hw; i++)
+        sum += atomic_load(&u->slot[i].charged[gd]);
+    return sum;
+}
+
+CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit);
+
+static inline CUresult shim_reserve(int gd, uint64_t bytes)
+{
+    uint64_t limit = shim_limit(gd);
+    atomic_fetch_add(&g.slot->charged[gd], bytes);
+    uint64_t total = shim_group_total(gd);
+    if (unlikely(total > limit))
+        return shim_reserve_slow(gd, bytes, limit);
+    _Atomic uint64_t *peak = &g.usage->dev[gd].peak;
+    if (unlikely(total > atomic_load_explicit(peak, memory_order_relaxed))) {
+        uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
+        while (total > p && !atomic_compare_exchange_weak(peak, &p, total))
+            ;
+    }
+    return CUDA_SUCCESS;
+}
+
+static inline void shim_unreserve(int gd, uint64_t bytes)
+{
+    atomic_fetch_sub(&g.slot->charged[gd], bytes);
+}
+
+/* After the driver said yes: the process's peak and allocation count. */
+static inline void shim_committed(int gd)
+{
+    struct gm_proc_slot *s = g.slot;
+    uint64_t mine = atomic_load_explicit(&s->charged[gd], memory_order_relaxed);
+    if (unlikely(mine > atomic_load_explicit(&s->peak[gd], memory_order_relaxed)))
+        atomic_store_explicit(&s->peak[gd], mine, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+}
+
+static inline void shim_released(int gd, uint64_t bytes)
+{
+    atomic_fetch_sub(&g.slot->charged[gd], bytes);
+    atomic_fetch_add_explicit(&g.slot->frees, 1, memory_order_relaxed);
+}
+
+#endif
