@@ -19,9 +19,11 @@ export GPUMEM_SIM_DIR="$SIMDIR"
 # instrumented preloaded shim is a combination ASan does not support: its
 # runtime must come first, and it then sees a broken environment).
 ASAN_RT=""
+# The programs run under the shim (applications of a group).
+APP_PROGS="$PROGS"
 if [ "${SAN:-0}" = 1 ]; then
-    PROGS="$TOP/build/tests/progs"
-    CLIENT="$PROGS/alloc_client"
+    APP_PROGS="$TOP/build/tests/progs"
+    CLIENT="$APP_PROGS/alloc_client"
     ASAN_RT="$(${CC:-cc} -print-file-name=libasan.so)"
     export ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"
     # Only the processes under test get the runtime, never the test's own

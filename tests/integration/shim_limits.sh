@@ -26,7 +26,7 @@ check exactly_at_the_limit     alloc 896M expect 0 alloc 1K expect 2
 out=$(run_sim --limit 1G -- "$CLIENT" -m dlsym init alloc 800M expect 0 alloc 200M expect 2 free 0 alloc 200M expect 0 2>&1) &&
     ok dlsym_path_is_enforced || fail dlsym_path_is_enforced "$(echo "$out" | tr '\n' '|')"
 # And through direct linking (-lcuda).
-if [ -x "$PROGS/linked_client_linked" ]; then
-    out=$(run_sim --limit 1G -- "$PROGS/linked_client_linked" 800 200 2>&1)
+if [ -x "$APP_PROGS/linked_client_linked" ]; then
+    out=$(run_sim --limit 1G -- "$APP_PROGS/linked_client_linked" 800 200 2>&1)
     expect_in linked_path_is_enforced "second=2" "$out"
 fi

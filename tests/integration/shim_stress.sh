@@ -8,7 +8,7 @@ export GPUMEM_SIM_CTX_OVERHEAD=64M GPUMEM_SIM_DEVICES=1x16G GPUMEM_SIM_ALLOC_DEL
 secs=${STRESS_SECONDS:-12}
 "$GPUMEM" run --sim --limit 2G --name storm --keep -- true || { fail stress_setup "group"; exit 1; }
 LD_PRELOAD="$ASAN_RT" GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/storm" STRESS_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" \
-    "$PROGS/stress" judge 6 "$secs" 2048 2 256
+    "$APP_PROGS/stress" judge 6 "$secs" 2048 2 256
 json=$("$GPUMEM" ps -a --format json)
 case "$json" in
 *'"group":"storm"'*'"used":0,'*) ok stress_group_accounting_back_to_zero ;;

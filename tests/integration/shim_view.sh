@@ -18,8 +18,8 @@ expect_in limit_above_device_reports_device "total=$((16 * G))" "$out"
 run_sim --limit 1G --name viewg --keep -- "$CLIENT" init alloc 300M hold >"$T/holder" 2>&1 &
 for i in $(seq 100); do grep -q holding "$T/holder" && break; sleep 0.05; done
 D="$GPUMEM_STATE_DIR/viewg"
-inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$PROGS/nvml_view" 2>&1)
-outside=$(LD_PRELOAD="$ASAN_RT" LD_LIBRARY_PATH="$SIMDIR" "$PROGS/nvml_view" 2>&1)
+inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$APP_PROGS/nvml_view" 2>&1)
+outside=$(LD_PRELOAD="$ASAN_RT" LD_LIBRARY_PATH="$SIMDIR" "$APP_PROGS/nvml_view" 2>&1)
 expect_in nvml_v1_total_is_limit "mem total=$G free=$((G - 428 * M)) used=$((428 * M))" "$inside"
 expect_in nvml_v2_total_is_limit "mem2 total=$G free=$((G - 428 * M))" "$inside"
 expect_in nvml_outside_sees_device "mem total=$((16 * G))" "$outside"
@@ -32,5 +32,5 @@ expect_in accounting_equals_driver_truth "\"pid\":$hpid,\"host_pid\":$hpid,\"com
 run_sim --limit 1G --name other --keep -- "$CLIENT" init alloc 64M hold >"$T/other" 2>&1 &
 for i in $(seq 100); do grep -q holding "$T/other" && break; sleep 0.05; done
 opid=$(pgrep -f "^$CLIENT init alloc 64M hold" | head -1)
-inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$PROGS/nvml_view" 2>&1)
+inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$APP_PROGS/nvml_view" 2>&1)
 case "$inside" in *"pid=$opid "*) fail nvml_hides_other_groups "$inside" ;; *) ok nvml_hides_other_groups ;; esac
