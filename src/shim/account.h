@@ -49,41 +49,54 @@ static inline uint64_t shim_group_total(int gd)
 
 CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit);
 
-static inline CUresult shim_reserve(int gd, uint64_t bytes)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* Reserves `bytes` on gd. The slot and region pointers are passed in so the
+ * compiler need not reload them after each atomic (which is a barrier). */
+static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes)
 {
     uint64_t limit = shim_limit(gd);
-    atomic_fetch_add(&g.slot->charged[gd], bytes);
-    uint64_t total = shim_group_total(gd);
+    uint64_t mine = atomic_fetch_add(&s->charged[gd], bytes) + bytes;
+    uint32_t hw = atomic_load_explicit(&u->slots_hw, memory_order_acquire);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < hw; i++)
+        total += atomic_load(&u->slot[i].charged[gd]);
     if (unlikely(total > limit))
         return shim_reserve_slow(gd, bytes, limit);
-    _Atomic uint64_t *peak = &g.usage->dev[gd].peak;
-    if (unlikely(total > atomic_load_explicit(peak, memory_order_relaxed))) {
-        uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
-        while (total > p && !atomic_compare_exchange_weak(peak, &p, total))
+    /* Peaks: the group's (any process may raise it) and this process's. */
+    if (unlikely(total > atomic_load_explicit(&u->dev[gd].peak, memory_order_relaxed))) {
+        uint64_t p = atomic_load_explicit(&u->dev[gd].peak, memory_order_relaxed);
+        while (total > p && !atomic_compare_exchange_weak(&u->dev[gd].peak, &p, total))
             ;
     }
+    if (unlikely(mine > atomic_load_explicit(&s->peak[gd], memory_order_relaxed)))
+        atomic_store_explicit(&s->peak[gd], mine, memory_order_relaxed);
     return CUDA_SUCCESS;
 }
+
+static inline CUresult shim_reserve(int gd, uint64_t bytes) { return shim_reserve_in(g.slot, g.usage, gd, bytes); }
 
 static inline void shim_unreserve(int gd, uint64_t bytes)
 {
     atomic_fetch_sub(&g.slot->charged[gd], bytes);
 }
 
-/* After the driver said yes: the process's peak and allocation count. */
-static inline void shim_committed(int gd)
+/* After the driver said yes. */
+static ALWAYS_INLINE void shim_committed_in(struct gm_proc_slot *s)
 {
-    struct gm_proc_slot *s = g.slot;
-    uint64_t mine = atomic_load_explicit(&s->charged[gd], memory_order_relaxed);
-    if (unlikely(mine > atomic_load_explicit(&s->peak[gd], memory_order_relaxed)))
-        atomic_store_explicit(&s->peak[gd], mine, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
 }
-
-static inline void shim_released(int gd, uint64_t bytes)
+static inline void shim_committed(int gd)
 {
-    atomic_fetch_sub(&g.slot->charged[gd], bytes);
-    atomic_fetch_add_explicit(&g.slot->frees, 1, memory_order_relaxed);
+    (void)gd;
+    shim_committed_in(g.slot);
 }
+
+static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, int gd, uint64_t bytes)
+{
+    atomic_fetch_sub(&s->charged[gd], bytes);
+    atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
+}
+static inline void shim_released(int gd, uint64_t bytes) { shim_released_in(g.slot, gd, bytes); }
 
 #endif

@@ -6,7 +6,7 @@
  * finish with alloc_done()", *gd < 0 means "pass through uncharged" (no
  * group, or no current context for the driver to complain about). A non-zero
  * return is the error to give the application. */
-static inline CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
+static ALWAYS_INLINE CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
 {
     int m = shim_mode();
     *gd = -1;
@@ -14,25 +14,26 @@ static inline CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
         int d = gd_hint >= 0 ? gd_hint : shim_current_gd();
         if (unlikely(d < 0))
             return CUDA_SUCCESS;
-        CUresult r = shim_reserve(d, bytes);
-        if (r == CUDA_SUCCESS)
+        CUresult r = shim_reserve_in(g.slot, g.usage, d, bytes);
+        if (likely(r == CUDA_SUCCESS))
             *gd = d;
         return r;
     }
     return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
 }
 
-static inline CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t bytes, int kind)
+static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t bytes, int kind)
 {
     if (gd < 0)
         return r;
+    struct gm_proc_slot *s = g.slot;
     if (unlikely(r != CUDA_SUCCESS)) {
-        shim_unreserve(gd, bytes);
+        atomic_fetch_sub(&s->charged[gd], bytes);
         return r;
     }
     if (unlikely(alloc_table_insert(key, alloc_pack(bytes, kind, gd)) < 0))
         shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
-    shim_committed(gd);
+    shim_committed_in(s);
     return r;
 }
 
@@ -42,14 +43,15 @@ static inline CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t byt
 #define FREE_THROUGH(call, key)                                                   \
     do {                                                                          \
         uint64_t v_;                                                              \
+        struct gm_proc_slot *s_ = g.slot;                                         \
         if (atomic_load_explicit(&g.mode, memory_order_relaxed) != SHIM_ENFORCE || \
-            !alloc_table_remove((key), &v_))                                      \
+            !s_ || !alloc_table_remove((key), &v_))                               \
             return call;                                                          \
         CUresult r_ = call;                                                       \
         if (unlikely(r_ != CUDA_SUCCESS))                                         \
             alloc_table_insert((key), v_);                                        \
         else                                                                      \
-            shim_released(alloc_gd(v_), alloc_bytes(v_));                         \
+            shim_released_in(s_, alloc_gd(v_), alloc_bytes(v_));                  \
         return r_;                                                                \
     } while (0)
 

@@ -165,15 +165,9 @@ int shim_gd_for_cudevice(CUdevice dev)
     return gd;
 }
 
-/* The group device of the calling thread's current context. With one
- * visible device (the common case in a container) there is nothing to ask. */
-int shim_current_gd(void)
+/* shim_current_gd() without its fast path (shim.h). */
+int shim_current_gd_slow(void)
 {
-    if (likely(g.ncu == 1)) {
-        int gd = atomic_load_explicit(&g.gd_of[0], memory_order_acquire);
-        if (likely(gd >= 0))
-            return gd;
-    }
     if (g.ncu == 0) {
         int n = 0;
         if (!real.cuDeviceGetCount || real.cuDeviceGetCount(&n) != CUDA_SUCCESS || n <= 0)

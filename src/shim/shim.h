@@ -82,7 +82,18 @@ static inline int shim_mode(void)
 int shim_resolve_driver(void);
 int shim_resolve_nvml(void);
 int shim_gd_for_cudevice(CUdevice dev);
-int shim_current_gd(void);
+int shim_current_gd_slow(void);
+/* The group device of the calling thread's current context. With one
+ * visible device (the common case in a container) there is nothing to ask. */
+static inline int shim_current_gd(void)
+{
+    if (likely(g.ncu == 1)) {
+        int gd = atomic_load_explicit(&g.gd_of[0], memory_order_relaxed);
+        if (likely(gd >= 0))
+            return gd;
+    }
+    return shim_current_gd_slow();
+}
 int shim_gd_for_nvml_device(nvmlDevice_t dev);
 
 /* account.h / account.c: charging device memory to the group. */
