@@ -84,9 +84,9 @@ static CUresult create3d(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *d)
     size_t elem, bytes = desc_bytes(d, &elem);
     if (!bytes) return CUDA_ERROR_INVALID_VALUE;
     size_t charged = sim_round_alloc(bytes);
-    if (!charged || sim_inject_alloc_failure() || sim_charge(c->dev, charged) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!charged || sim_inject_alloc_failure() || sim_vdev_charge(c->dev, charged) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     struct sim_array *a = make_array(d, bytes, elem, c->dev);
-    if (!a) { sim_release(c->dev, charged); return CUDA_ERROR_OUT_OF_MEMORY; }
+    if (!a) { sim_vdev_release(c->dev, charged); return CUDA_ERROR_OUT_OF_MEMORY; }
     a->charged = charged;
     *pHandle = (CUarray)a;
     return CUDA_SUCCESS;
@@ -151,7 +151,7 @@ SIM_API CUresult cuArrayDestroy(CUarray hArray)
     if (r) return r;
     struct sim_array *a = array_of(hArray);
     if (!a || a->is_level) return CUDA_ERROR_INVALID_HANDLE;
-    sim_release(a->dev, a->charged);
+    sim_vdev_release(a->dev, a->charged);
     drop_array(a);
     return CUDA_SUCCESS;
 }
@@ -190,7 +190,7 @@ SIM_API CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_AR
         total += bytes;
     }
     m->charged = sim_round_alloc(total);
-    if (!m->charged || sim_inject_alloc_failure() || sim_charge(c->dev, m->charged) != 0) {
+    if (!m->charged || sim_inject_alloc_failure() || sim_vdev_charge(c->dev, m->charged) != 0) {
         for (unsigned l = 0; l < numMipmapLevels; l++) drop_array(m->level[l]);
         free(m);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -228,6 +228,6 @@ SIM_API CUresult cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray)
     if (!m) return CUDA_ERROR_INVALID_HANDLE;
     atomic_store(&m->destroyed, 1);
     for (unsigned l = 0; l < m->levels; l++) drop_array(m->level[l]);
-    sim_release(m->dev, m->charged);
+    sim_vdev_release(m->dev, m->charged);
     return CUDA_SUCCESS;
 }

@@ -45,7 +45,7 @@ static void ctx_init(struct sim_ctx *c, int dev, unsigned flags, int is_primary)
 static CUresult charge_overhead(int dev)
 {
     if (sim_cfg.fail_ctx) return CUDA_ERROR_OUT_OF_MEMORY;
-    if (sim_cfg.ctx_overhead && sim_charge(dev, sim_cfg.ctx_overhead) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (sim_cfg.ctx_overhead && sim_vdev_charge(dev, sim_cfg.ctx_overhead) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     return CUDA_SUCCESS;
 }
 
@@ -53,7 +53,7 @@ static void teardown(struct sim_ctx *c)
 {
     atomic_store(&c->destroyed, 1);
     sim_registry_drain_ctx(c, sim_free_record);
-    if (sim_cfg.ctx_overhead) sim_release(c->dev, sim_cfg.ctx_overhead);
+    if (sim_cfg.ctx_overhead) sim_vdev_release(c->dev, sim_cfg.ctx_overhead);
 }
 
 CUresult sim_ctx_current(struct sim_ctx **out)

@@ -11,7 +11,7 @@ SIM_API CUresult cuDeviceGetCount(int *count)
     if (!count) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_init();
     if (r) return r;
-    *count = sim_device_count();
+    *count = sim_vdev_count();
     return CUDA_SUCCESS;
 }
 
@@ -29,7 +29,7 @@ SIM_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
     if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    snprintf(name, (size_t)len, "%s", sim_device(dev)->name);
+    snprintf(name, (size_t)len, "%s", sim_vdev(dev)->name);
     return CUDA_SUCCESS;
 }
 
@@ -38,7 +38,7 @@ SIM_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
     if (!bytes) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    *bytes = sim_device(dev)->capacity;
+    *bytes = sim_vdev(dev)->capacity;
     return CUDA_SUCCESS;
 }
 
@@ -47,7 +47,7 @@ static CUresult get_uuid(CUuuid *uuid, CUdevice dev)
     if (!uuid) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    memcpy(uuid->bytes, sim_device(dev)->uuid, 16);
+    memcpy(uuid->bytes, sim_vdev(dev)->uuid, 16);
     return CUDA_SUCCESS;
 }
 SIM_API CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) { return get_uuid(uuid, dev); }
@@ -58,8 +58,8 @@ SIM_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
     if (!major || !minor) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    *major = sim_device(dev)->cc_major;
-    *minor = sim_device(dev)->cc_minor;
+    *major = sim_vdev(dev)->cc_major;
+    *minor = sim_vdev(dev)->cc_minor;
     return CUDA_SUCCESS;
 }
 
@@ -68,7 +68,7 @@ SIM_API CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
     if (!pciBusId || len <= 0) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    snprintf(pciBusId, (size_t)len, "%s", sim_device(dev)->pci_bus_id);
+    snprintf(pciBusId, (size_t)len, "%s", sim_vdev(dev)->pci_bus_id);
     return CUDA_SUCCESS;
 }
 
@@ -80,8 +80,8 @@ SIM_API CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *pciBusId)
     /* Accept both "0000:18:00.0" and "00000000:18:00.0", any case. */
     unsigned dom, bus, devno, fn;
     if (sscanf(pciBusId, "%x:%x:%x.%x", &dom, &bus, &devno, &fn) != 4) return CUDA_ERROR_INVALID_VALUE;
-    for (int i = 0; i < sim_device_count(); i++) {
-        const struct sim_device_info *d = sim_device(i);
+    for (int i = 0; i < sim_vdev_count(); i++) {
+        const struct sim_device_info *d = sim_vdev(i);
         if (d->pci_domain == dom && d->pci_bus == bus && d->pci_device == devno && fn == 0) {
             *dev = i;
             return CUDA_SUCCESS;
@@ -95,7 +95,7 @@ SIM_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevi
     if (!pi) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    const struct sim_device_info *d = sim_device(dev);
+    const struct sim_device_info *d = sim_vdev(dev);
     int v;
     switch ((int)attrib) {
     case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: v = 1024; break;
@@ -137,7 +137,7 @@ SIM_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevi
     case CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR: v = 65536; break;
     case CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY: v = 1; break;
     case CU_DEVICE_ATTRIBUTE_MULTI_GPU_BOARD: v = 0; break;
-    case CU_DEVICE_ATTRIBUTE_MULTI_GPU_BOARD_GROUP_ID: v = dev; break;
+    case CU_DEVICE_ATTRIBUTE_MULTI_GPU_BOARD_GROUP_ID: v = sim_vdev_phys(dev); break;
     case CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED: v = 0; break;
     case CU_DEVICE_ATTRIBUTE_SINGLE_TO_DOUBLE_PRECISION_PERF_RATIO: v = 2; break;
     case CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS: v = 0; break;

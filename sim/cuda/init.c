@@ -1,5 +1,6 @@
 /* cuInit, the driver version, and the environment switches of the simulated
- * driver (context overhead and fault injection), read once at cuInit. */
+ * driver (context overhead and fault injection, CUDA_VISIBLE_DEVICES), read
+ * once at cuInit. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -9,7 +10,7 @@
 struct sim_config sim_cfg = { .ctx_overhead = 300ULL << 20 };
 _Atomic int sim_initialized;
 static _Atomic long alloc_counter;
-static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
+static pthread_once_t cfg_once = PTHREAD_ONCE_INIT, visible_once = PTHREAD_ONCE_INIT;
 
 static void read_config(void)
 {
@@ -29,7 +30,8 @@ SIM_API CUresult cuInit(unsigned int flags)
     if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
     pthread_once(&cfg_once, read_config);
     if (sim_state_init() != 0) return CUDA_ERROR_NO_DEVICE;
-    if (sim_device_count() == 0) return CUDA_ERROR_NO_DEVICE;
+    pthread_once(&visible_once, sim_visible_init);    /* CUDA_VISIBLE_DEVICES, once */
+    if (sim_vdev_count() == 0) return CUDA_ERROR_NO_DEVICE;
     atomic_store(&sim_initialized, 1);
     return CUDA_SUCCESS;
 }
@@ -50,7 +52,7 @@ CUresult sim_check_device(CUdevice dev)
 {
     CUresult r = sim_check_init();
     if (r) return r;
-    return dev >= 0 && dev < sim_device_count() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    return dev >= 0 && dev < sim_vdev_count() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
 }
 
 int sim_inject_alloc_failure(void)

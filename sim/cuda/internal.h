@@ -39,6 +39,24 @@ CUresult sim_check_device(CUdevice dev);        /* + INVALID_DEVICE */
 /* Fault injection and the delay, for every device allocation. */
 int sim_inject_alloc_failure(void);
 
+/* ---- visible.c: CUDA_VISIBLE_DEVICES, the one visible -> physical map ----
+ * Inside sim/cuda a device number is always the visible ordinal (what the
+ * application passes and receives); these translate it where it reaches the
+ * machine-wide state. sim/common's per-device calls take physical indices
+ * and are poisoned below, so none can be reached without the mapping. */
+void sim_visible_init(void);                    /* once, at cuInit */
+int sim_vdev_count(void);
+int sim_vdev_phys(int dev);                     /* -1 if not a visible ordinal */
+int sim_vdev_from_phys(int phys);               /* -1 if that device is hidden */
+const struct sim_device_info *sim_vdev(int dev);
+int sim_vdev_charge(int dev, uint64_t bytes);
+void sim_vdev_release(int dev, uint64_t bytes);
+uint64_t sim_vdev_used(int dev);
+#ifndef SIM_VISIBLE_IMPL
+#pragma GCC poison sim_device sim_device_count sim_charge sim_release sim_device_used sim_device_charged
+#pragma GCC poison sim_self_used sim_device_processes
+#endif
+
 /* ---- context.c ---- */
 #define SIM_CTX_MAGIC 0x43545853u
 struct sim_pool;

@@ -27,14 +27,14 @@ struct ipc_handle {
     uint64_t id;
     uint64_t size;            /* what was allocated */
     uint64_t mapped;          /* length of the memfd */
-    int32_t dev;
+    int32_t dev;              /* physical: another process may number it differently */
 };
 _Static_assert(sizeof(struct ipc_handle) <= CU_IPC_HANDLE_SIZE, "IPC handle too large");
 
 static int move_to_memfd(struct sim_alloc *a)
 {
     char name[48];
-    snprintf(name, sizeof name, "gpumem-ipc-%d-%llu", a->dev, a->id);
+    snprintf(name, sizeof name, "gpumem-ipc-%d-%llu", sim_vdev_phys(a->dev), a->id);
     int fd = memfd_create(name, MFD_CLOEXEC);
     if (fd < 0) return -1;
     if (ftruncate(fd, (off_t)a->mapped) != 0) { close(fd); return -1; }
@@ -72,7 +72,7 @@ SIM_API CUresult cuIpcGetMemHandle(CUipcMemHandle *pHandle, CUdeviceptr dptr)
     if (!a) return CUDA_ERROR_INVALID_VALUE;
     if (a->ipc_fd < 0 && move_to_memfd(a) != 0) r = CUDA_ERROR_OUT_OF_MEMORY;
     struct ipc_handle h = { .magic = "GPUMEMIP", .pid = (int32_t)getpid(), .fd = a->ipc_fd, .id = a->id,
-                            .size = a->size, .mapped = a->mapped, .dev = a->dev };
+                            .size = a->size, .mapped = a->mapped, .dev = sim_vdev_phys(a->dev) };
     sim_registry_insert(a);
     if (r) return r;
     memset(pHandle, 0, sizeof *pHandle);
@@ -97,6 +97,8 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int
     target[n] = 0;
     snprintf(want, sizeof want, "/memfd:gpumem-ipc-%d-%llu ", (int)h.dev, (unsigned long long)h.id);
     if (strncmp(target, want, strlen(want)) != 0) return CUDA_ERROR_INVALID_HANDLE;
+    int dev = sim_vdev_from_phys(h.dev);          /* the handle names the physical device */
+    if (dev < 0) return CUDA_ERROR_INVALID_DEVICE;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) return CUDA_ERROR_INVALID_HANDLE;
     struct stat st;
@@ -106,7 +108,7 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int
     if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
     struct sim_alloc *a = malloc(sizeof *a);
     if (!a) { munmap(m, h.mapped); return CUDA_ERROR_OUT_OF_MEMORY; }
-    *a = (struct sim_alloc){ .base = (uintptr_t)m, .size = h.size, .mapped = h.mapped, .dev = h.dev,
+    *a = (struct sim_alloc){ .base = (uintptr_t)m, .size = h.size, .mapped = h.mapped, .dev = dev,
                              .kind = SIM_KIND_IPC, .mmapped = 1, .ipc_fd = -1, .id = h.id, .ctx = c };
     sim_registry_insert(a);
     *pdptr = a->base;

@@ -34,17 +34,17 @@ CUresult sim_alloc_device(struct sim_ctx *ctx, size_t bytes, enum sim_kind kind,
 {
     if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
     size_t rounded = sim_round_alloc(bytes);
-    if (rounded == 0 || rounded > sim_device(ctx->dev)->capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (rounded == 0 || rounded > sim_vdev(ctx->dev)->capacity) return CUDA_ERROR_OUT_OF_MEMORY;
     if (sim_inject_alloc_failure()) return CUDA_ERROR_OUT_OF_MEMORY;
     struct sim_alloc *a = malloc(sizeof *a);
     if (!a) return CUDA_ERROR_OUT_OF_MEMORY;
-    if (sim_charge(ctx->dev, rounded) != 0) { free(a); return CUDA_ERROR_OUT_OF_MEMORY; }
+    if (sim_vdev_charge(ctx->dev, rounded) != 0) { free(a); return CUDA_ERROR_OUT_OF_MEMORY; }
     void *mem = NULL;
     int mmapped = rounded > SIM_SMALL_MAX;
     if (mmapped) mem = sim_map_backing(rounded);
     else if (posix_memalign(&mem, 256, rounded) != 0) mem = NULL;
     if (!mem) {
-        sim_release(ctx->dev, rounded);
+        sim_vdev_release(ctx->dev, rounded);
         free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -68,7 +68,7 @@ void sim_free_record(struct sim_alloc *a)
         if (a->ipc_fd >= 0) close(a->ipc_fd);
         if (a->mmapped) munmap((void *)a->base, a->mapped);
         else free((void *)a->base);
-        if (a->charged) sim_release(a->dev, a->charged);
+        if (a->charged) sim_vdev_release(a->dev, a->charged);
         break;
     case SIM_KIND_IPC:
         munmap((void *)a->base, a->mapped);
@@ -147,7 +147,7 @@ SIM_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
     struct sim_ctx *c;
     CUresult r = sim_ctx_current(&c);
     if (r) return r;
-    uint64_t cap = sim_device(c->dev)->capacity, used = sim_device_used(c->dev);
+    uint64_t cap = sim_vdev(c->dev)->capacity, used = sim_vdev_used(c->dev);
     *total = cap;
     *free_bytes = used >= cap ? 0 : cap - used;     /* clamp: never an underflowed huge number */
     return CUDA_SUCCESS;

@@ -51,14 +51,14 @@ static void phys_put(struct sim_phys *p)
 {
     if (atomic_fetch_sub(&p->refs, 1) != 1) return;
     close(p->fd);
-    if (p->charged) sim_release(p->dev, p->size);
+    if (p->charged) sim_vdev_release(p->dev, p->size);
     p->magic = 0;             /* kept as a tombstone: stale handles stay checkable */
 }
 
 static int check_prop(const CUmemAllocationProp *prop)
 {
     return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE &&
-           prop->location.id >= 0 && prop->location.id < sim_device_count();
+           prop->location.id >= 0 && prop->location.id < sim_vdev_count();
 }
 
 SIM_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
@@ -81,16 +81,16 @@ SIM_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, 
     if (!check_prop(prop) || size == 0 || size % SIM_PAGE) return CUDA_ERROR_INVALID_VALUE;
     if (prop->requestedHandleTypes & ~(unsigned)CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) return CUDA_ERROR_NOT_SUPPORTED;
     int dev = prop->location.id;
-    if (size > sim_device(dev)->capacity || sim_inject_alloc_failure()) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (size > sim_vdev(dev)->capacity || sim_inject_alloc_failure()) return CUDA_ERROR_OUT_OF_MEMORY;
     struct sim_phys *p = calloc(1, sizeof *p);
     if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
-    if (sim_charge(dev, size) != 0) { free(p); return CUDA_ERROR_OUT_OF_MEMORY; }
+    if (sim_vdev_charge(dev, size) != 0) { free(p); return CUDA_ERROR_OUT_OF_MEMORY; }
     char name[32];
-    snprintf(name, sizeof name, "gpumem-vmm-%d", dev);
+    snprintf(name, sizeof name, "gpumem-vmm-%d", sim_vdev_phys(dev));   /* physical, for importers */
     p->fd = memfd_create(name, MFD_CLOEXEC);
     if (p->fd < 0 || ftruncate(p->fd, (off_t)size) != 0) {
         if (p->fd >= 0) close(p->fd);
-        sim_release(dev, size);
+        sim_vdev_release(dev, size);
         free(p);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -352,10 +352,12 @@ SIM_API CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *ha
     char link[64], target[128];
     snprintf(link, sizeof link, "/proc/self/fd/%d", src);
     ssize_t n = readlink(link, target, sizeof target - 1);
-    int dev;
+    int phys;
     if (n <= 0) return CUDA_ERROR_INVALID_VALUE;
     target[n] = 0;
-    if (sscanf(target, "/memfd:gpumem-vmm-%d", &dev) != 1 || sim_check_device(dev)) return CUDA_ERROR_INVALID_VALUE;
+    if (sscanf(target, "/memfd:gpumem-vmm-%d", &phys) != 1) return CUDA_ERROR_INVALID_VALUE;
+    int dev = sim_vdev_from_phys(phys);
+    if (dev < 0) return CUDA_ERROR_INVALID_DEVICE;
     struct stat st;
     if (fstat(src, &st) != 0 || st.st_size <= 0) return CUDA_ERROR_INVALID_VALUE;
     struct sim_phys *p = calloc(1, sizeof *p);
