@@ -55,6 +55,14 @@ static void *hook_for(const char *name, void *p, int version, cuuint64_t flags)
     return best->hook;
 }
 
+/* Whether to hand out hooks in mode m. Without a group there is nothing to
+ * enforce: only cuGetProcAddress itself stays hooked (so re-fetches keep
+ * coming here) and every other name gets the driver's own pointer. */
+static int keep_hooking(int m, const char *name)
+{
+    return m != SHIM_PASSTHROUGH || strncmp(name, "cuGetProcAddress", 16) == 0;
+}
+
 static int is_candidate(const char *name)
 {
     /* Cheap filter before the table walk: every hooked name starts "cu". */
@@ -64,22 +72,24 @@ static int is_candidate(const char *name)
 EXPORT CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version, cuuint64_t flags,
                                     CUdriverProcAddressQueryResult *status)
 {
-    shim_mode();
+    int m = shim_mode();
     if (!real.cuGetProcAddress_v2 && shim_resolve_driver() < 0)
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult r = ((PFN_cuGetProcAddress_v12000)real.cuGetProcAddress_v2)(symbol, pfn, version, flags, status);
-    if (r == CUDA_SUCCESS && pfn && *pfn && is_candidate(symbol))
+    /* Outside any group there is nothing to enforce: the application gets
+     * the driver's own pointers and pays nothing per call. */
+    if (r == CUDA_SUCCESS && pfn && *pfn && is_candidate(symbol) && keep_hooking(m, symbol))
         *pfn = hook_for(symbol, *pfn, version, flags);
     return r;
 }
 
 EXPORT CUresult cuGetProcAddress(const char *symbol, void **pfn, int version, cuuint64_t flags)
 {
-    shim_mode();
+    int m = shim_mode();
     if (!real.cuGetProcAddress && shim_resolve_driver() < 0)
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult r = ((PFN_cuGetProcAddress_v11030)real.cuGetProcAddress)(symbol, pfn, version, flags);
-    if (r == CUDA_SUCCESS && pfn && *pfn && is_candidate(symbol))
+    if (r == CUDA_SUCCESS && pfn && *pfn && is_candidate(symbol) && keep_hooking(m, symbol))
         *pfn = hook_for(symbol, *pfn, version, flags);
     return r;
 }
