@@ -42,6 +42,16 @@ static int live_procs(const struct gm_usage *u)
     return n;
 }
 
+/* A process's bytes held and peak, over the group's devices. */
+static void proc_totals(const struct gm_proc_slot *s, uint32_t ndev, uint64_t *used, uint64_t *peak)
+{
+    *used = *peak = 0;
+    for (uint32_t d = 0; d < ndev; d++) {
+        *used += atomic_load(&s->charged[d]);
+        *peak += atomic_load(&s->peak[d]);
+    }
+}
+
 static void json_str(const char *s)
 {
     putchar('"');
@@ -100,11 +110,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 const struct gm_proc_slot *s = &u->slot[i];
                 if (!atomic_load(&s->pid))
                     continue;
-                uint64_t used = 0, peak = 0;
-                for (uint32_t d = 0; d < ndev; d++) {
-                    used += atomic_load(&s->charged[d]);
-                    peak += atomic_load(&s->peak[d]);
-                }
+                uint64_t used, peak;
+                proc_totals(s, ndev, &used, &peak);
                 printf("%s{\"pid\":%d,\"host_pid\":%d,\"command\":", k++ ? "," : "", (int)atomic_load(&s->pid),
                        s->host_pid ? s->host_pid : (int)atomic_load(&s->pid));
                 json_str(s->comm);
@@ -139,11 +146,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 const struct gm_proc_slot *s = &u->slot[i];
                 if (!atomic_load(&s->pid))
                     continue;
-                uint64_t used = 0, peak = 0;
-                for (uint32_t d = 0; d < ndev; d++) {
-                    used += atomic_load(&s->charged[d]);
-                    peak += atomic_load(&s->peak[d]);
-                }
+                uint64_t used, peak;
+                proc_totals(s, ndev, &used, &peak);
                 printf("  pid %-8d %-16s used %10s  peak %10s  refusals %llu\n", (int)atomic_load(&s->pid), s->comm,
                        gm_format_size(used, a, sizeof a), gm_format_size(peak, b, sizeof b),
                        (unsigned long long)atomic_load(&s->refusals));

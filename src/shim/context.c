@@ -251,31 +251,17 @@ static void primary_drop(CUdevice dev, int all)
         shim_released(gd, give);
 }
 
-EXPORT CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
-{
-    CUresult r = ((PFN_cuDevicePrimaryCtxRelease_v11000)real.cuDevicePrimaryCtxRelease)(dev);
-    if (r == CUDA_SUCCESS)
-        primary_drop(dev, 0);
-    return r;
-}
-EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
-{
-    CUresult r = ((PFN_cuDevicePrimaryCtxRelease_v11000)real.cuDevicePrimaryCtxRelease_v2)(dev);
-    if (r == CUDA_SUCCESS)
-        primary_drop(dev, 0);
-    return r;
-}
-EXPORT CUresult cuDevicePrimaryCtxReset(CUdevice dev)
-{
-    CUresult r = ((PFN_cuDevicePrimaryCtxReset_v11000)real.cuDevicePrimaryCtxReset)(dev);
-    if (r == CUDA_SUCCESS)
-        primary_drop(dev, 1);
-    return r;
-}
-EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
-{
-    CUresult r = ((PFN_cuDevicePrimaryCtxReset_v11000)real.cuDevicePrimaryCtxReset_v2)(dev);
-    if (r == CUDA_SUCCESS)
-        primary_drop(dev, 1);
-    return r;
-}
+/* The four release/reset entry points differ only in the driver function
+ * they call and whether they drop one retain or all. */
+#define PRIMARY_DROP(sym, all)                                                             \
+    EXPORT CUresult sym(CUdevice dev)                                                      \
+    {                                                                                      \
+        CUresult r = ((PFN_cuDevicePrimaryCtxRelease_v11000)real.sym)(dev);                \
+        if (r == CUDA_SUCCESS)                                                             \
+            primary_drop(dev, all);                                                        \
+        return r;                                                                          \
+    }
+PRIMARY_DROP(cuDevicePrimaryCtxRelease, 0)
+PRIMARY_DROP(cuDevicePrimaryCtxRelease_v2, 0)
+PRIMARY_DROP(cuDevicePrimaryCtxReset, 1)
+PRIMARY_DROP(cuDevicePrimaryCtxReset_v2, 1)

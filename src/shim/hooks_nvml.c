@@ -27,35 +27,39 @@ static int nvml_gd(nvmlDevice_t dev)
     return shim_gd_for_nvml_device(dev);
 }
 
+/* Rewrites (total, free) of `dev` to the group's view; 0 when there is one. */
+static int group_view(nvmlDevice_t dev, unsigned long long *total, unsigned long long *free)
+{
+    int gd = nvml_gd(dev);
+    if (gd < 0)
+        return -1;
+    uint64_t f = *free, t = *total;
+    shim_view(gd, &f, &t);
+    *total = t;
+    *free = f;
+    return 0;
+}
+
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *mem)
 {
     if (shim_resolve_nvml() < 0 || !real_nvml.nvmlDeviceGetMemoryInfo)
         return NVML_ERROR_UNINITIALIZED;
     nvmlReturn_t r = ((PFN_nvmlDeviceGetMemoryInfo)real_nvml.nvmlDeviceGetMemoryInfo)(dev, mem);
-    int gd;
-    if (r != NVML_SUCCESS || (gd = nvml_gd(dev)) < 0)
-        return r;
-    uint64_t f = mem->free, t = mem->total;
-    shim_view(gd, &f, &t);
-    mem->total = t;
-    mem->free = f;
-    mem->used = t - f;
+    if (r == NVML_SUCCESS && group_view(dev, &mem->total, &mem->free) == 0)
+        mem->used = mem->total - mem->free;
     return r;
 }
 
+/* v2 reports the driver's reserved memory apart: used excludes it. */
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *mem)
 {
     if (shim_resolve_nvml() < 0 || !real_nvml.nvmlDeviceGetMemoryInfo_v2)
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     nvmlReturn_t r = ((PFN_nvmlDeviceGetMemoryInfo_v2)real_nvml.nvmlDeviceGetMemoryInfo_v2)(dev, mem);
-    int gd;
-    if (r != NVML_SUCCESS || (gd = nvml_gd(dev)) < 0)
-        return r;
-    uint64_t f = mem->free, t = mem->total;
-    shim_view(gd, &f, &t);
-    mem->total = t;
-    mem->free = f;
-    mem->used = t - f > mem->reserved ? t - f - mem->reserved : 0;
+    if (r == NVML_SUCCESS && group_view(dev, &mem->total, &mem->free) == 0) {
+        unsigned long long taken = mem->total - mem->free;
+        mem->used = taken > mem->reserved ? taken - mem->reserved : 0;
+    }
     return r;
 }
 
