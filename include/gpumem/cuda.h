@@ -467,6 +467,9 @@ typedef CUresult (*PFN_cuMemAllocFromPoolAsync_v11020)(CUdeviceptr *dptr, size_t
                                                        CUstream hStream);
 typedef CUresult (*PFN_cuMemFreeAsync_v11020)(CUdeviceptr dptr, CUstream hStream);
 typedef CUresult (*PFN_cuMemPoolTrimTo_v11020)(CUmemoryPool pool, size_t minBytesToKeep);
+typedef CUresult (*PFN_cuMemPoolGetAttribute_v11020)(CUmemoryPool pool, CUmemPool_attribute attr, void *value);
+typedef CUresult (*PFN_cuMemPoolDestroy_v11020)(CUmemoryPool pool);
+typedef CUresult (*PFN_cuDeviceGetMemPool_v11020)(CUmemoryPool *pool, CUdevice dev);
 typedef CUresult (*PFN_cuMemCreate_v10020)(CUmemGenericAllocationHandle *handle, size_t size,
                                            const CUmemAllocationProp *prop, unsigned long long flags);
 typedef CUresult (*PFN_cuMemRelease_v10020)(CUmemGenericAllocationHandle handle);

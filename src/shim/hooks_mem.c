@@ -60,9 +60,6 @@ typedef PFN_cuMemAlloc_v3020 PFN_cuMemAlloc_v2;
 typedef PFN_cuMemAllocPitch_v3020 PFN_cuMemAllocPitch_v2;
 typedef PFN_cuMemAllocManaged_v6000 PFN_cuMemAllocManaged;
 typedef PFN_cuMemFree_v3020 PFN_cuMemFree_v2;
-typedef PFN_cuMemAllocAsync_v11020 PFN_cuMemAllocAsync, PFN_cuMemAllocAsync_ptsz;
-typedef PFN_cuMemAllocFromPoolAsync_v11020 PFN_cuMemAllocFromPoolAsync, PFN_cuMemAllocFromPoolAsync_ptsz;
-typedef PFN_cuMemFreeAsync_v11020 PFN_cuMemFreeAsync, PFN_cuMemFreeAsync_ptsz;
 typedef PFN_cuMemCreate_v10020 PFN_cuMemCreate;
 typedef PFN_cuMemRelease_v10020 PFN_cuMemRelease;
 typedef PFN_cuArrayCreate_v3020 PFN_cuArrayCreate_v2;
@@ -123,38 +120,6 @@ EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned i
         return r;
     r = REAL(cuMemAllocManaged)(dptr, bytesize, flags);
     return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_MANAGED);
-}
-
-#define ASYNC_ALLOC(sym, call)                                                    \
-    EXPORT CUresult sym                                                           \
-    {                                                                             \
-        int gd;                                                                   \
-        uint64_t bytes = shim_charge_size(bytesize);                              \
-        CUresult r = alloc_begin(-1, bytes, &gd);                                 \
-        if (unlikely(r != CUDA_SUCCESS))                                          \
-            return r;                                                             \
-        r = call;                                                                 \
-        return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_ASYNC); \
-    }
-
-ASYNC_ALLOC(cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream),
-            REAL(cuMemAllocAsync)(dptr, bytesize, hStream))
-ASYNC_ALLOC(cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream),
-            REAL(cuMemAllocAsync_ptsz)(dptr, bytesize, hStream))
-ASYNC_ALLOC(cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream),
-            REAL(cuMemAllocFromPoolAsync)(dptr, bytesize, pool, hStream))
-ASYNC_ALLOC(cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream),
-            REAL(cuMemAllocFromPoolAsync_ptsz)(dptr, bytesize, pool, hStream))
-
-/* An async free is released when issued, on the device recorded at
- * allocation time (not the current one: a stream may belong to another). */
-EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
-{
-    FREE_THROUGH(REAL(cuMemFreeAsync)(dptr, hStream), dptr);
-}
-EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
-{
-    FREE_THROUGH(REAL(cuMemFreeAsync_ptsz)(dptr, hStream), dptr);
 }
 
 /* VMM: the physical handle is the device memory; cuMemMap only maps it. */

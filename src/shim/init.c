@@ -50,6 +50,8 @@ int shim_resolve_driver(void)
         real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)shim_real_dlsym(h, "cuDeviceGetUuid");
     real.cuMemGetAddressRange_v2 = (PFN_cuMemGetAddressRange_v3020)shim_real_dlsym(h, "cuMemGetAddressRange_v2");
     real.cuPointerGetAttribute = (PFN_cuPointerGetAttribute_v4000)shim_real_dlsym(h, "cuPointerGetAttribute");
+    real.cuMemPoolGetAttribute = (PFN_cuMemPoolGetAttribute_v11020)shim_real_dlsym(h, "cuMemPoolGetAttribute");
+    real.cuDeviceGetMemPool = (PFN_cuDeviceGetMemPool_v11020)shim_real_dlsym(h, "cuDeviceGetMemPool");
     __atomic_store_n(&driver_handle, h, __ATOMIC_RELEASE);
     return 0;
 }

@@ -30,6 +30,8 @@ struct real_driver {
     PFN_cuDeviceGetUuid_v11040 cuDeviceGetUuid_v2;
     PFN_cuMemGetAddressRange_v3020 cuMemGetAddressRange_v2;
     PFN_cuPointerGetAttribute_v4000 cuPointerGetAttribute;
+    PFN_cuMemPoolGetAttribute_v11020 cuMemPoolGetAttribute;
+    PFN_cuDeviceGetMemPool_v11020 cuDeviceGetMemPool;
 };
 struct real_nvml {
 #define NVML_HOOK(sym) void *sym;

@@ -30,3 +30,7 @@ if [ -x "$APP_PROGS/linked_client_linked" ]; then
     out=$(run_sim --limit 1G -- "$APP_PROGS/linked_client_linked" 800 200 2>&1)
     expect_in linked_path_is_enforced "second=2" "$out"
 fi
+# A pool keeps freed blocks until it is trimmed: the device really holds
+# them, so the group stays charged until the trim gives them back.
+check pool_retention_is_charged async 800M expect 0 freeasync 0 expect 0 alloc 200M expect 2 trim expect 0 alloc 200M expect 0
+check pool_reuse_costs_nothing_new async 800M expect 0 freeasync 0 async 800M expect 0 async 200M expect 2

@@ -14,7 +14,10 @@
  *   vmm SIZE             cuMemCreate (physical handle) on the current device
  *   array W H            cuArrayCreate (1 channel float)
  *   array3d W H D        cuArray3DCreate       mipmap W H LEVELS
- *   free I               free the I-th successful allocation (by its kind)
+ *   free I               free the I-th successful allocation (by its kind;
+ *                        async ones are freed and their stream synchronised)
+ *   freeasync I          cuMemFreeAsync of the I-th, without synchronising
+ *   trim                 cuMemPoolTrimTo(the device's default pool, 0)
  *   freeall              free every live allocation
  *   info                 cuMemGetInfo: "info free=F total=T"
  *   total                cuDeviceTotalMem of the current device
@@ -39,6 +42,7 @@ typedef CUresult (*PFN_cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
 typedef CUresult (*PFN_cuCtxSetCurrent)(CUcontext);
 typedef CUresult (*PFN_cuDeviceGetDefaultMemPool)(CUmemoryPool *, CUdevice);
 typedef CUresult (*PFN_cuStreamSynchronize)(CUstream);
+typedef CUresult (*PFN_cuMemPoolTrimTo)(CUmemoryPool, size_t);
 
 static struct {
     PFN_cuInit_v2000 init;
@@ -55,6 +59,7 @@ static struct {
     PFN_cuMemFreeAsync_v11020 free_async;
     PFN_cuDeviceGetDefaultMemPool default_pool;
     PFN_cuStreamSynchronize sync;
+    PFN_cuMemPoolTrimTo trim;
     PFN_cuMemCreate_v10020 create;
     PFN_cuMemRelease_v10020 release;
     PFN_cuArrayCreate_v3020 array;
@@ -178,6 +183,7 @@ int main(int argc, char **argv)
     L(free_async, "cuMemFreeAsync", "cuMemFreeAsync", 11020);
     L(default_pool, "cuDeviceGetDefaultMemPool", "cuDeviceGetDefaultMemPool", 11020);
     L(sync, "cuStreamSynchronize", "cuStreamSynchronize", 2000);
+    L(trim, "cuMemPoolTrimTo", "cuMemPoolTrimTo", 11020);
     L(create, "cuMemCreate", "cuMemCreate", 10020);
     L(release, "cuMemRelease", "cuMemRelease", 10020);
     L(array, "cuArrayCreate", "cuArrayCreate_v2", 3020);
@@ -257,6 +263,17 @@ int main(int argc, char **argv)
             keep(last, K_MIPMAP, (uint64_t)(uintptr_t)m);
         } else if (!strcmp(op, "free")) {
             last = free_one(atoi(x)); a++;
+        } else if (!strcmp(op, "freeasync")) {
+            int i = atoi(x);
+            a++;
+            last = i >= 0 && i < nallocs && allocs[i].live ? cu.free_async(allocs[i].h, 0) : CUDA_ERROR_INVALID_VALUE;
+            if (!last)
+                allocs[i].live = 0;
+        } else if (!strcmp(op, "trim")) {
+            CUmemoryPool pool;
+            last = cu.default_pool(&pool, cur_dev);
+            if (!last)
+                last = cu.trim(pool, 0);
         } else if (!strcmp(op, "freeall")) {
             last = 0;
             for (int i = 0; i < nallocs; i++)
