@@ -30,6 +30,7 @@ LDLIBS  += -ldl -lpthread
 COMMON_SRC := $(wildcard src/common/*.c)
 SHIM_SRC   := $(wildcard src/shim/*.c)
 CLI_SRC    := $(wildcard src/cli/*.c)
+RUNTIME_SRC := $(wildcard src/runtime/*.c)
 SIMC_SRC   := $(wildcard sim/common/*.c)
 SIMCU_SRC  := $(wildcard sim/cuda/*.c)
 SIMNV_SRC  := $(wildcard sim/nvml/*.c)
@@ -43,11 +44,12 @@ SHIM    := $(BUILD)/lib/libgpumem.so
 SIMCUDA := $(BUILD)/sim/libcuda.so.1
 SIMNVML := $(BUILD)/sim/libnvidia-ml.so.1
 CLI     := $(BUILD)/bin/gpumem
+RUNTIME := $(BUILD)/bin/gpumem-runtime
 UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 PROGS   := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(CLI) $(UNITS) $(PROGS) $(BENCHES)
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,7 +81,12 @@ $(SIMNVML): $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) sim/nvml/libnvidia-ml.map
 $(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
 $(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -ljansson -lm
+
+# The OCI runtime wrapper (Docker, containerd): config.json through jansson.
+$(RUNTIME): $(call obj,$(RUNTIME_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -ljansson
 
 # Unit tests link the common library directly (pure logic, no GPU).
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static ssize_t read_small(const char *path, char *buf, size_t len)
@@ -64,6 +65,69 @@ void gm_proc_comm(pid_t pid, char *buf, size_t len)
         buf[strcspn(buf, "\n")] = '\0';
 }
 
+/* The pid `pid` has in its own (innermost) pid namespace: the last number
+ * of the NSpid line of /proc/<host>/status; 0 if unknown. */
+static pid_t inner_pid(pid_t host)
+{
+    char path[48], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)host);
+    if (read_small(path, buf, sizeof buf) <= 0)
+        return 0;
+    char *p = strstr(buf, "\nNSpid:");
+    if (!p)
+        return 0;
+    p += 7;
+    pid_t last = 0;
+    while (*p && *p != '\n') {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p < '0' || *p > '9')
+            break;
+        pid_t v = 0;
+        while (*p >= '0' && *p <= '9')
+            v = v * 10 + (*p++ - '0');
+        last = v;
+    }
+    return last;
+}
+
+/* A slot written inside a container holds the pid as the container sees it;
+ * a reader on the host (gpumem ps, the daemon) must not take it for dead.
+ * Looks for a live process with that start time whose innermost pid is
+ * `pid` (start times are clock ticks since boot, the same in every pid
+ * namespace). getdents64 into a stack buffer: no malloc, as above. Two
+ * processes with the same inner pid started in the same tick keep a dead
+ * slot alive a little longer: the safe direction. */
+static int alive_in_other_ns(pid_t pid, uint64_t start_time)
+{
+    int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    int found = 0;
+    long n;
+    while (!found && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n && !found;) {
+            /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name */
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            const char *name = buf + off + 19;
+            off += reclen;
+            pid_t h = 0;
+            const char *c = name;
+            for (; *c >= '0' && *c <= '9'; c++)
+                h = h * 10 + (*c - '0');
+            if (*c || h <= 0 || h == pid)
+                continue;
+            char state;
+            if (stat_of(h, &state) == start_time && state != 'Z' && state != 'X' && inner_pid(h) == pid)
+                found = 1;
+        }
+    }
+    close(fd);
+    return found;
+}
+
 int gm_proc_alive(pid_t pid, uint64_t start_time)
 {
     if (pid <= 0)
@@ -71,5 +135,7 @@ int gm_proc_alive(pid_t pid, uint64_t start_time)
     char state;
     uint64_t st = stat_of(pid, &state);
     /* A zombie has exited: the driver has already taken its memory back. */
-    return st != 0 && st == start_time && state != 'Z' && state != 'X';
+    if (st != 0 && st == start_time)
+        return state != 'Z' && state != 'X';
+    return start_time != 0 && alive_in_other_ns(pid, start_time);
 }

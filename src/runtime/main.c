@@ -1,0 +1,212 @@
+/* gpumem-runtime: see runtime.h. Registered with Docker as
+ *   "runtimes": {"gpumem": {"path": "/usr/local/bin/gpumem-runtime"}}
+ * and called by containerd's shim exactly like runc. */
+#include "runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Errors go to stderr and, when the engine gave one, to the --log file in
+ * its format: containerd reads the last error from there and Docker shows
+ * it ("OCI runtime create failed: gpumem-runtime: ..."). */
+static void fail_msg(const struct rt_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_msg(const struct rt_args *a, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(msg, sizeof msg, "gpumem-runtime: ");
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", msg);
+    if (!a->log || !*a->log)
+        return;
+    FILE *f = fopen(a->log, "ae");
+    if (!f)
+        return;
+    char ts[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    if (a->log_format && strcmp(a->log_format, "json") == 0) {
+        json_t *j = json_pack("{s:s, s:s, s:s}", "level", "error", "msg", msg, "time", ts);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (s)
+            fprintf(f, "%s\n", s);
+        free(s);
+        json_decref(j);
+    } else {
+        fprintf(f, "time=\"%s\" level=error msg=\"", ts);
+        for (const char *p = msg; *p; p++)
+            fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+        fputs("\"\n", f);
+    }
+    fclose(f);
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void group_path(const char *id, char *buf, size_t len)
+{
+    char state[PATH_MAX], name[GM_NAME_LEN];
+    rt_group_name(id, name, sizeof name);
+    snprintf(buf, len, "%s/%s", gm_state_dir(state, sizeof state), name);
+}
+
+static void remove_group(const char *dir)
+{
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/ld.so.preload", dir);
+    unlink(p);
+    gm_group_remove(dir);
+}
+
+/* Removes the container's group, only if it is this container's. */
+static void remove_container_group(const char *id)
+{
+    char dir[PATH_MAX], err[256];
+    group_path(id, dir, sizeof dir);
+    const struct gm_limits *m = gm_limits_map(dir, err, sizeof err);
+    if (!m)
+        return;
+    int mine = strncmp(m->container_id, id, sizeof m->container_id) == 0;
+    gm_limits_unmap(m);
+    if (mine)
+        remove_group(dir);
+}
+
+/* On `create`: 0 = nothing to do (config.json untouched), 1 = group
+ * created at dir and config.json rewritten, -1 = refused (reported,
+ * nothing left behind). */
+static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir, size_t dirlen)
+{
+    char err[1024];
+    if (!a->id || !*a->id) {
+        fail_msg(a, "create: no container id on the command line");
+        return -1;
+    }
+    json_t *cfg = rt_bundle_load(a->bundle, err, sizeof err);
+    if (!cfg) {
+        fail_msg(a, "%s", err);
+        return -1;
+    }
+    struct gm_limit_spec spec;
+    int rc = gm_limit_from_env(rt_env_get, cfg, &spec, err, sizeof err);
+    if (rc <= 0) {
+        if (rc < 0)
+            fail_msg(a, "container %.12s: %s", a->id, err);
+        json_decref(cfg);
+        return rc;
+    }
+    struct gm_limits l;
+    gm_limits_init(&l);
+    if (gm_limits_from_spec(&l, &spec, rt_index_uuid, cfg, err, sizeof err) < 0) {
+        fail_msg(a, "container %.12s: GPU memory limit: %s", a->id, err);
+        json_decref(cfg);
+        return -1;
+    }
+    rt_identity(cfg, a->id, c, &l);
+    l.created_unix = (uint64_t)time(NULL);
+
+    struct stat st;
+    char state[PATH_MAX], rootfs[PATH_MAX];
+    if (stat(c->shim, &st) != 0) {
+        fail_msg(a, "the shim %s: %s (set \"shim = /path\" in /etc/gpumem/runtime.conf)", c->shim, strerror(errno));
+        json_decref(cfg);
+        return -1;
+    }
+    if (rt_rootfs(a->bundle, cfg, rootfs, sizeof rootfs) < 0) {
+        fail_msg(a, "bundle %s: root.path too long", a->bundle);
+        json_decref(cfg);
+        return -1;
+    }
+    if (mkdir_p(gm_state_dir(state, sizeof state)) < 0) {
+        fail_msg(a, "%s: %s", state, strerror(errno));
+        json_decref(cfg);
+        return -1;
+    }
+    group_path(a->id, dir, dirlen);
+    if (gm_group_create(dir, &l, 0666, err, sizeof err) < 0) {
+        fail_msg(a, "container %.12s: %s", a->id, err);
+        json_decref(cfg);
+        return -1;
+    }
+    if (rt_write_preload(rootfs, dir, err, sizeof err) < 0 || rt_add_mounts(cfg, dir, c->shim, err, sizeof err) < 0 ||
+        rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0) {
+        fail_msg(a, "container %.12s: %s", a->id, err);
+        remove_group(dir);
+        json_decref(cfg);
+        return -1;
+    }
+    json_decref(cfg);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct rt_args a;
+    struct rt_config c;
+    char err[1024], dir[PATH_MAX];
+    rt_parse_args(argc, argv, &a);
+    if (rt_config_load(&c, err, sizeof err) < 0) {
+        fail_msg(&a, "%s", err);
+        return 1;
+    }
+    argv[0] = c.runtime;
+    if (a.command && strcmp(a.command, "create") == 0) {
+        int rc = prepare(&a, &c, dir, sizeof dir);
+        if (rc < 0)
+            return 1;
+        if (rc > 0) {
+            /* Wait for the real runtime, so a create that fails there
+             * leaves no group behind either. */
+            fflush(NULL);
+            pid_t pid = fork();
+            if (pid < 0) {
+                fail_msg(&a, "fork: %s", strerror(errno));
+                remove_group(dir);
+                return 1;
+            }
+            if (pid == 0) {
+                execv(c.runtime, argv);
+                fprintf(stderr, "gpumem-runtime: %s: %s\n", c.runtime, strerror(errno));
+                _exit(127);
+            }
+            int status;
+            while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                    status = 1 << 8;
+                    break;
+                }
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (code != 0)
+                remove_group(dir);
+            return code;
+        }
+    } else if (a.command && strcmp(a.command, "delete") == 0 && a.id) {
+        remove_container_group(a.id);
+    }
+    execv(c.runtime, argv);
+    fail_msg(&a, "%s: %s", c.runtime, strerror(errno));
+    return 127;
+}

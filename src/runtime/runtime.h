@@ -1,0 +1,58 @@
+/* gpumem-runtime: an OCI runtime wrapper (like nvidia-container-runtime).
+ * On `create` it gives a container that asks for a GPU memory limit its
+ * group and the mounts that put the shim in front of the driver; on
+ * `delete` it removes the group; everything else goes to the real runtime
+ * (runc, crun, nvidia-container-runtime) unchanged. */
+#ifndef GPUMEM_RUNTIME_H
+#define GPUMEM_RUNTIME_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "gpumem/group.h"
+
+/* Where the shim and the group appear inside a container. */
+#define RT_SHIM_DEST    "/usr/lib/gpumem/libgpumem.so"
+#define RT_PRELOAD_DEST "/etc/ld.so.preload"
+#define RT_SELF_DEST    "/run/gpumem/self"
+
+/* The command line as runc reads it: global options, the command, its
+ * options and the container id (the last argument). */
+struct rt_args {
+    const char *command;        /* "create", "delete", ...; NULL if none */
+    const char *bundle;         /* create: --bundle/-b, else "." */
+    const char *id;             /* create/delete: the last argument */
+    const char *log;            /* global --log FILE, where containerd looks for errors */
+    const char *log_format;     /* global --log-format text|json */
+};
+void rt_parse_args(int argc, char **argv, struct rt_args *a);
+
+/* config.c: /etc/gpumem/runtime.conf (or $GPUMEM_RUNTIME_CONFIG), lines of
+ * `key = value`: runtime (the real runtime), shim (libgpumem.so on the
+ * host), docker-root (for container names). */
+struct rt_config {
+    char runtime[4096];
+    char shim[4096];
+    char docker_root[4096];
+};
+int rt_config_load(struct rt_config *c, char *err, size_t errlen);
+
+/* bundle.c: config.json in and out. */
+json_t *rt_bundle_load(const char *bundle, char *err, size_t errlen);
+int rt_bundle_save(const char *bundle, json_t *cfg, char *err, size_t errlen);
+/* The rootfs directory (root.path, relative to the bundle unless absolute). */
+int rt_rootfs(const char *bundle, json_t *cfg, char *buf, size_t len);
+
+/* spec_edit.c: what the container asks for and what it gets. */
+const char *rt_env_get(const char *name, void *cfg);
+void rt_identity(json_t *cfg, const char *id, const struct rt_config *c, struct gm_limits *l);
+const char *rt_index_uuid(int index, void *cfg);
+int rt_write_preload(const char *rootfs, const char *group_dir, char *err, size_t errlen);
+int rt_add_mounts(json_t *cfg, const char *group_dir, const char *shim, char *err, size_t errlen);
+
+/* The group directory name for a container id: the id itself when it is a
+ * valid group name, else its first 12 characters (as `docker ps` shows
+ * 64-character ids). */
+void rt_group_name(const char *id, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,75 @@
+# gpumem-runtime on a real Docker engine: limits inside containers, shared by
+# every process of a container (docker exec included), read-only from inside,
+# visible and changeable from the host, gone with the container; containers
+# without a limit untouched; bad limits refused with a clear message.
+. tests/integration/lib.sh
+if [ "${SAN:-0}" = 1 ]; then skip docker_e2e "docker e2e runs in the plain build only"; exit 0; fi
+if ! command -v docker >/dev/null; then skip docker_e2e "dockerd unavailable: no docker client"; exit 0; fi
+if ! why=$(timeout 20 docker info 2>&1 >/dev/null); then
+    skip docker_e2e "dockerd unavailable: $(printf '%s' "$why" | tr '\n' ' ' | cut -c1-200)"; exit 0
+fi
+RT="$TOP/$BUILD/bin/gpumem-runtime"
+# The runtime runs under dockerd, with its state dir (/run/gpumem as root).
+export GPUMEM_STATE_DIR=${GPUMEM_DOCKER_STATE_DIR:-/run/gpumem}
+export GPUMEM_SIM_CTX_OVERHEAD=64M
+IMG=gpumem-test:e2e-$$
+P=gpumem-e2e-$$
+installed=""
+daemon_json=${GPUMEM_DOCKER_CONFIG:-/etc/docker/daemon.json}
+has_runtime() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"gpumem"'; }
+finish() {
+    docker ps -aq --filter "name=$P" | xargs -r docker rm -f >/dev/null 2>&1
+    docker rmi -f "$IMG" >/dev/null 2>&1
+    if [ -n "$installed" ]; then
+        "$GPUMEM" uninstall docker --config "$daemon_json" >/dev/null
+        kill -HUP $(pidof dockerd) 2>/dev/null
+    fi
+    cleanup
+}
+trap finish EXIT
+if ! has_runtime; then
+    "$GPUMEM" install docker --config "$daemon_json" --runtime-path "$RT" >/dev/null || { fail docker_install "gpumem install docker failed"; exit 1; }
+    installed=1
+    kill -HUP $(pidof dockerd)
+    for i in $(seq 50); do has_runtime && break; sleep 0.2; done
+    has_runtime && ok runtime_registered_by_install || { fail runtime_registered_by_install "dockerd did not load it"; exit 1; }
+fi
+tests/docker/build-image.sh "$TOP/$BUILD" "$IMG" || { fail docker_image "build-image.sh failed"; exit 1; }
+mkdir -p "$GPUMEM_SIM_STATE"
+GPU=(--runtime=gpumem --network none -e GPUMEM_SIM_STATE=/simstate -e GPUMEM_SIM_CTX_OVERHEAD=64M -v "$GPUMEM_SIM_STATE:/simstate")
+
+out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init info alloc 600M expect 0 alloc 600M expect 2 2>&1)
+[ $? = 0 ] && expect_in limit_enforced_inside "total=1073741824" "$out" || fail limit_enforced_inside "$out"
+
+cid=$(docker run -d --name "$P-hold" "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init alloc 600M expect 0 hold)
+short=${cid:0:12}
+for i in $(seq 100); do docker logs "$P-hold" 2>&1 | grep -q holding && break; sleep 0.1; done
+[ -e "$GPUMEM_STATE_DIR/$short/limits" ] && ok group_created_for_container || fail group_created_for_container "no $GPUMEM_STATE_DIR/$short"
+out=$(docker exec "$P-hold" alloc_client init alloc 600M expect 2 2>&1)
+[ $? = 0 ] && ok exec_shares_the_limit || fail exec_shares_the_limit "$out"
+out=$("$GPUMEM" ps -p --format json)
+python3 - "$cid" "$out" <<'PY' && ok ps_shows_container_bytes || fail ps_shows_container_bytes "$out"
+import json, sys
+g = [g for g in json.loads(sys.argv[2]) if g["container_id"] == sys.argv[1]][0]
+assert g["devices"][0]["used"] >= 600 << 20 and g["processes"] >= 1, g
+PY
+out=$(docker exec "$P-hold" sh -c 'echo x >/run/gpumem/self/limits' 2>&1)
+[ $? != 0 ] && expect_in limits_read_only_inside "Read-only" "$out" || fail limits_read_only_inside "write succeeded"
+out=$(docker exec "$P-hold" sh -c 'rm /run/gpumem/self/usage' 2>&1)
+[ $? != 0 ] && ok usage_cannot_be_replaced || fail usage_cannot_be_replaced "rm succeeded"
+"$GPUMEM" limit "$short" 2G >/dev/null
+out=$(docker exec "$P-hold" alloc_client init info alloc 600M expect 0 2>&1)
+[ $? = 0 ] && expect_in limit_changed_while_running "total=2147483648" "$out" || fail limit_changed_while_running "$out"
+docker rm -f "$P-hold" >/dev/null
+for i in $(seq 50); do [ -e "$GPUMEM_STATE_DIR/$short" ] || break; sleep 0.1; done
+[ ! -e "$GPUMEM_STATE_DIR/$short" ] && ok group_gone_after_rm || fail group_gone_after_rm "$(ls "$GPUMEM_STATE_DIR/$short" 2>&1)"
+
+out=$(docker run --rm "${GPU[@]}" "$IMG" sh -c 'test ! -e /etc/ld.so.preload && ! grep -e /run/gpumem -e libgpumem /proc/self/mountinfo && echo untouched' 2>&1)
+expect_in no_limit_untouched "untouched" "$out"
+
+before=$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)
+out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=lots "$IMG" true 2>&1); rc=$?
+case "$out" in *gpumem*NVIDIA_GPU_MEMORY_LIMIT*lots*) [ $rc != 0 ] && ok bad_limit_refused || fail bad_limit_refused "started: $out" ;;
+*) fail bad_limit_refused "message: $out" ;; esac
+[ "$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)" = "$before" ] && ok bad_limit_leaves_nothing || fail bad_limit_leaves_nothing "$(ls "$GPUMEM_STATE_DIR")"
+exit 0
