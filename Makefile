@@ -31,6 +31,7 @@ COMMON_SRC := $(wildcard src/common/*.c)
 SHIM_SRC   := $(wildcard src/shim/*.c)
 CLI_SRC    := $(wildcard src/cli/*.c)
 RUNTIME_SRC := $(wildcard src/runtime/*.c)
+DAEMON_SRC := $(wildcard src/daemon/*.c)
 SIMC_SRC   := $(wildcard sim/common/*.c)
 SIMCU_SRC  := $(wildcard sim/cuda/*.c)
 SIMNV_SRC  := $(wildcard sim/nvml/*.c)
@@ -79,9 +80,9 @@ $(SIMNVML): $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) sim/nvml/libnvidia-ml.map
 	ln -sf libnvidia-ml.so.1 $(BUILD)/sim/libnvidia-ml.so
 
 $(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
-$(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
+$(CLI): $(call obj,$(CLI_SRC) $(DAEMON_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -ljansson -lm
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd -ljansson -lm
 
 # The OCI runtime wrapper (Docker, containerd): config.json through jansson.
 $(RUNTIME): $(call obj,$(RUNTIME_SRC) $(COMMON_SRC))
@@ -98,6 +99,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
 $(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o $(SIMCUDA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $< $(if $(findstring _linked,$*),-L$(BUILD)/sim -lcuda -Wl$(,)-rpath$(,)'$$ORIGIN/../../sim') $(LDLIBS)
+
+# bench/mkgroups writes synthetic groups with the common library.
+$(BUILD)/bench/mkgroups: $(BUILD)/obj/bench/mkgroups.o $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(dir $@)

@@ -11,6 +11,7 @@ static const struct command commands[] = {
     {"ps", cmd_ps, "list groups and their GPU memory use"},
     {"install", cmd_install, "register gpumem with Docker (install docker [--default])"},
     {"uninstall", cmd_uninstall, "remove gpumem from Docker's daemon.json"},
+    {"daemon", cmd_daemon, "serve Prometheus metrics, reclaim dead processes, log events"},
 };
 
 int die(int status, const char *fmt, ...)

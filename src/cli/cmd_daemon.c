@@ -1,0 +1,211 @@
+/* gpumem daemon: the host agent. Serves Prometheus metrics over HTTP
+ * (src/daemon/http.c), and every interval reclaims the slots of dead
+ * processes and logs events (src/daemon/events.c) until SIGTERM/SIGINT. */
+#include "cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../daemon/daemon.h"
+
+static void daemon_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: gpumem daemon [--listen ADDR:PORT] [--sim] [--interval SECONDS] [--log FILE]\n"
+            "\n"
+            "The gpumem host agent. It serves the GPU memory of every group (container,\n"
+            "gpumem run) and every device as Prometheus metrics, and every interval it\n"
+            "reclaims the slots of processes that died and logs events as JSON lines.\n"
+            "Viewing needs no daemon (gpumem ps reads the groups directly); the daemon is\n"
+            "for scraping, alerting and the event log.\n"
+            "\n"
+            "HTTP endpoints:\n"
+            "  GET /metrics    Prometheus text format 0.0.4, collected afresh on each\n"
+            "                  request: gpumem_group_{limit,used,peak}_bytes,\n"
+            "                  gpumem_group_refusals_total, gpumem_group_processes,\n"
+            "                  gpumem_group_accounting_drift_bytes (labels group, container,\n"
+            "                  pod, namespace, gpu, uuid); gpumem_device_{total,used,free}_bytes\n"
+            "                  and gpumem_device_granted_limit_bytes (labels gpu, uuid).\n"
+            "                  docs/monitoring.md describes each one.\n"
+            "  GET /healthz    \"ok\" while the daemon runs.\n"
+            "  Any other path answers 404, any other method 405.\n"
+            "\n"
+            "Events (one JSON object per line, with time, level and event):\n"
+            "  refusal         a group's refusal counter grew: group, uuid, count, new,\n"
+            "                  last_refused_size\n"
+            "  threshold       a group's usage crossed %d%% of its limit on a device,\n"
+            "                  direction \"up\" or \"down\"\n"
+            "  reclaim         slots of dead processes were freed in a group\n"
+            "  group_skipped   a group's files are corrupt or unreadable (it is left out\n"
+            "                  of the metrics; warned once until it is readable again)\n"
+            "  start, stop     with the address actually bound, and the signal\n"
+            "\n"
+            "Options:\n"
+            "  --listen ADDR:PORT   where to serve HTTP (default 127.0.0.1:9400). ADDR is an\n"
+            "                       IPv4 address, localhost, [IPv6], or empty (\":9400\") for\n"
+            "                       every interface; port 0 picks a free port (the start\n"
+            "                       event says which)\n"
+            "  --sim                read devices from the simulated GPU's NVML (also implied\n"
+            "                       by GPUMEM_SIM_DIR) instead of libnvidia-ml.so.1\n"
+            "  --interval SECONDS   how often to reclaim and look for events (default 5;\n"
+            "                       decimals allowed, 0.05 to 86400)\n"
+            "  --log FILE           append events to FILE instead of stderr\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "Without NVML (no driver) the daemon still serves group metrics; device metrics\n"
+            "and drift are then absent and gpumem_nvml_up is 0.\n"
+            "\n"
+            "Signals: SIGTERM and SIGINT stop it cleanly (exit status 0).\n"
+            "\n"
+            "Environment:\n"
+            "  GPUMEM_STATE_DIR   where groups live (see gpumem --help)\n"
+            "  GPUMEM_SIM_DIR     the simulated GPU's libraries (implies --sim)\n"
+            "\n"
+            "Example:\n"
+            "  gpumem daemon --listen :9400 --log /var/log/gpumem.jsonl\n",
+            DM_THRESHOLD_PERCENT);
+}
+
+static int parse_interval(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0.05 || v > 86400 || strspn(s, "0123456789.") != strlen(s))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void bound_address(const struct sockaddr_storage *ss, int port, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ss->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof host);
+        snprintf(buf, len, "[%s]:%d", host, port);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof host);
+        snprintf(buf, len, "%s:%d", host, port);
+    }
+}
+
+static void tick(const char *state)
+{
+    struct dm_snapshot s;
+    dm_collect_lock();
+    dm_collect(&s, state, 1);
+    dm_events_tick(&s);
+    dm_collect_unlock();
+    dm_snapshot_free(&s);
+}
+
+static void log_str(const char *level, const char *event, const char *key, const char *value)
+{
+    struct gbuf f = {0};
+    gbuf_printf(&f, ",\"%s\":", key);
+    gbuf_json(&f, value);
+    dm_log(level, event, f.p);
+    gbuf_free(&f);
+}
+
+int cmd_daemon(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'}, {"sim", no_argument, 0, 's'},
+        {"interval", required_argument, 0, 'i'}, {"log", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    const char *listen = "127.0.0.1:9400", *log_path = NULL;
+    int sim = 0, c;
+    double interval = 5;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 's': sim = 1; break;
+        case 'i':
+            if (parse_interval(optarg, &interval) < 0)
+                return die(2, "--interval \"%s\": expected seconds from 0.05 to 86400", optarg);
+            break;
+        case 'o': log_path = optarg; break;
+        case 'h': daemon_usage(stdout); return 0;
+        default: daemon_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc)
+        return die(2, "daemon: unexpected argument \"%s\"", argv[optind]);
+
+    char err[512];
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (dm_parse_listen(listen, &ss, &sslen, err, sizeof err) < 0)
+        return die(2, "%s", err);
+    FILE *log = stderr;
+    if (log_path && !(log = fopen(log_path, "ae")))
+        return die(1, "--log \"%s\": %s", log_path, strerror(errno));
+    dm_log_open(log);
+
+    char sim_dir[PATH_MAX];
+    const char *env_sim = getenv("GPUMEM_SIM_DIR");
+    if (sim || (env_sim && *env_sim)) {
+        if (find_sim_dir(sim_dir, sizeof sim_dir) < 0)
+            return die(1, "--sim: the simulated GPU was not found (build/sim, or set GPUMEM_SIM_DIR)");
+        if (dm_nvml_open(sim_dir, err, sizeof err) < 0)
+            return die(1, "--sim: %s", err);
+    } else if (dm_nvml_open(NULL, err, sizeof err) < 0) {
+        log_str("warn", "nvml_unavailable", "message", err);
+    }
+
+    /* Signals are taken synchronously by the loop; the HTTP thread,
+     * started after this, inherits the mask. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char state[PATH_MAX];
+    gm_state_dir(state, sizeof state);
+    int port = dm_http_start(&ss, state, err, sizeof err);
+    if (port < 0) {
+        die(1, "--listen \"%s\": %s", listen, err);
+        log_str("error", "listen_failed", "message", err);
+        return 1;
+    }
+    char where[INET6_ADDRSTRLEN + 16];
+    bound_address(&ss, port, where, sizeof where);
+    struct gbuf f = {0};
+    gbuf_puts(&f, ",\"listen\":");
+    gbuf_json(&f, where);
+    gbuf_printf(&f, ",\"port\":%d,\"pid\":%d,\"interval\":%g,\"nvml\":%s,\"state_dir\":", port, (int)getpid(),
+                interval, dm_nvml_available() ? "true" : "false");
+    gbuf_json(&f, state);
+    dm_log("info", "start", f.p);
+    gbuf_free(&f);
+
+    int sig = 0;
+    while (!sig) {
+        tick(state);
+        struct timespec ts = {(time_t)interval, (long)((interval - floor(interval)) * 1e9)};
+        siginfo_t si;
+        int r = sigtimedwait(&stop, &si, &ts);
+        if (r > 0)
+            sig = r;
+    }
+    dm_http_stop();
+    log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    dm_events_reset();
+    if (log != stderr)
+        fclose(log);
+    return 0;
+}

@@ -1,0 +1,186 @@
+/* One pass over the groups: for every group directory under the state dir,
+ * its identity and limits (a consistent seqlock copy), and per device it has
+ * used what its processes hold, its peak and refusals, set against what
+ * NVML says the same processes hold. A group whose files cannot be read or
+ * validated is listed as skipped, never trusted and never fatal. */
+#include "daemon.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Fields of a file in shared memory are not trusted to be terminated. */
+static void copy_field(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+    size_t n = strnlen(src, srclen);
+    if (n >= dstlen)
+        n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+#define COPY_FIELD(dst, src) copy_field((dst), sizeof(dst), (src), sizeof(src))
+
+static void *grow(void *p, size_t *cap, size_t n, size_t elem, int *oom)
+{
+    if (n < *cap)
+        return p;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *q = realloc(p, c * elem);
+    if (!q) {
+        *oom = 1;
+        return NULL;
+    }
+    *cap = c;
+    return q;
+}
+
+static void add_bad(struct dm_snapshot *s, const char *group, const char *why)
+{
+    void *p = grow(s->bad, &s->capbad, s->nbad, sizeof *s->bad, &s->oom);
+    if (!p)
+        return;
+    s->bad = p;
+    struct dm_bad *b = &s->bad[s->nbad++];
+    copy_field(b->group, sizeof b->group, group, GM_NAME_LEN);
+    snprintf(b->why, sizeof b->why, "%s", why);
+}
+
+static void add_reclaimed(struct dm_snapshot *s, const char *group, int count)
+{
+    void *p = grow(s->reclaimed, &s->capreclaimed, s->nreclaimed, sizeof *s->reclaimed, &s->oom);
+    if (!p)
+        return;
+    s->reclaimed = p;
+    copy_field(s->reclaimed[s->nreclaimed].group, sizeof s->reclaimed[0].group, group, GM_NAME_LEN);
+    s->reclaimed[s->nreclaimed++].count = count;
+}
+
+static struct dm_device *find_dev(struct dm_snapshot *s, const char *uuid)
+{
+    for (int i = 0; i < s->ndevs; i++)
+        if (strcmp(s->devs[i].uuid, uuid) == 0)
+            return &s->devs[i];
+    return NULL;
+}
+
+
+static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_limits *l, const struct gm_usage *u)
+{
+    uint32_t ndev = atomic_load(&u->ndev), hw = atomic_load(&u->slots_hw);
+    for (uint32_t d = 0; d < ndev && d < GM_MAX_DEVICES; d++) {
+        void *p = grow(s->rows, &s->caprows, s->nrows, sizeof *s->rows, &s->oom);
+        if (!p)
+            return;
+        s->rows = p;
+        struct dm_row *r = &s->rows[s->nrows++];
+        memset(r, 0, sizeof *r);
+        copy_field(r->group, sizeof r->group, name, GM_NAME_LEN);
+        if (l->container_name[0])
+            COPY_FIELD(r->container, l->container_name);
+        else
+            COPY_FIELD(r->container, l->container_id);
+        COPY_FIELD(r->pod, l->pod);
+        COPY_FIELD(r->ns, l->pod_namespace);
+        COPY_FIELD(r->uuid, u->dev[d].uuid);
+        r->limit = gm_limits_for(l, r->uuid);
+        r->used = gm_usage_total(u, (int)d);
+        r->peak = atomic_load(&u->dev[d].peak);
+        r->refusals = atomic_load(&u->dev[d].refusals);
+        r->last_refused = atomic_load(&u->dev[d].last_refused_size);
+        struct dm_device *dev = find_dev(s, r->uuid);
+        r->gpu = dev ? (int)dev->index : -1;
+        uint64_t shim = 0, truth = 0;
+        for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
+            const struct gm_proc_slot *sl = &u->slot[i];
+            int32_t pid = atomic_load(&sl->pid);
+            if (pid == 0)
+                continue;
+            uint64_t held = atomic_load(&sl->charged[d]);
+            r->procs += held > 0;
+            shim += held;
+            long long nv = dev ? dm_proc_used(dev, (unsigned int)(sl->host_pid ? sl->host_pid : pid)) : -1;
+            truth += nv > 0 ? (uint64_t)nv : 0;
+        }
+        if (dev && dev->procs_ok) {
+            r->drift_ok = 1;
+            r->drift = (int64_t)(shim - truth);
+        }
+    }
+}
+
+static void read_group(struct dm_snapshot *s, const char *name, const char *dir, int reclaim)
+{
+    char err[320];
+    const struct gm_limits *lm = gm_limits_map(dir, err, sizeof err);
+    if (!lm) {
+        add_bad(s, name, err);
+        return;
+    }
+    struct gm_limits l;
+    if (gm_limits_read(lm, &l) < 0) {
+        gm_limits_unmap(lm);
+        add_bad(s, name, "limits file stays mid-update (a writer died?)");
+        return;
+    }
+    gm_limits_unmap(lm);
+    struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
+    if (!u) {
+        add_bad(s, name, err);
+        return;
+    }
+    if (reclaim) {
+        int n = gm_reclaim_dead(u);
+        if (n > 0)
+            add_reclaimed(s, name, n);
+    }
+    s->ngroups++;
+    for (int i = 0; i < s->ndevs; i++) {
+        uint64_t lim = gm_limits_for(&l, s->devs[i].uuid);
+        if (lim != GM_UNLIMITED)
+            s->devs[i].granted = s->devs[i].granted + lim < s->devs[i].granted ? UINT64_MAX
+                                                                                : s->devs[i].granted + lim;
+    }
+    add_rows(s, name, &l, u);
+    gm_usage_unmap(u);
+}
+
+static int row_order(const void *a, const void *b)
+{
+    const struct dm_row *x = a, *y = b;
+    int c = strcmp(x->group, y->group);
+    return c ? c : strcmp(x->uuid, y->uuid);
+}
+
+void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim)
+{
+    memset(s, 0, sizeof *s);
+    s->nvml = dm_nvml_available();
+    s->ndevs = dm_nvml_read(s->devs, DM_MAX_NVML_DEVS);
+    struct dirent **ents = NULL;
+    int n = scandir(state_dir, &ents, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *name = ents[i]->d_name;
+        char dir[PATH_MAX + 300], probe[PATH_MAX + 320];
+        if (name[0] != '.' && gm_valid_group_name(name) == 0) {
+            snprintf(dir, sizeof dir, "%s/%s", state_dir, name);
+            snprintf(probe, sizeof probe, "%s/limits", dir);
+            if (access(probe, F_OK) == 0)
+                read_group(s, name, dir, reclaim);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (s->nrows > 1)
+        qsort(s->rows, s->nrows, sizeof *s->rows, row_order);
+}
+
+void dm_snapshot_free(struct dm_snapshot *s)
+{
+    dm_nvml_release(s->devs, s->ndevs);
+    free(s->rows);
+    free(s->bad);
+    free(s->reclaimed);
+    memset(s, 0, sizeof *s);
+}

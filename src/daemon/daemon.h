@@ -1,0 +1,141 @@
+/* gpumem daemon, private interfaces: a growing text buffer, the device
+ * truth from NVML, a snapshot of every group, the Prometheus rendering of a
+ * snapshot, the event log, and the HTTP server. cmd_daemon.c ties them
+ * together; `gpumem daemon --help` describes what an operator sees. */
+#ifndef GPUMEM_DAEMON_H
+#define GPUMEM_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "gpumem/group.h"
+
+/* ---- buf.c: a text buffer that grows (never truncates) ---------------- */
+
+struct gbuf {
+    char *p;        /* NUL-terminated once anything was added */
+    size_t len, cap;
+    int oom;        /* an allocation failed: the content is incomplete */
+};
+
+void gbuf_printf(struct gbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gbuf_puts(struct gbuf *b, const char *s);
+/* A Prometheus label value: \ " and newline escaped. */
+void gbuf_label(struct gbuf *b, const char *s);
+/* A JSON string, quotes included. */
+void gbuf_json(struct gbuf *b, const char *s);
+void gbuf_free(struct gbuf *b);
+
+/* ---- nvml_source.c: the device's own truth ---------------------------- */
+
+#define DM_MAX_NVML_DEVS 64
+
+struct dm_proc {
+    unsigned int pid;                   /* host pid */
+    unsigned long long used;
+};
+
+struct dm_device {
+    unsigned int index;                 /* as NVML and nvidia-smi number it */
+    char uuid[GM_UUID_LEN];             /* "GPU-..." lower case */
+    int mem_ok;                         /* total/used/free valid */
+    unsigned long long total, used, free;
+    int procs_ok;                       /* procs valid */
+    struct dm_proc *procs;              /* sorted by pid */
+    unsigned int nprocs;
+    uint64_t granted;                   /* sum of group limits on this device */
+};
+
+/* Loads NVML (the simulated one from sim_dir when not NULL) and initialises
+ * it. Returns 0, or -1 with err set; the daemon then serves group metrics
+ * without device ones. */
+int dm_nvml_open(const char *sim_dir, char *err, size_t errlen);
+int dm_nvml_available(void);
+/* Reads every device now. Returns the count (0 without NVML); free with
+ * dm_nvml_release. */
+int dm_nvml_read(struct dm_device *devs, int max);
+void dm_nvml_release(struct dm_device *devs, int n);
+/* What a device's process list says `pid` holds; -1 when it is not listed. */
+long long dm_proc_used(const struct dm_device *d, unsigned int pid);
+
+/* ---- collect.c: one pass over the groups ----------------------------- */
+
+/* One group on one device it has used. */
+struct dm_row {
+    char group[GM_NAME_LEN + 1];
+    char container[80], pod[GM_NAME_LEN], ns[GM_NAME_LEN];
+    char uuid[GM_UUID_LEN];
+    int gpu;                            /* NVML index, -1 when NVML does not list it */
+    uint64_t limit;                     /* GM_UNLIMITED when none */
+    uint64_t used, peak, refusals, last_refused;
+    int procs;                          /* live processes holding bytes on it */
+    int drift_ok;
+    int64_t drift;                      /* shim's accounting - NVML's, same pids */
+};
+
+struct dm_bad {
+    char group[GM_NAME_LEN + 1];
+    char why[320];
+};
+
+struct dm_reclaim {
+    char group[GM_NAME_LEN + 1];
+    int count;
+};
+
+struct dm_snapshot {
+    struct dm_row *rows;
+    size_t nrows, caprows;
+    struct dm_device devs[DM_MAX_NVML_DEVS];
+    int ndevs;
+    int nvml;                           /* NVML was readable */
+    int ngroups;                        /* groups read */
+    struct dm_bad *bad;                 /* groups skipped: corrupt or unreadable */
+    size_t nbad, capbad;
+    struct dm_reclaim *reclaimed;       /* with reclaim: slots freed per group */
+    size_t nreclaimed, capreclaimed;
+    int oom;
+};
+
+/* Reads every group under state_dir (and NVML). With `reclaim`, frees the
+ * slots of dead processes first. Rows are sorted by group, then uuid. */
+void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim);
+void dm_snapshot_free(struct dm_snapshot *s);
+
+/* ---- metrics.c: Prometheus text format 0.0.4 ------------------------- */
+
+#define DM_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s);
+
+/* ---- events.c: JSON lines ------------------------------------------- */
+
+#define DM_THRESHOLD_PERCENT 80
+
+/* Where events go (stderr unless --log); line-buffered, thread-safe. */
+void dm_log_open(FILE *f);
+/* Writes {"time":...,"level":...,"event":EVENT<fields>}: `fields` is either
+ * empty or starts with a comma and is valid JSON members. */
+void dm_log(const char *level, const char *event, const char *fields);
+
+/* Compares a snapshot with the previous one and logs refusals, threshold
+ * crossings, reclaimed slots and groups skipped. The first call only sets
+ * the baseline (but still reports groups already above the threshold). */
+void dm_events_tick(const struct dm_snapshot *s);
+void dm_events_reset(void);
+
+/* ---- http.c: libmicrohttpd ------------------------------------------ */
+
+/* Parses "ADDR:PORT" ("127.0.0.1:9400", ":9400" for every interface,
+ * "[::1]:9400", "localhost:9400"). Port 0 picks a free one. */
+int dm_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
+/* Starts serving /metrics and /healthz; returns the bound port or -1. */
+int dm_http_start(const struct sockaddr_storage *ss, const char *state_dir, char *err, size_t errlen);
+void dm_http_stop(void);
+
+/* Serialises collection between the HTTP thread and the interval loop. */
+void dm_collect_lock(void);
+void dm_collect_unlock(void);
+
+#endif

@@ -1,0 +1,148 @@
+/* The device's own truth, from NVML: memory per device and what each
+ * process holds there. NVML is dlopen'ed (the simulated library with
+ * --sim), so the daemon runs, and serves group metrics, on a machine
+ * without a driver. */
+#include "daemon.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpumem/nvml.h"
+
+static struct {
+    int ok;
+    PFN_nvmlDeviceGetCount_v2 count;
+    PFN_nvmlDeviceGetHandleByIndex_v2 by_index;
+    PFN_nvmlDeviceGetUUID uuid;
+    PFN_nvmlDeviceGetMemoryInfo mem;
+    PFN_nvmlDeviceGetComputeRunningProcesses_v3 procs_v3;
+    PFN_nvmlDeviceGetComputeRunningProcesses procs_v1;
+} nv;
+
+int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
+{
+    char path[4096];
+    const char *lib = "libnvidia-ml.so.1";
+    if (sim_dir) {
+        snprintf(path, sizeof path, "%s/libnvidia-ml.so.1", sim_dir);
+        lib = path;
+    }
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "cannot load %s: %s", lib, dlerror());
+        return -1;
+    }
+    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
+    nv.count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
+    nv.by_index = (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    nv.uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
+    nv.mem = (PFN_nvmlDeviceGetMemoryInfo)dlsym(h, "nvmlDeviceGetMemoryInfo");
+    nv.procs_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
+    if (!nv.procs_v3) /* _v2 has the same entry layout */
+        nv.procs_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v2");
+    nv.procs_v1 = (PFN_nvmlDeviceGetComputeRunningProcesses)dlsym(h, "nvmlDeviceGetComputeRunningProcesses");
+    if (!init || !nv.count || !nv.by_index || !nv.uuid || !nv.mem) {
+        snprintf(err, errlen, "%s lacks the NVML entry points gpumem needs", lib);
+        return -1;
+    }
+    nvmlReturn_t r = init();
+    if (r != NVML_SUCCESS) {
+        snprintf(err, errlen, "%s: nvmlInit_v2 failed with error %d", lib, (int)r);
+        return -1;
+    }
+    nv.ok = 1;
+    return 0;
+}
+
+int dm_nvml_available(void) { return nv.ok; }
+
+static int by_pid(const void *a, const void *b)
+{
+    unsigned int x = ((const struct dm_proc *)a)->pid, y = ((const struct dm_proc *)b)->pid;
+    return x < y ? -1 : x > y;
+}
+
+/* The compute process list, with NVML's count protocol (ask, then retry if
+ * processes started in between). */
+static void read_procs(nvmlDevice_t h, struct dm_device *d)
+{
+    unsigned int room = 64;
+    for (int tries = 0; tries < 4; tries++) {
+        unsigned int n = room;
+        nvmlReturn_t r = NVML_ERROR_NOT_SUPPORTED;
+        struct dm_proc *out = calloc(room ? room : 1, sizeof *out);
+        if (!out)
+            return;
+        if (nv.procs_v3) {
+            nvmlProcessInfo_t *in = calloc(room ? room : 1, sizeof *in);
+            if (in && (r = nv.procs_v3(h, &n, in)) == NVML_SUCCESS)
+                for (unsigned int i = 0; i < n; i++)
+                    out[i] = (struct dm_proc){in[i].pid, in[i].usedGpuMemory};
+            free(in);
+        } else if (nv.procs_v1) {
+            nvmlProcessInfo_v1_t *in = calloc(room ? room : 1, sizeof *in);
+            if (in && (r = nv.procs_v1(h, &n, in)) == NVML_SUCCESS)
+                for (unsigned int i = 0; i < n; i++)
+                    out[i] = (struct dm_proc){in[i].pid, in[i].usedGpuMemory};
+            free(in);
+        }
+        if (r == NVML_SUCCESS) {
+            qsort(out, n, sizeof *out, by_pid);
+            d->procs = out;
+            d->nprocs = n;
+            d->procs_ok = 1;
+            return;
+        }
+        free(out);
+        if (r != NVML_ERROR_INSUFFICIENT_SIZE)
+            return;
+        room = n + 16;
+    }
+}
+
+int dm_nvml_read(struct dm_device *devs, int max)
+{
+    unsigned int count = 0;
+    if (!nv.ok || nv.count(&count) != NVML_SUCCESS)
+        return 0;
+    int n = 0;
+    for (unsigned int i = 0; i < count && n < max; i++) {
+        nvmlDevice_t h;
+        struct dm_device *d = &devs[n];
+        memset(d, 0, sizeof *d);
+        if (nv.by_index(i, &h) != NVML_SUCCESS || nv.uuid(h, d->uuid, sizeof d->uuid) != NVML_SUCCESS)
+            continue;
+        if (strncmp(d->uuid, "GPU-", 4) == 0) /* groups key devices by lower-case UUID */
+            for (char *c = d->uuid + 4; *c; c++)
+                if (*c >= 'A' && *c <= 'F')
+                    *c = (char)(*c + 32);
+        d->index = i;
+        nvmlMemory_t m;
+        if (nv.mem(h, &m) == NVML_SUCCESS) {
+            d->mem_ok = 1;
+            d->total = m.total;
+            d->used = m.used;
+            d->free = m.free;
+        }
+        read_procs(h, d);
+        n++;
+    }
+    return n;
+}
+
+void dm_nvml_release(struct dm_device *devs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(devs[i].procs);
+        devs[i].procs = NULL;
+        devs[i].nprocs = 0;
+    }
+}
+
+long long dm_proc_used(const struct dm_device *d, unsigned int pid)
+{
+    struct dm_proc key = {pid, 0};
+    const struct dm_proc *p = d->procs ? bsearch(&key, d->procs, d->nprocs, sizeof key, by_pid) : NULL;
+    return p ? (long long)p->used : -1;
+}
