@@ -37,7 +37,7 @@ static void usage(FILE *out)
                  "\n"
                  "Commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n"
                  "Run 'gpumem COMMAND --help' for a command's options.\n"
                  "\n"
