@@ -302,11 +302,11 @@ static void do_init(void)
     }
     /* One file per device spec: processes configured with different devices
      * do not share (or corrupt) each other's counters. */
-    char canon[600];
+    char canon[SIM_MAX_DEVICES * 128 + 16];
     snprintf(canon, sizeof canon, "%d", n);
     for (int i = 0; i < n; i++) {
         size_t l = strlen(canon);
-        snprintf(canon + l, sizeof canon - l, ";%s/%llu", devices[i].name, (unsigned long long)devices[i].capacity);
+        snprintf(canon + l, sizeof canon - l, ";%.96s/%llu", devices[i].name, (unsigned long long)devices[i].capacity);
     }
     uint64_t h = hash_str(canon);
     char path[400];
