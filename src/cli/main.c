@@ -9,6 +9,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "run a command in a new group under a GPU memory limit"},
     {"limit", cmd_limit, "show or change a running group's limit"},
     {"ps", cmd_ps, "list groups and their GPU memory use"},
+    {"top", cmd_top, "live full-screen view of GPU memory by group"},
     {"install", cmd_install, "register gpumem with Docker (install docker [--default])"},
     {"uninstall", cmd_uninstall, "remove gpumem from Docker's daemon.json"},
     {"daemon", cmd_daemon, "serve Prometheus metrics, reclaim dead processes, log events"},

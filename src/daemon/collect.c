@@ -110,7 +110,33 @@ static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_li
     }
 }
 
-static void read_group(struct dm_snapshot *s, const char *name, const char *dir, int reclaim)
+static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_usage *u)
+{
+    uint32_t ndev = atomic_load(&u->ndev), hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
+        const struct gm_proc_slot *sl = &u->slot[i];
+        int32_t pid = atomic_load(&sl->pid);
+        if (pid == 0)
+            continue;
+        void *p = grow(s->procs, &s->capprocs, s->nprocs, sizeof *s->procs, &s->oom);
+        if (!p)
+            return;
+        s->procs = p;
+        struct dm_procrow *r = &s->procs[s->nprocs++];
+        memset(r, 0, sizeof *r);
+        copy_field(r->group, sizeof r->group, name, GM_NAME_LEN);
+        r->pid = pid;
+        r->host_pid = sl->host_pid ? sl->host_pid : pid;
+        COPY_FIELD(r->comm, sl->comm);
+        for (uint32_t d = 0; d < ndev && d < GM_MAX_DEVICES; d++) {
+            r->used += atomic_load(&sl->charged[d]);
+            r->peak += atomic_load(&sl->peak[d]);
+        }
+        r->refusals = atomic_load(&sl->refusals);
+    }
+}
+
+static void read_group(struct dm_snapshot *s, const char *name, const char *dir, int reclaim, int procs)
 {
     char err[320];
     const struct gm_limits *lm = gm_limits_map(dir, err, sizeof err);
@@ -143,6 +169,8 @@ static void read_group(struct dm_snapshot *s, const char *name, const char *dir,
                                                                                 : s->devs[i].granted + lim;
     }
     add_rows(s, name, &l, u);
+    if (procs)
+        add_procs(s, name, u);
     gm_usage_unmap(u);
 }
 
@@ -153,7 +181,7 @@ static int row_order(const void *a, const void *b)
     return c ? c : strcmp(x->uuid, y->uuid);
 }
 
-void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim)
+static void collect(struct dm_snapshot *s, const char *state_dir, int reclaim, int procs)
 {
     memset(s, 0, sizeof *s);
     s->nvml = dm_nvml_available();
@@ -167,7 +195,7 @@ void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim)
             snprintf(dir, sizeof dir, "%s/%s", state_dir, name);
             snprintf(probe, sizeof probe, "%s/limits", dir);
             if (access(probe, F_OK) == 0)
-                read_group(s, name, dir, reclaim);
+                read_group(s, name, dir, reclaim, procs);
         }
         free(ents[i]);
     }
@@ -176,11 +204,16 @@ void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim)
         qsort(s->rows, s->nrows, sizeof *s->rows, row_order);
 }
 
+void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim) { collect(s, state_dir, reclaim, 0); }
+
+void dm_collect_procs(struct dm_snapshot *s, const char *state_dir, int reclaim) { collect(s, state_dir, reclaim, 1); }
+
 void dm_snapshot_free(struct dm_snapshot *s)
 {
     dm_nvml_release(s->devs, s->ndevs);
     free(s->rows);
     free(s->bad);
     free(s->reclaimed);
+    free(s->procs);
     memset(s, 0, sizeof *s);
 }

@@ -85,6 +85,15 @@ struct dm_reclaim {
     int count;
 };
 
+/* One live process of a group (with dm_collect_procs), over all devices. */
+struct dm_procrow {
+    char group[GM_NAME_LEN + 1];
+    int pid;                            /* as the group sees it */
+    int host_pid;                       /* = pid when the host side did not fill it */
+    char comm[32];
+    uint64_t used, peak, refusals;
+};
+
 struct dm_snapshot {
     struct dm_row *rows;
     size_t nrows, caprows;
@@ -96,12 +105,16 @@ struct dm_snapshot {
     size_t nbad, capbad;
     struct dm_reclaim *reclaimed;       /* with reclaim: slots freed per group */
     size_t nreclaimed, capreclaimed;
+    struct dm_procrow *procs;           /* with dm_collect_procs: group order */
+    size_t nprocs, capprocs;
     int oom;
 };
 
 /* Reads every group under state_dir (and NVML). With `reclaim`, frees the
  * slots of dead processes first. Rows are sorted by group, then uuid. */
 void dm_collect(struct dm_snapshot *s, const char *state_dir, int reclaim);
+/* The same, plus a row per live process in s->procs (gpumem top). */
+void dm_collect_procs(struct dm_snapshot *s, const char *state_dir, int reclaim);
 void dm_snapshot_free(struct dm_snapshot *s);
 
 /* ---- metrics.c: Prometheus text format 0.0.4 ------------------------- */
