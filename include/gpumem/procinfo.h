@@ -16,4 +16,40 @@ void gm_proc_comm(pid_t pid, char *buf, size_t len);
 /* 1 when (pid, start_time) is still alive, 0 when it has gone. */
 int gm_proc_alive(pid_t pid, uint64_t start_time);
 
+/* Start time (as gm_proc_start_time) and state letter (/proc/<pid>/stat
+ * field 3, '?' when unknown) of `pid`; 0 if it is gone. */
+uint64_t gm_proc_stat(pid_t pid, char *state);
+
+/* The pid `host` (a pid as this reader sees it) has in its own innermost
+ * pid namespace: the last number of the NSpid line of /proc/<host>/status;
+ * 0 if unknown. */
+pid_t gm_proc_inner_pid(pid_t host);
+
+/* ---- host pids (src/common/hostpid.c; host-side readers only: they use
+ * stdio and malloc, never call them from the shim) ---------------------- */
+
+/* 1 when `host` is a live process that started at `start_time` and is
+ * `pid` in its innermost pid namespace. */
+int gm_host_pid_matches(pid_t host, pid_t pid, uint64_t start_time);
+
+/* The cgroup.procs file of `host`'s cgroup (v2: the unified hierarchy;
+ * v1: the pids, else memory, controller), when it exists. 0 or -1. */
+int gm_proc_cgroup_procs(pid_t host, char *buf, size_t len);
+
+/* The host pid (as this reader sees pids) of the process that is `pid` in
+ * its innermost pid namespace and started at `start_time`; 0 when none or
+ * more than one matches. With `cgroup_procs` (a cgroup.procs path), only
+ * that cgroup's processes are looked at; otherwise all of /proc. */
+pid_t gm_host_pid_find(pid_t pid, uint64_t start_time, const char *cgroup_procs);
+
+struct gm_usage;
+/* For every slot of a group: its process's host pid, verified now, into
+ * host[i] (0 = free slot or not found). A slot's host_pid hint is checked
+ * and used first; new ones are looked for in the cgroup of a process of
+ * the group already known, else in all of /proc, in one pass. Found pids
+ * are written back into the slots' host_pid as hints for the next reader
+ * (never trusted: always verified again). Returns how many slots are live
+ * without a host pid found. */
+int gm_resolve_host_pids(struct gm_usage *u, int32_t host[]);
+
 #endif

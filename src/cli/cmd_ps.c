@@ -18,13 +18,15 @@ static void ps_usage(FILE *out)
     fprintf(out, "Usage: gpumem ps [-a] [-p] [--format table|json]\n"
                  "\n"
                  "Lists groups (containers, gpumem run) with their GPU memory: one row per\n"
-                 "group and GPU with its limit, what its processes hold now, the peak, the\n"
-                 "share of the limit in use, how many processes, and how many allocations\n"
-                 "were refused for the limit.\n"
+                 "group and GPU with its name (a container's Docker or Kubernetes name), the\n"
+                 "group (its directory: a container's short id), its limit, what its\n"
+                 "processes hold now, the peak, the share of the limit in use, how many\n"
+                 "processes, and how many allocations were refused for the limit.\n"
                  "\n"
                  "Options:\n"
                  "  -a, --all          include groups whose processes have all exited\n"
-                 "  -p, --processes    add a row per process (pid, command, held, peak)\n"
+                 "  -p, --processes    add a row per process: its host pid, its pid in the\n"
+                 "                     group (as the container sees it), command, held, peak\n"
                  "      --format FMT   table (default) or json (bytes as integers)\n"
                  "  -h, --help         show this help\n");
 }
@@ -84,11 +86,23 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         return 0;
     }
     uint32_t ndev = atomic_load(&u->ndev);
+    /* The identity fields live in a shared file: never trusted to end. */
+    char label[GM_NAME_LEN + 1];
+    snprintf(label, sizeof label, "%.*s", (int)strnlen(l->name, sizeof l->name), l->name);
+    if (!*label)
+        snprintf(label, sizeof label, "%.*s", GM_NAME_LEN, name);
+    static int32_t host[GM_MAX_PROCS];
+    if (o->procs)
+        gm_resolve_host_pids(u, host);
     if (o->json) {
+        char cid[sizeof l->container_id + 1];
+        snprintf(cid, sizeof cid, "%.*s", (int)strnlen(l->container_id, sizeof l->container_id), l->container_id);
         printf("%s{\"group\":", *first ? "" : ",");
         json_str(name);
+        printf(",\"name\":");
+        json_str(label);
         printf(",\"container_id\":");
-        json_str(l->container_id);
+        json_str(cid);
         printf(",\"processes\":%d,\"devices\":[", nproc);
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
@@ -112,9 +126,15 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                     continue;
                 uint64_t used, peak;
                 proc_totals(s, ndev, &used, &peak);
-                printf("%s{\"pid\":%d,\"host_pid\":%d,\"command\":", k++ ? "," : "", (int)atomic_load(&s->pid),
-                       s->host_pid ? s->host_pid : (int)atomic_load(&s->pid));
-                json_str(s->comm);
+                printf("%s{\"pid\":%d,\"host_pid\":", k++ ? "," : "", (int)atomic_load(&s->pid));
+                if (host[i])
+                    printf("%d", (int)host[i]);
+                else
+                    printf("null");
+                printf(",\"command\":");
+                char comm[sizeof s->comm + 1];
+                snprintf(comm, sizeof comm, "%.*s", (int)strnlen(s->comm, sizeof s->comm), s->comm);
+                json_str(comm);
                 printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu}",
                        (unsigned long long)used, (unsigned long long)peak,
                        (unsigned long long)atomic_load(&s->allocs), (unsigned long long)atomic_load(&s->frees),
@@ -126,7 +146,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         *first = 0;
     } else {
         if (ndev == 0)
-            printf("%-20s %-14s %10s %10s %10s %6s %5d %8s\n", name, "-",
+            printf("%-20s %-14s %-14s %10s %10s %10s %6s %5d %8s\n", label, name, "-",
                    gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0");
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
@@ -135,7 +155,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 snprintf(pct, sizeof pct, "%.1f%%", 100.0 * (double)used / (double)lim);
             char shortid[16];
             snprintf(shortid, sizeof shortid, "%.12s", u->dev[d].uuid);
-            printf("%-20s %-14s %10s %10s %10s %6s %5d %8llu\n", d ? "" : name, shortid,
+            printf("%-20s %-14s %-14s %10s %10s %10s %6s %5d %8llu\n", d ? "" : label, d ? "" : name, shortid,
                    gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
                    gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), pct, nproc,
                    (unsigned long long)atomic_load(&u->dev[d].refusals));
@@ -148,9 +168,13 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                     continue;
                 uint64_t used, peak;
                 proc_totals(s, ndev, &used, &peak);
-                printf("  pid %-8d %-16s used %10s  peak %10s  refusals %llu\n", (int)atomic_load(&s->pid), s->comm,
-                       gm_format_size(used, a, sizeof a), gm_format_size(peak, b, sizeof b),
-                       (unsigned long long)atomic_load(&s->refusals));
+                char hp[16] = "-", comm[sizeof s->comm + 1];
+                if (host[i])
+                    snprintf(hp, sizeof hp, "%d", (int)host[i]);
+                snprintf(comm, sizeof comm, "%.*s", (int)strnlen(s->comm, sizeof s->comm), s->comm);
+                printf("  host pid %-8s pid in group %-8d %-16s used %10s  peak %10s  refusals %llu\n", hp,
+                       (int)atomic_load(&s->pid), comm, gm_format_size(used, a, sizeof a),
+                       gm_format_size(peak, b, sizeof b), (unsigned long long)atomic_load(&s->refusals));
             }
         }
     }
@@ -191,7 +215,7 @@ int cmd_ps(int argc, char **argv)
     if (o.json)
         printf("[");
     else
-        printf("%-20s %-14s %10s %10s %10s %6s %5s %8s\n", "GROUP", "GPU", "LIMIT", "USED", "PEAK", "%LIM",
+        printf("%-20s %-14s %-14s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "LIMIT", "USED", "PEAK", "%LIM",
                "PROCS", "REFUSED");
     int first = 1;
     for (int i = 0; i < n; i++) {

@@ -93,7 +93,9 @@ int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mod
 
 int gm_group_remove(const char *dir)
 {
-    static const char *files[] = {"limits", "usage", ".limits.tmp", ".usage.tmp", "events", "info"};
+    /* ld.so.preload and container: written by gpumem-runtime. */
+    static const char *files[] = {"limits",        "usage",     ".limits.tmp",    ".usage.tmp", "events",
+                                  "info",          "ld.so.preload", ".ld.so.preload.tmp", "container", ".container.tmp"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);

@@ -26,8 +26,7 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
     return n;
 }
 
-/* Start time and state of `pid` from /proc/<pid>/stat; 0 if it is gone. */
-static uint64_t stat_of(pid_t pid, char *state)
+uint64_t gm_proc_stat(pid_t pid, char *state)
 {
     char path[48], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -53,7 +52,7 @@ static uint64_t stat_of(pid_t pid, char *state)
 uint64_t gm_proc_start_time(pid_t pid)
 {
     char state;
-    return stat_of(pid, &state);
+    return gm_proc_stat(pid, &state);
 }
 
 void gm_proc_comm(pid_t pid, char *buf, size_t len)
@@ -65,9 +64,7 @@ void gm_proc_comm(pid_t pid, char *buf, size_t len)
         buf[strcspn(buf, "\n")] = '\0';
 }
 
-/* The pid `pid` has in its own (innermost) pid namespace: the last number
- * of the NSpid line of /proc/<host>/status; 0 if unknown. */
-static pid_t inner_pid(pid_t host)
+pid_t gm_proc_inner_pid(pid_t host)
 {
     char path[48], buf[2048];
     snprintf(path, sizeof path, "/proc/%d/status", (int)host);
@@ -120,7 +117,7 @@ static int alive_in_other_ns(pid_t pid, uint64_t start_time)
             if (*c || h <= 0 || h == pid)
                 continue;
             char state;
-            if (stat_of(h, &state) == start_time && state != 'Z' && state != 'X' && inner_pid(h) == pid)
+            if (gm_proc_stat(h, &state) == start_time && state != 'Z' && state != 'X' && gm_proc_inner_pid(h) == pid)
                 found = 1;
         }
     }
@@ -133,7 +130,7 @@ int gm_proc_alive(pid_t pid, uint64_t start_time)
     if (pid <= 0)
         return 0;
     char state;
-    uint64_t st = stat_of(pid, &state);
+    uint64_t st = gm_proc_stat(pid, &state);
     /* A zombie has exited: the driver has already taken its memory back. */
     if (st != 0 && st == start_time)
         return state != 'Z' && state != 'X';

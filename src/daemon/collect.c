@@ -4,12 +4,15 @@
  * NVML says the same processes hold. A group whose files cannot be read or
  * validated is listed as skipped, never trusted and never fatal. */
 #include "daemon.h"
+#include "gc.h"
 
 #include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "gpumem/procinfo.h"
 
 /* Fields of a file in shared memory are not trusted to be terminated. */
 static void copy_field(char *dst, size_t dstlen, const char *src, size_t srclen)
@@ -66,7 +69,9 @@ static struct dm_device *find_dev(struct dm_snapshot *s, const char *uuid)
 }
 
 
-static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_limits *l, const struct gm_usage *u)
+/* host[i]: slot i's process's host pid, verified this pass (0 = unknown). */
+static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_limits *l, const struct gm_usage *u,
+                     const int32_t *host)
 {
     uint32_t ndev = atomic_load(&u->ndev), hw = atomic_load(&u->slots_hw);
     for (uint32_t d = 0; d < ndev && d < GM_MAX_DEVICES; d++) {
@@ -100,7 +105,7 @@ static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_li
             uint64_t held = atomic_load(&sl->charged[d]);
             r->procs += held > 0;
             shim += held;
-            long long nv = dev ? dm_proc_used(dev, (unsigned int)(sl->host_pid ? sl->host_pid : pid)) : -1;
+            long long nv = dev && host[i] > 0 ? dm_proc_used(dev, (unsigned int)host[i]) : -1;
             truth += nv > 0 ? (uint64_t)nv : 0;
         }
         if (dev && dev->procs_ok) {
@@ -160,7 +165,14 @@ static void read_group(struct dm_snapshot *s, const char *name, const char *dir,
         int n = gm_reclaim_dead(u);
         if (n > 0)
             add_reclaimed(s, name, n);
+        if (dm_gc_group(name, dir, &l, u)) {
+            gm_usage_unmap(u);
+            return;
+        }
     }
+    /* NVML names processes by host pid; the slots by the group's own. */
+    int32_t host[GM_MAX_PROCS];
+    gm_resolve_host_pids(u, host);
     s->ngroups++;
     for (int i = 0; i < s->ndevs; i++) {
         uint64_t lim = gm_limits_for(&l, s->devs[i].uuid);
@@ -168,7 +180,7 @@ static void read_group(struct dm_snapshot *s, const char *name, const char *dir,
             s->devs[i].granted = s->devs[i].granted + lim < s->devs[i].granted ? UINT64_MAX
                                                                                 : s->devs[i].granted + lim;
     }
-    add_rows(s, name, &l, u);
+    add_rows(s, name, &l, u, host);
     if (procs)
         add_procs(s, name, u);
     gm_usage_unmap(u);

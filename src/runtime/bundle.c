@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ void rt_parse_args(int argc, char **argv, struct rt_args *a)
             a->log = v;
         else if ((v = opt_value(argv[i], "--log-format")))
             a->log_format = v;
+        else if ((v = opt_value(argv[i], "--root")))
+            a->root = v;
         if (argv[i][0] != '-')
             break;
         if (global_takes_value(argv[i]) && i + 1 < argc) {
@@ -51,6 +54,8 @@ void rt_parse_args(int argc, char **argv, struct rt_args *a)
                 a->log = argv[i + 1];
             else if (strcmp(argv[i], "--log-format") == 0)
                 a->log_format = argv[i + 1];
+            else if (strcmp(argv[i], "--root") == 0)
+                a->root = argv[i + 1];
             i++;
         }
     }
@@ -128,4 +133,31 @@ int rt_rootfs(const char *bundle, json_t *cfg, char *buf, size_t len)
         p = "rootfs";
     int n = p[0] == '/' ? snprintf(buf, len, "%s", p) : snprintf(buf, len, "%s/%s", bundle, p);
     return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int rt_write_record(const char *group_dir, const char *id, const char *bundle, const char *root, char *err,
+                    size_t errlen)
+{
+    char abs_bundle[PATH_MAX], path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+    if (!realpath(bundle, abs_bundle)) {
+        snprintf(err, errlen, "bundle %s: %s", bundle, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/container", group_dir);
+    snprintf(tmp, sizeof tmp, "%s/.container.tmp", group_dir);
+    FILE *f = fopen(tmp, "we");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    /* runc's default root; crun's differs, and the bundle tells anyway. */
+    fprintf(f, "id=%s\nbundle=%s\nstate=%s/%s\n", id, abs_bundle, root && *root ? root : "/run/runc", id);
+    int bad = fflush(f) != 0 || fsync(fileno(f)) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }

@@ -73,13 +73,7 @@ static void group_path(const char *id, char *buf, size_t len)
     snprintf(buf, len, "%s/%s", gm_state_dir(state, sizeof state), name);
 }
 
-static void remove_group(const char *dir)
-{
-    char p[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/ld.so.preload", dir);
-    unlink(p);
-    gm_group_remove(dir);
-}
+static void remove_group(const char *dir) { gm_group_remove(dir); }
 
 /* Removes the container's group, only if it is this container's. */
 static void remove_container_group(const char *id)
@@ -151,7 +145,8 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
         json_decref(cfg);
         return -1;
     }
-    if (rt_write_preload(rootfs, dir, err, sizeof err) < 0 || rt_add_mounts(cfg, dir, c->shim, err, sizeof err) < 0 ||
+    if (rt_write_record(dir, a->id, a->bundle, a->root, err, sizeof err) < 0 ||
+        rt_write_preload(rootfs, dir, err, sizeof err) < 0 || rt_add_mounts(cfg, dir, c->shim, err, sizeof err) < 0 ||
         rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0) {
         fail_msg(a, "container %.12s: %s", a->id, err);
         remove_group(dir);

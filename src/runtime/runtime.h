@@ -24,6 +24,7 @@ struct rt_args {
     const char *id;             /* create/delete: the last argument */
     const char *log;            /* global --log FILE, where containerd looks for errors */
     const char *log_format;     /* global --log-format text|json */
+    const char *root;           /* global --root: the real runtime's state directory */
 };
 void rt_parse_args(int argc, char **argv, struct rt_args *a);
 
@@ -49,6 +50,12 @@ void rt_identity(json_t *cfg, const char *id, const struct rt_config *c, struct 
 const char *rt_index_uuid(int index, void *cfg);
 int rt_write_preload(const char *rootfs, const char *group_dir, char *err, size_t errlen);
 int rt_add_mounts(json_t *cfg, const char *group_dir, const char *shim, char *err, size_t errlen);
+
+/* Writes <group_dir>/container: what the daemon needs to tell, later,
+ * that the container is gone (its id, absolute bundle directory, and the
+ * real runtime's state directory for it). */
+int rt_write_record(const char *group_dir, const char *id, const char *bundle, const char *root, char *err,
+                    size_t errlen);
 
 /* The group directory name for a container id: the id itself when it is a
  * valid group name, else its first 12 characters (as `docker ps` shows

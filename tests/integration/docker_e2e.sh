@@ -53,6 +53,19 @@ import json, sys
 g = [g for g in json.loads(sys.argv[2]) if g["container_id"] == sys.argv[1]][0]
 assert g["devices"][0]["used"] >= 600 << 20 and g["processes"] >= 1, g
 PY
+hostpid=$(docker inspect -f '{{.State.Pid}}' "$P-hold")
+out=$("$GPUMEM" ps -p --format json)
+python3 - "$cid" "$P-hold" "$short" "$hostpid" "$out" <<'PY' && ok ps_names_container_and_host_pid || fail ps_names_container_and_host_pid "$out"
+import json, sys
+cid, name, short, hostpid, out = sys.argv[1:]
+g = [g for g in json.loads(out) if g["container_id"] == cid][0]
+assert g["name"] == name and g["group"] == short, g
+p = [p for p in g["process_list"] if p["pid"] == 1][0]
+assert p["host_pid"] == int(hostpid), p
+PY
+out=$("$GPUMEM" ps -p)
+case "$out" in *"$P-hold"*"$short"*"host pid $hostpid "*"pid in group 1 "*) ok ps_table_shows_name_and_pids ;;
+*) fail ps_table_shows_name_and_pids "$out" ;; esac
 out=$(docker exec "$P-hold" sh -c 'echo x >/run/gpumem/self/limits' 2>&1)
 [ $? != 0 ] && expect_in limits_read_only_inside "Read-only" "$out" || fail limits_read_only_inside "write succeeded"
 out=$(docker exec "$P-hold" sh -c 'rm /run/gpumem/self/usage' 2>&1)
