@@ -121,4 +121,6 @@ clean:
 	rm -rf build build-san
 
 .PHONY: all test bench clean
+# Keep intermediate objects (no "rm ..." after the test summary, faster rebuilds).
+.SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
