@@ -47,6 +47,8 @@ static void daemon_usage(FILE *out)
             "  reclaim         slots of dead processes were freed in a group\n"
             "  group_skipped   a group's files are corrupt or unreadable (it is left out\n"
             "                  of the metrics; warned once until it is readable again)\n"
+            "  group_removed   the group of a container that no longer exists was removed\n"
+            "                  (group, container_id, reason)\n"
             "  start, stop     with the address actually bound, and the signal\n"
             "\n"
             "Options:\n"

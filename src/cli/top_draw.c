@@ -193,7 +193,7 @@ static void draw_proc(struct row *r, const struct dm_procrow *p)
     char comm[32], who[96], u[16], pk[16], ref[24];
     int nw = name_width(r->width);
     clean(comm, sizeof comm, p->comm);
-    if (p->host_pid != p->pid)
+    if (p->host_pid && p->host_pid != p->pid)
         snprintf(who, sizeof who, "`- %d (host %d) %s", p->pid, p->host_pid, comm);
     else
         snprintf(who, sizeof who, "`- %d %s", p->pid, comm);

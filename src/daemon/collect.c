@@ -115,7 +115,7 @@ static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_li
     }
 }
 
-static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_usage *u)
+static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_usage *u, const int32_t *host)
 {
     uint32_t ndev = atomic_load(&u->ndev), hw = atomic_load(&u->slots_hw);
     for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
@@ -131,7 +131,7 @@ static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_u
         memset(r, 0, sizeof *r);
         copy_field(r->group, sizeof r->group, name, GM_NAME_LEN);
         r->pid = pid;
-        r->host_pid = sl->host_pid ? sl->host_pid : pid;
+        r->host_pid = host[i]; /* checked by gm_resolve_host_pids; 0 = unknown */
         COPY_FIELD(r->comm, sl->comm);
         for (uint32_t d = 0; d < ndev && d < GM_MAX_DEVICES; d++) {
             r->used += atomic_load(&sl->charged[d]);
@@ -182,7 +182,7 @@ static void read_group(struct dm_snapshot *s, const char *name, const char *dir,
     }
     add_rows(s, name, &l, u, host);
     if (procs)
-        add_procs(s, name, u);
+        add_procs(s, name, u, host);
     gm_usage_unmap(u);
 }
 

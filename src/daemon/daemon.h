@@ -89,7 +89,7 @@ struct dm_reclaim {
 struct dm_procrow {
     char group[GM_NAME_LEN + 1];
     int pid;                            /* as the group sees it */
-    int host_pid;                       /* = pid when the host side did not fill it */
+    int host_pid;                       /* verified host pid; 0 when unknown */
     char comm[32];
     uint64_t used, peak, refusals;
 };
