@@ -1,6 +1,7 @@
 /* Finding gpumem's files and groups. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
@@ -73,17 +74,51 @@ int find_sim_dir(char *buf, size_t len)
     return exists(probe) ? 0 : -1;
 }
 
+/* A group whose recorded identity matches `who`: its name (a container's
+ * Docker or Kubernetes name) or its container id (full, or a prefix of at
+ * least 12 characters, as `docker ps` shows). 0 and buf filled when exactly
+ * one matches. */
+static int group_by_identity(const char *who, char *buf, size_t len)
+{
+    char state[PATH_MAX];
+    gm_state_dir(state, sizeof state);
+    DIR *d = opendir(state);
+    if (!d)
+        return -1;
+    int found = 0;
+    size_t wl = strlen(who);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || gm_valid_group_name(e->d_name) < 0)
+            continue;
+        char dir[PATH_MAX + 300], err[256];
+        snprintf(dir, sizeof dir, "%s/%s", state, e->d_name);
+        const struct gm_limits *l = gm_limits_map(dir, err, sizeof err);
+        if (!l)
+            continue;
+        int match = strncmp(l->name, who, sizeof l->name) == 0 ||
+                    (wl >= 12 && strncmp(l->container_id, who, wl) == 0 && wl < sizeof l->container_id);
+        gm_limits_unmap(l);
+        if (match && found++ == 0)
+            snprintf(buf, len, "%s", dir);
+    }
+    closedir(d);
+    return found == 1 ? 0 : -1;
+}
+
 int group_dir(const char *group, char *buf, size_t len)
 {
+    char probe[PATH_MAX + 16];
     if (strchr(group, '/')) {
         snprintf(buf, len, "%s", group);
     } else {
-        if (gm_valid_group_name(group) < 0)
-            return -1;
         char state[PATH_MAX];
         snprintf(buf, len, "%s/%s", gm_state_dir(state, sizeof state), group);
+        snprintf(probe, sizeof probe, "%s/limits", buf);
+        if (gm_valid_group_name(group) == 0 && exists(probe))
+            return 0;
+        return group_by_identity(group, buf, len);
     }
-    char probe[PATH_MAX + 16];
     snprintf(probe, sizeof probe, "%s/limits", buf);
     return exists(probe) ? 0 : -1;
 }

@@ -73,6 +73,10 @@ out=$(docker exec "$P-hold" sh -c 'rm /run/gpumem/self/usage' 2>&1)
 "$GPUMEM" limit "$short" 2G >/dev/null
 out=$(docker exec "$P-hold" alloc_client init info alloc 600M expect 0 2>&1)
 [ $? = 0 ] && expect_in limit_changed_while_running "total=2147483648" "$out" || fail limit_changed_while_running "$out"
+"$GPUMEM" limit "$P-hold" 3G >/dev/null && out=$(docker exec "$P-hold" alloc_client init info 2>&1)
+expect_in limit_by_container_name "total=3221225472" "$out"
+"$GPUMEM" limit "$cid" 2G >/dev/null && out=$(docker exec "$P-hold" alloc_client init info 2>&1)
+expect_in limit_by_full_container_id "total=2147483648" "$out"
 docker rm -f "$P-hold" >/dev/null
 for i in $(seq 50); do [ -e "$GPUMEM_STATE_DIR/$short" ] || break; sleep 0.1; done
 [ ! -e "$GPUMEM_STATE_DIR/$short" ] && ok group_gone_after_rm || fail group_gone_after_rm "$(ls "$GPUMEM_STATE_DIR/$short" 2>&1)"
