@@ -1,6 +1,7 @@
 /* gpumem run: a command and everything it starts, as one group under one
  * limit. */
 #include "cli.h"
+#include "gpumem/hostutil.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -126,20 +127,6 @@ static void print_summary(const char *name, const struct gm_usage *u, const stru
     }
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -216,7 +203,7 @@ int cmd_run(int argc, char **argv)
 
     char state[PATH_MAX], dir[PATH_MAX + GM_NAME_LEN + 1];
     gm_state_dir(state, sizeof state);
-    if (mkdir_p(state) < 0)
+    if (gm_mkdir_p(state) < 0)
         return die(1, "cannot create the state directory %s: %s", state, strerror(errno));
     snprintf(dir, sizeof dir, "%s/%s", state, name);
     if (gm_group_create(dir, &l, 0644, err, sizeof err) < 0)

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gpumem/nvml.h"
+#include "gpumem/hostutil.h"
 
 static int exists(const char *p)
 {
@@ -127,27 +127,7 @@ const char *nvml_index_uuid(int index, void *sim)
 {
     static char uuid[96];
     char path[PATH_MAX + 32];
-    const char *lib = "libnvidia-ml.so.1";
-    if (sim) {
+    if (sim)
         snprintf(path, sizeof path, "%s/libnvidia-ml.so.1", (const char *)sim);
-        lib = path;
-    }
-    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return NULL;
-    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
-        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    PFN_nvmlDeviceGetUUID get_uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
-    nvmlDevice_t dev;
-    const char *res = NULL;
-    if (init && by_index && get_uuid && init() == NVML_SUCCESS && by_index((unsigned)index, &dev) == NVML_SUCCESS &&
-        get_uuid(dev, uuid, sizeof uuid) == NVML_SUCCESS) {
-        for (char *c = uuid + 4; *c; c++)
-            if (*c >= 'A' && *c <= 'F')
-                *c = (char)(*c + 32);
-        res = uuid;
-    }
-    /* Left loaded: dlclose of a driver library is not worth the risk here. */
-    return res;
+    return index < 0 ? NULL : gm_nvml_index_uuid(sim ? path : NULL, (unsigned)index, uuid, sizeof uuid);
 }

@@ -2,6 +2,7 @@
  *   "runtimes": {"gpumem": {"path": "/usr/local/bin/gpumem-runtime"}}
  * and called by containerd's shim exactly like runc. */
 #include "runtime.h"
+#include "gpumem/hostutil.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -50,20 +51,6 @@ static void fail_msg(const struct rt_args *a, const char *fmt, ...)
         fputs("\"\n", f);
     }
     fclose(f);
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void group_path(const char *id, char *buf, size_t len)
@@ -134,7 +121,7 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
         json_decref(cfg);
         return -1;
     }
-    if (mkdir_p(gm_state_dir(state, sizeof state)) < 0) {
+    if (gm_mkdir_p(gm_state_dir(state, sizeof state)) < 0) {
         fail_msg(a, "%s: %s", state, strerror(errno));
         json_decref(cfg);
         return -1;

@@ -1,9 +1,9 @@
 /* What a container's spec asks for (env, annotations) and the mounts it
  * gets: the shim, an /etc/ld.so.preload that loads it, and its group. */
 #include "runtime.h"
+#include "gpumem/hostutil.h"
 
 #include <ctype.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gpumem/nvml.h"
 
 /* process.env is a list of "NAME=value"; the last one wins, as in execve. */
 const char *rt_env_get(const char *name, void *cfg)
@@ -114,20 +113,7 @@ const char *rt_index_uuid(int index, void *cfg)
         if (end == p || (*end && *end != ','))
             return NULL;
     }
-    void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return NULL;
-    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
-        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    PFN_nvmlDeviceGetUUID get_uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
-    nvmlDevice_t dev;
-    if (!init || !by_index || !get_uuid || init() != NVML_SUCCESS ||
-        by_index((unsigned)host, &dev) != NVML_SUCCESS || get_uuid(dev, uuid, sizeof uuid) != NVML_SUCCESS)
-        return NULL;
-    for (char *c = uuid + 4; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return uuid;
+    return host < 0 ? NULL : gm_nvml_index_uuid(NULL, (unsigned)host, uuid, sizeof uuid);
 }
 
 /* The image's own /etc/ld.so.preload, read without following symlinks out
