@@ -95,10 +95,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm
 
 # Test programs reach the driver the way applications do: dlopen, or -lcuda
+# (-rdynamic: the leak report can name their functions, as in a debug build)
 # (tests/progs/*_linked.c link the simulated libcuda directly).
 $(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o $(SIMCUDA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $< $(if $(findstring _linked,$*),-L$(BUILD)/sim -lcuda -Wl$(,)-rpath$(,)'$$ORIGIN/../../sim') $(LDLIBS)
+	$(CC) $(LDSAN) -rdynamic -o $@ $< $(if $(findstring _linked,$*),-L$(BUILD)/sim -lcuda -Wl$(,)-rpath$(,)'$$ORIGIN/../../sim') $(LDLIBS)
 
 # bench/mkgroups writes synthetic groups with the common library.
 $(BUILD)/bench/mkgroups: $(BUILD)/obj/bench/mkgroups.o $(call obj,$(COMMON_SRC))

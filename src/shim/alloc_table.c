@@ -7,7 +7,10 @@
 
 #define STRIPE_INITIAL 256 /* entries */
 
-struct at_stripe at_stripes[AT_STRIPES];
+struct at_table live_allocs;
+extern struct at_table trace_sites, trace_times; /* trace.c */
+static struct at_table *const tables[] = {&live_allocs, &trace_sites, &trace_times};
+#define NTABLES (sizeof tables / sizeof tables[0])
 
 void at_lock_slow(struct at_stripe *s)
 {
@@ -43,27 +46,42 @@ int at_grow(struct at_stripe *s)
     return 0;
 }
 
+void at_foreach(struct at_table *t, void (*fn)(uint64_t key, uint64_t value, void *ctx), void *ctx)
+{
+    for (int i = 0; i < AT_STRIPES; i++) {
+        struct at_stripe *s = &t->s[i];
+        at_lock(s);
+        for (uint32_t j = 0; s->e && j <= s->mask; j++)
+            if (s->e[j].key)
+                fn(s->e[j].key, s->e[j].value, ctx);
+        at_unlock(s);
+    }
+}
+
 void alloc_table_fork_prepare(void)
 {
-    for (int i = 0; i < AT_STRIPES; i++)
-        at_lock(&at_stripes[i]);
+    for (size_t t = 0; t < NTABLES; t++)
+        for (int i = 0; i < AT_STRIPES; i++)
+            at_lock(&tables[t]->s[i]);
 }
 
 void alloc_table_fork_parent(void)
 {
-    for (int i = AT_STRIPES - 1; i >= 0; i--)
-        at_unlock(&at_stripes[i]);
+    for (size_t t = NTABLES; t-- > 0;)
+        for (int i = AT_STRIPES - 1; i >= 0; i--)
+            at_unlock(&tables[t]->s[i]);
 }
 
 /* The child starts with no driver state (CUDA contexts do not survive
  * fork), so it starts with no allocations either. */
 void alloc_table_fork_child(void)
 {
-    for (int i = 0; i < AT_STRIPES; i++) {
-        struct at_stripe *s = &at_stripes[i];
-        if (s->e)
-            memset(s->e, 0, (s->mask + 1) * sizeof *s->e);
-        s->count = 0;
-        at_unlock(s);
-    }
+    for (size_t t = 0; t < NTABLES; t++)
+        for (int i = 0; i < AT_STRIPES; i++) {
+            struct at_stripe *s = &tables[t]->s[i];
+            if (s->e)
+                memset(s->e, 0, (s->mask + 1) * sizeof *s->e);
+            s->count = 0;
+            at_unlock(s);
+        }
 }

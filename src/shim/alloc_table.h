@@ -31,7 +31,12 @@ struct at_stripe {
     struct at_entry *e;
 } __attribute__((aligned(64)));
 
-extern struct at_stripe at_stripes[AT_STRIPES];
+/* A table; the shim has one for live allocations, and two more (call site,
+ * time) only while tracing (GPUMEM_TRACE / GPUMEM_LEAK_REPORT). */
+struct at_table {
+    struct at_stripe s[AT_STRIPES];
+};
+extern struct at_table live_allocs;
 
 int at_grow(struct at_stripe *s);
 void at_lock_slow(struct at_stripe *s);
@@ -39,7 +44,7 @@ void at_lock_slow(struct at_stripe *s);
 /* Fibonacci hashing: one multiply spreads aligned device addresses. The top
  * bits pick the stripe, lower ones the home slot. */
 static inline uint64_t at_hash(uint64_t key) { return key * 0x9E3779B97F4A7C15ull; }
-static inline struct at_stripe *at_stripe_of(uint64_t h) { return &at_stripes[h >> 58]; }
+static inline struct at_stripe *at_stripe_of(struct at_table *t, uint64_t h) { return &t->s[h >> 58]; }
 static inline uint32_t at_home(uint64_t h, uint32_t mask) { return (uint32_t)(h >> 26) & mask; }
 
 static inline void at_lock(struct at_stripe *s)
@@ -50,10 +55,10 @@ static inline void at_lock(struct at_stripe *s)
 
 static inline void at_unlock(struct at_stripe *s) { atomic_store_explicit(&s->lock, 0, memory_order_release); }
 
-static inline int alloc_table_insert(uint64_t key, uint64_t value)
+static inline int at_insert(struct at_table *t, uint64_t key, uint64_t value)
 {
     uint64_t h = at_hash(key);
-    struct at_stripe *s = at_stripe_of(h);
+    struct at_stripe *s = at_stripe_of(t, h);
     int rc = 0;
     at_lock(s);
     if (__builtin_expect((s->count + 1) * 2 > s->mask + 1, 0) && at_grow(s) < 0) {
@@ -70,10 +75,10 @@ static inline int alloc_table_insert(uint64_t key, uint64_t value)
     return rc;
 }
 
-static inline int alloc_table_remove(uint64_t key, uint64_t *value)
+static inline int at_remove(struct at_table *t, uint64_t key, uint64_t *value)
 {
     uint64_t h = at_hash(key);
-    struct at_stripe *s = at_stripe_of(h);
+    struct at_stripe *s = at_stripe_of(t, h);
     int found = 0;
     at_lock(s);
     if (__builtin_expect(s->e != 0, 1)) {
@@ -100,6 +105,12 @@ static inline int alloc_table_remove(uint64_t key, uint64_t *value)
     at_unlock(s);
     return found;
 }
+
+static inline int alloc_table_insert(uint64_t key, uint64_t value) { return at_insert(&live_allocs, key, value); }
+static inline int alloc_table_remove(uint64_t key, uint64_t *value) { return at_remove(&live_allocs, key, value); }
+
+/* Calls fn for every entry of t (each stripe locked while it is walked). */
+void at_foreach(struct at_table *t, void (*fn)(uint64_t key, uint64_t value, void *ctx), void *ctx);
 
 void alloc_table_fork_prepare(void);
 void alloc_table_fork_parent(void);

@@ -33,6 +33,8 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
     }
     if (unlikely(alloc_table_insert(key, alloc_pack(bytes, kind, gd)) < 0))
         shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
+    if (unlikely(shim_tracing)) /* inlined into the hook: this is the application's call site */
+        shim_trace_alloc(key, __builtin_return_address(0));
     shim_committed_in(s);
     return r;
 }
@@ -50,8 +52,11 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
         CUresult r_ = call;                                                       \
         if (unlikely(r_ != CUDA_SUCCESS))                                         \
             alloc_table_insert((key), v_);                                        \
-        else                                                                      \
+        else {                                                                    \
             shim_released_in(s_, alloc_gd(v_), alloc_bytes(v_));                  \
+            if (unlikely(shim_tracing))                                           \
+                shim_trace_free(key);                                             \
+        }                                                                         \
         return r_;                                                                \
     } while (0)
 

@@ -80,7 +80,8 @@ static CUresult pool_settle(struct pool_rec *r, uint64_t held)
 
 /* pool == NULL: the current device's current pool (cuMemAllocAsync). */
 static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream stream,
-                           CUresult (*call)(CUdeviceptr *, size_t, CUmemoryPool, CUstream, void *), void *fn)
+                           CUresult (*call)(CUdeviceptr *, size_t, CUmemoryPool, CUstream, void *), void *fn,
+                           const void *site)
 {
     int m = shim_mode();
     if (m == SHIM_FAIL_CLOSED)
@@ -127,6 +128,8 @@ static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool
             res = CUDA_ERROR_OUT_OF_MEMORY;
         } else {
             alloc_table_insert(*dptr, alloc_pack((uint64_t)(r - pools), AK_ASYNC, gd));
+            if (shim_tracing)
+                shim_trace_alloc(*dptr, site);
             shim_committed(gd);
         }
     }
@@ -146,20 +149,20 @@ static CUresult call_from_pool(CUdeviceptr *d, size_t n, CUmemoryPool p, CUstrea
 
 EXPORT CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    return pool_alloc(dptr, bytesize, NULL, hStream, call_async, real.cuMemAllocAsync);
+    return pool_alloc(dptr, bytesize, NULL, hStream, call_async, real.cuMemAllocAsync, __builtin_return_address(0));
 }
 EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    return pool_alloc(dptr, bytesize, NULL, hStream, call_async, real.cuMemAllocAsync_ptsz);
+    return pool_alloc(dptr, bytesize, NULL, hStream, call_async, real.cuMemAllocAsync_ptsz, __builtin_return_address(0));
 }
 EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
-    return pool_alloc(dptr, bytesize, pool, hStream, call_from_pool, real.cuMemAllocFromPoolAsync);
+    return pool_alloc(dptr, bytesize, pool, hStream, call_from_pool, real.cuMemAllocFromPoolAsync, __builtin_return_address(0));
 }
 EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                              CUstream hStream)
 {
-    return pool_alloc(dptr, bytesize, pool, hStream, call_from_pool, real.cuMemAllocFromPoolAsync_ptsz);
+    return pool_alloc(dptr, bytesize, pool, hStream, call_from_pool, real.cuMemAllocFromPoolAsync_ptsz, __builtin_return_address(0));
 }
 
 /* The block goes back to its pool, which may keep it: the charge follows
@@ -175,6 +178,8 @@ static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_
         return r;
     }
     atomic_fetch_add_explicit(&g.slot->frees, 1, memory_order_relaxed);
+    if (shim_tracing)
+        shim_trace_free(dptr);
     pthread_mutex_lock(&pool_lock);
     struct pool_rec *rec = &pools[alloc_bytes(v) % MAX_POOLS];
     if (rec->pool)

@@ -123,6 +123,7 @@ void shim_init_slow(void)
     int m = atomic_load(&g.mode);
     if (m == SHIM_UNINIT) {
         shim_log_init();
+        shim_trace_init();
         for (int i = 0; i < GM_MAX_CU_DEVICES; i++)
             atomic_store(&g.gd_of[i], -1);
         m = open_group();
@@ -207,6 +208,8 @@ __attribute__((constructor)) static void shim_constructor(void)
  * one that needs the room, or by the CLI and daemon. */
 __attribute__((destructor)) static void shim_destructor(void)
 {
-    if (atomic_load(&g.mode) == SHIM_ENFORCE && g.slot && atomic_load(&g.slot->pid) == getpid())
+    if (atomic_load(&g.mode) == SHIM_ENFORCE && g.slot && atomic_load(&g.slot->pid) == getpid()) {
+        shim_leak_report();
         gm_slot_release(g.usage, g.slot);
+    }
 }

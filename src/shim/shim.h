@@ -117,6 +117,13 @@ void shim_log_init(void);
 void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *shim_getenv(const char *name);
 
+/* trace.c: GPUMEM_TRACE / GPUMEM_LEAK_REPORT (off: one branch per call). */
+extern int shim_tracing;
+void shim_trace_init(void);
+void shim_trace_alloc(uint64_t key, const void *site);
+void shim_trace_free(uint64_t key);
+void shim_leak_report(void);
+
 /* dlsym.c */
 void *shim_real_dlsym(void *handle, const char *name);
 void *shim_hook_for_symbol(const char *name);
