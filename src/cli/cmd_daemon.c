@@ -16,11 +16,14 @@
 #include <unistd.h>
 
 #include "../daemon/daemon.h"
+#include "../daemon/leak.h"
 
 static void daemon_usage(FILE *out)
 {
     fprintf(out,
             "Usage: gpumem daemon [--listen ADDR:PORT] [--sim] [--interval SECONDS] [--log FILE]\n"
+            "                     [--leak-window SECONDS] [--leak-long-window SECONDS]\n"
+            "                     [--leak-min-growth SIZE]\n"
             "\n"
             "The gpumem host agent. It serves the GPU memory of every group (container,\n"
             "gpumem run) and every device as Prometheus metrics, and every interval it\n"
@@ -32,7 +35,8 @@ static void daemon_usage(FILE *out)
             "  GET /metrics    Prometheus text format 0.0.4, collected afresh on each\n"
             "                  request: gpumem_group_{limit,used,peak}_bytes,\n"
             "                  gpumem_group_refusals_total, gpumem_group_processes,\n"
-            "                  gpumem_group_accounting_drift_bytes (labels group, container,\n"
+            "                  gpumem_group_accounting_drift_bytes,\n"
+            "                  gpumem_group_leak_suspected (labels group, container,\n"
             "                  pod, namespace, gpu, uuid); gpumem_device_{total,used,free}_bytes\n"
             "                  and gpumem_device_granted_limit_bytes (labels gpu, uuid).\n"
             "                  docs/monitoring.md describes each one.\n"
@@ -49,6 +53,11 @@ static void daemon_usage(FILE *out)
             "                  of the metrics; warned once until it is readable again)\n"
             "  group_removed   the group of a container that no longer exists was removed\n"
             "                  (group, container_id, reason)\n"
+            "  leak_suspected  a process's usage on a device looks like a leak (below): group,\n"
+            "                  uuid, gpu, pid, host_pid, comm, reason (idle_growth or\n"
+            "                  long_growth), window_seconds, start_used, end_used, growth,\n"
+            "                  rate_bytes_per_second, allocs, frees\n"
+            "  leak_cleared    it no longer does: reason stopped_growing or exited\n"
             "  start, stop     with the address actually bound, and the signal\n"
             "\n"
             "Options:\n"
@@ -61,7 +70,21 @@ static void daemon_usage(FILE *out)
             "  --interval SECONDS   how often to reclaim and look for events (default 5;\n"
             "                       decimals allowed, 0.05 to 86400)\n"
             "  --log FILE           append events to FILE instead of stderr\n"
+            "  --leak-window SECONDS       idle-growth window (default 600, 1 to 2592000)\n"
+            "  --leak-long-window SECONDS  churn-blind window (default 3600, at least the\n"
+            "                              --leak-window)\n"
+            "  --leak-min-growth SIZE      least growth over a window to suspect a leak\n"
+            "                              (default 256M; it must also be 10%% of the\n"
+            "                              usage at the window's start)\n"
             "  -h, --help           show this help\n"
+            "\n"
+            "Leak detection: every interval the daemon samples each process's bytes per\n"
+            "device and its allocation and free counters (a bounded ring per process;\n"
+            "processes that exit are forgotten). A process is suspected when over the\n"
+            "leak window its usage never decreased, grew by the minimum growth, grew in\n"
+            "every quarter of the window, and it allocated but freed nothing (a training\n"
+            "loop warming its cache frees too, and stops growing); or when the same holds\n"
+            "over the long window whatever it freed.\n"
             "\n"
             "Without NVML (no driver) the daemon still serves group metrics; device metrics\n"
             "and drift are then absent and gpumem_nvml_up is 0.\n"
@@ -88,6 +111,17 @@ static int parse_interval(const char *s, double *out)
     return 0;
 }
 
+static int parse_seconds(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || strspn(s, "0123456789.") != strlen(s))
+        return -1;
+    *out = v;
+    return 0;
+}
+
 static void bound_address(const struct sockaddr_storage *ss, int port, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "";
@@ -103,8 +137,11 @@ static void bound_address(const struct sockaddr_storage *ss, int port, char *buf
 static void tick(const char *state)
 {
     struct dm_snapshot s;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
     dm_collect_lock();
-    dm_collect(&s, state, 1);
+    dm_collect_procs(&s, state, 1);
+    dm_leak_tick(&s, (double)now.tv_sec + now.tv_nsec / 1e9);
     dm_events_tick(&s);
     dm_collect_unlock();
     dm_snapshot_free(&s);
@@ -124,8 +161,11 @@ int cmd_daemon(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'}, {"sim", no_argument, 0, 's'},
         {"interval", required_argument, 0, 'i'}, {"log", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"leak-window", required_argument, 0, 'w'}, {"leak-long-window", required_argument, 0, 'W'},
+        {"leak-min-growth", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
+    struct lk_params lp;
+    lk_params_default(&lp);
     const char *listen = "127.0.0.1:9400", *log_path = NULL;
     int sim = 0, c;
     double interval = 5;
@@ -139,12 +179,31 @@ int cmd_daemon(int argc, char **argv)
                 return die(2, "--interval \"%s\": expected seconds from 0.05 to 86400", optarg);
             break;
         case 'o': log_path = optarg; break;
+        case 'w':
+        case 'W': {
+            double v;
+            if (parse_seconds(optarg, 1, 30 * 86400.0, &v) < 0)
+                return die(2, "--%s \"%s\": expected seconds from 1 to 2592000",
+                           c == 'w' ? "leak-window" : "leak-long-window", optarg);
+            *(c == 'w' ? &lp.window : &lp.long_window) = v;
+            break;
+        }
+        case 'g': {
+            char e[256];
+            if (gm_parse_size(optarg, GM_BARE_REJECT, &lp.min_growth, e, sizeof e) < 0)
+                return die(2, "--leak-min-growth: %s", e);
+            break;
+        }
         case 'h': daemon_usage(stdout); return 0;
         default: daemon_usage(stderr); return 2;
         }
     }
     if (optind < argc)
         return die(2, "daemon: unexpected argument \"%s\"", argv[optind]);
+    if (lp.long_window < lp.window)
+        return die(2, "--leak-long-window (%g s) must not be shorter than --leak-window (%g s)", lp.long_window,
+                   lp.window);
+    dm_leak_configure(&lp);
 
     char err[512];
     struct sockaddr_storage ss;
@@ -189,8 +248,11 @@ int cmd_daemon(int argc, char **argv)
     struct gbuf f = {0};
     gbuf_puts(&f, ",\"listen\":");
     gbuf_json(&f, where);
-    gbuf_printf(&f, ",\"port\":%d,\"pid\":%d,\"interval\":%g,\"nvml\":%s,\"state_dir\":", port, (int)getpid(),
-                interval, dm_nvml_available() ? "true" : "false");
+    gbuf_printf(&f,
+                ",\"port\":%d,\"pid\":%d,\"interval\":%g,\"nvml\":%s,\"leak_window\":%g,"
+                "\"leak_long_window\":%g,\"leak_min_growth\":%llu,\"state_dir\":",
+                port, (int)getpid(), interval, dm_nvml_available() ? "true" : "false", lp.window, lp.long_window,
+                (unsigned long long)lp.min_growth);
     gbuf_json(&f, state);
     dm_log("info", "start", f.p);
     gbuf_free(&f);
@@ -207,6 +269,7 @@ int cmd_daemon(int argc, char **argv)
     dm_http_stop();
     log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dm_events_reset();
+    dm_leak_reset();
     if (log != stderr)
         fclose(log);
     return 0;

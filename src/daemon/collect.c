@@ -96,6 +96,7 @@ static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_li
         r->last_refused = atomic_load(&u->dev[d].last_refused_size);
         struct dm_device *dev = find_dev(s, r->uuid);
         r->gpu = dev ? (int)dev->index : -1;
+        r->dev = (int)d;
         uint64_t shim = 0, truth = 0;
         for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
             const struct gm_proc_slot *sl = &u->slot[i];
@@ -138,6 +139,12 @@ static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_u
             r->peak += atomic_load(&sl->peak[d]);
         }
         r->refusals = atomic_load(&sl->refusals);
+        r->start_time = sl->start_time;
+        r->allocs = atomic_load(&sl->allocs);
+        r->frees = atomic_load(&sl->frees);
+        r->ndev = ndev < GM_MAX_DEVICES ? ndev : GM_MAX_DEVICES;
+        for (uint32_t d = 0; d < r->ndev; d++)
+            r->charged[d] = atomic_load(&sl->charged[d]);
     }
 }
 

@@ -73,6 +73,8 @@ struct dm_row {
     int procs;                          /* live processes holding bytes on it */
     int drift_ok;
     int64_t drift;                      /* shim's accounting - NVML's, same pids */
+    int dev;                            /* index in the group's device table */
+    int leak;                           /* a process of the group is leak-suspected here */
 };
 
 struct dm_bad {
@@ -92,6 +94,11 @@ struct dm_procrow {
     int host_pid;                       /* verified host pid; 0 when unknown */
     char comm[32];
     uint64_t used, peak, refusals;
+    /* For leak detection: the slot's identity and counters, per device of
+     * the group's table (ndev of them). */
+    uint64_t start_time, allocs, frees;
+    uint32_t ndev;
+    uint64_t charged[GM_MAX_DEVICES];
 };
 
 struct dm_snapshot {
@@ -137,6 +144,18 @@ void dm_log(const char *level, const char *event, const char *fields);
  * the baseline (but still reports groups already above the threshold). */
 void dm_events_tick(const struct dm_snapshot *s);
 void dm_events_reset(void);
+
+/* ---- leak_watch.c: leak detection (logic in leak.c) ----------------- */
+
+struct lk_params;
+void dm_leak_configure(const struct lk_params *p);
+/* Feeds a snapshot taken with dm_collect_procs at monotonic time `now`:
+ * logs leak_suspected / leak_cleared, and sets the rows' leak flags. */
+void dm_leak_tick(struct dm_snapshot *s, double now);
+/* Sets the rows' leak flags from the current state (scrapes). Call with
+ * the collect lock held. */
+void dm_leak_mark(struct dm_snapshot *s);
+void dm_leak_reset(void);
 
 /* ---- http.c: libmicrohttpd ------------------------------------------ */
 

@@ -103,6 +103,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c)
     struct gbuf b = {0};
     dm_collect_lock();
     dm_collect(&s, state_dir, 0);
+    dm_leak_mark(&s);
     dm_collect_unlock();
     dm_render_metrics(&b, &s);
     int oom = b.oom || s.oom;

@@ -37,7 +37,7 @@ static void device_labels(struct gbuf *b, const struct dm_device *d)
     gbuf_puts(b, "\"}");
 }
 
-enum row_field { F_LIMIT, F_USED, F_PEAK, F_REFUSALS, F_PROCS, F_DRIFT };
+enum row_field { F_LIMIT, F_USED, F_PEAK, F_REFUSALS, F_PROCS, F_DRIFT, F_LEAK };
 
 static void group_family(struct gbuf *b, const struct dm_snapshot *s, const char *name, const char *type,
                          const char *help, enum row_field f)
@@ -56,6 +56,7 @@ static void group_family(struct gbuf *b, const struct dm_snapshot *s, const char
         case F_REFUSALS: gbuf_printf(b, " %llu\n", (unsigned long long)r->refusals); break;
         case F_PROCS: gbuf_printf(b, " %d\n", r->procs); break;
         case F_DRIFT: gbuf_printf(b, " %lld\n", (long long)r->drift); break;
+        case F_LEAK: gbuf_printf(b, " %d\n", r->leak); break;
         }
     }
 }
@@ -94,6 +95,10 @@ void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s)
                  "The shim's accounting of the group's processes minus what NVML reports for the same "
                  "processes on the device (absent without NVML).",
                  F_DRIFT);
+    group_family(b, s, "gpumem_group_leak_suspected", "gauge",
+                 "1 when leak detection suspects a process of the group on the device (usage growing "
+                 "monotonically while idle, or over the long window), else 0.",
+                 F_LEAK);
     device_family(b, s, "gpumem_device_total_bytes", "Physical memory of the device (NVML).", D_TOTAL);
     device_family(b, s, "gpumem_device_used_bytes", "Used memory of the device, all processes (NVML).", D_USED);
     device_family(b, s, "gpumem_device_free_bytes", "Free memory of the device (NVML).", D_FREE);
