@@ -180,9 +180,11 @@ static int claim_slot(void)
 /* The slot of this process, claimed on first use (and again after fork). */
 static struct sim_slot *my_slot(void)
 {
-    pid_t pid = getpid();
+    /* A forked child finds self_slot reset by after_fork_child(), so the hot
+     * path needs no getpid() system call. */
     int idx = atomic_load_explicit(&self_slot, memory_order_acquire);
-    if (idx >= 0 && atomic_load_explicit(&self_pid, memory_order_relaxed) == pid) return &shared->slots[idx];
+    if (idx >= 0) return &shared->slots[idx];
+    pid_t pid = getpid();
     pthread_mutex_lock(&claim_lock);
     idx = atomic_load(&self_slot);
     if (idx < 0 || atomic_load(&self_pid) != pid) {
