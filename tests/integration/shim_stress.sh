@@ -18,3 +18,15 @@ case "$json" in
 *'"group":"storm"'*'"processes":0'*) ok stress_no_slot_left_behind ;;
 *) fail stress_no_slot_left_behind "$json" ;;
 esac
+
+# The same with small allocations (1-512 KiB, the allocation table's and
+# the 512-byte rounding's regime) against a 16 MiB limit.
+export GPUMEM_SIM_CTX_OVERHEAD=1M
+"$GPUMEM" run --sim --limit 16M --name storm-small --keep -- true || { fail stress_setup "group"; exit 1; }
+LD_PRELOAD="$ASAN_RT" GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/storm-small" STRESS_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" \
+    "$APP_PROGS/stress" judge 6 "$secs" 16 2 -512 | sed 's/^\(ok\|FAIL\) stress_/\1 stress_small_/'
+json=$("$GPUMEM" ps -a --format json)
+case "$json" in
+*'"group":"storm-small"'*'"used":0,'*) ok stress_small_group_accounting_back_to_zero ;;
+*) fail stress_small_group_accounting_back_to_zero "$json" ;;
+esac

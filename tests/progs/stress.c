@@ -1,6 +1,7 @@
 /* Stress test of group accounting under SIGKILL (issue 3, DESIGN section 5).
  *
- *   stress worker THREADS MAXMIB    churn allocations forever (run in a group)
+ *   stress worker THREADS MAXMIB    churn allocations forever (run in a group);
+ *                                   a negative MAXMIB means sizes in KiB
  *   stress judge GROUPDIR PROCS SECONDS LIMIT_MIB
  *
  * The judge keeps PROCS workers running in the group, SIGKILLs one every
@@ -43,7 +44,9 @@ static void *churn(void *arg)
             mem_free(held[i]);
             held[i] = 0;
         } else {
-            size_t sz = ((size_t)(rand_r(&seed) % maxmib) + 1) << 20;
+            /* maxmib < 0: sizes in KiB */
+            size_t sz = maxmib > 0 ? ((size_t)(rand_r(&seed) % maxmib) + 1) << 20
+                                   : ((size_t)(rand_r(&seed) % -maxmib) + 1) << 10;
             if (mem_alloc(&held[i], sz) != CUDA_SUCCESS)
                 held[i] = 0;
         }
