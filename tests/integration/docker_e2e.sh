@@ -3,40 +3,9 @@
 # visible and changeable from the host, gone with the container; containers
 # without a limit untouched; bad limits refused with a clear message.
 . tests/integration/lib.sh
-if [ "${SAN:-0}" = 1 ]; then skip docker_e2e "docker e2e runs in the plain build only"; exit 0; fi
-if ! command -v docker >/dev/null; then skip docker_e2e "dockerd unavailable: no docker client"; exit 0; fi
-if ! why=$(timeout 20 docker info 2>&1 >/dev/null); then
-    skip docker_e2e "dockerd unavailable: $(printf '%s' "$why" | tr '\n' ' ' | cut -c1-200)"; exit 0
-fi
-RT="$TOP/$BUILD/bin/gpumem-runtime"
-# The runtime runs under dockerd, with its state dir (/run/gpumem as root).
-export GPUMEM_STATE_DIR=${GPUMEM_DOCKER_STATE_DIR:-/run/gpumem}
+. tests/docker/engine.sh
 export GPUMEM_SIM_CTX_OVERHEAD=64M
-IMG=gpumem-test:e2e-$$
-P=gpumem-e2e-$$
-installed=""
-daemon_json=${GPUMEM_DOCKER_CONFIG:-/etc/docker/daemon.json}
-has_runtime() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"gpumem"'; }
-finish() {
-    docker ps -aq --filter "name=$P" | xargs -r docker rm -f >/dev/null 2>&1
-    docker rmi -f "$IMG" >/dev/null 2>&1
-    if [ -n "$installed" ]; then
-        "$GPUMEM" uninstall docker --config "$daemon_json" >/dev/null
-        kill -HUP $(pidof dockerd) 2>/dev/null
-    fi
-    cleanup
-}
-trap finish EXIT
-if ! has_runtime; then
-    "$GPUMEM" install docker --config "$daemon_json" --runtime-path "$RT" >/dev/null || { fail docker_install "gpumem install docker failed"; exit 1; }
-    installed=1
-    kill -HUP $(pidof dockerd)
-    for i in $(seq 50); do has_runtime && break; sleep 0.2; done
-    has_runtime && ok runtime_registered_by_install || { fail runtime_registered_by_install "dockerd did not load it"; exit 1; }
-fi
-tests/docker/build-image.sh "$TOP/$BUILD" "$IMG" || { fail docker_image "build-image.sh failed"; exit 1; }
-mkdir -p "$GPUMEM_SIM_STATE"
-GPU=(--runtime=gpumem --network none -e GPUMEM_SIM_STATE=/simstate -e GPUMEM_SIM_CTX_OVERHEAD=64M -v "$GPUMEM_SIM_STATE:/simstate")
+docker_engine docker_e2e e2e
 
 out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init info alloc 600M expect 0 alloc 600M expect 2 2>&1)
 [ $? = 0 ] && expect_in limit_enforced_inside "total=1073741824" "$out" || fail limit_enforced_inside "$out"

@@ -7,41 +7,13 @@
 # `gpumem daemon` on its interval.
 . tests/integration/lib.sh
 . tests/integration/daemon_lib.sh
-if [ "${SAN:-0}" = 1 ]; then skip docker_storm "docker tests run in the plain build only"; exit 0; fi
-if ! command -v docker >/dev/null; then skip docker_storm "dockerd unavailable: no docker client"; exit 0; fi
-if ! why=$(timeout 20 docker info 2>&1 >/dev/null); then
-    skip docker_storm "dockerd unavailable: $(printf '%s' "$why" | tr '\n' ' ' | cut -c1-200)"; exit 0
-fi
-RT="$TOP/$BUILD/bin/gpumem-runtime"
-export GPUMEM_STATE_DIR=${GPUMEM_DOCKER_STATE_DIR:-/run/gpumem}
-IMG=gpumem-test:storm-$$
-P=gpumem-storm-$$
+. tests/docker/engine.sh
 N=${STORM_CONTAINERS:-8}
-installed=""
-daemon_json=${GPUMEM_DOCKER_CONFIG:-/etc/docker/daemon.json}
-has_runtime() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"gpumem"'; }
-finish() {
+finish_extra() {
     [ -n "${DPID:-}" ] && kill -TERM "$DPID" 2>/dev/null
-    docker ps -aq --filter "name=$P" | xargs -r docker rm -f >/dev/null 2>&1
-    docker rmi -f "$IMG" >/dev/null 2>&1
     rm -rf "$GPUMEM_STATE_DIR/storm-leftover-$$"
-    if [ -n "$installed" ]; then
-        "$GPUMEM" uninstall docker --config "$daemon_json" >/dev/null
-        kill -HUP $(pidof dockerd) 2>/dev/null
-    fi
-    cleanup
 }
-trap finish EXIT
-if ! has_runtime; then
-    "$GPUMEM" install docker --config "$daemon_json" --runtime-path "$RT" >/dev/null || { fail docker_install "gpumem install docker failed"; exit 1; }
-    installed=1
-    kill -HUP $(pidof dockerd)
-    for i in $(seq 50); do has_runtime && break; sleep 0.2; done
-    has_runtime || { fail runtime_registered "dockerd did not load it"; exit 1; }
-fi
-tests/docker/build-image.sh "$TOP/$BUILD" "$IMG" || { fail docker_image "build-image.sh failed"; exit 1; }
-mkdir -p "$GPUMEM_SIM_STATE"
-GPU=(--runtime=gpumem --network none -e GPUMEM_SIM_STATE=/simstate -e GPUMEM_SIM_CTX_OVERHEAD=64M -v "$GPUMEM_SIM_STATE:/simstate")
+docker_engine docker_storm storm
 
 start=$SECONDS
 ids=()
