@@ -158,7 +158,15 @@ void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s);
  * mutex itself. */
 int gm_reclaim_dead(struct gm_usage *u);
 
-/* Sum of charged bytes on group device `d` over all slots (lock-free). */
-uint64_t gm_usage_total(const struct gm_usage *u, int d);
+/* Sum of charged bytes on group device `d` over all slots (lock-free;
+ * inline because the shim's reservation runs it on every allocation). */
+static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)
+{
+    uint64_t sum = 0;
+    uint32_t hw = atomic_load_explicit(&u->slots_hw, memory_order_acquire);
+    for (uint32_t i = 0; i < hw; i++)
+        sum += atomic_load(&u->slot[i].charged[d]);
+    return sum;
+}
 
 #endif

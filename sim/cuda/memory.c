@@ -206,15 +206,23 @@ SIM_API CUresult cuMemFreeHost(void *p)
     return CUDA_SUCCESS;
 }
 
-SIM_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+/* The page-locked host allocation (allocated or registered) holding p. */
+static CUresult find_host(void *p, struct sim_alloc *a)
 {
-    if (!pdptr || Flags) return CUDA_ERROR_INVALID_VALUE;
     struct sim_ctx *c;
     CUresult r = sim_ctx_current(&c);
     if (r) return r;
-    struct sim_alloc a;
-    if (sim_registry_find((uintptr_t)p, 1, &a) != 0 || (a.kind != SIM_KIND_HOST && a.kind != SIM_KIND_REGISTERED))
+    if (sim_registry_find((uintptr_t)p, 1, a) != 0 || (a->kind != SIM_KIND_HOST && a->kind != SIM_KIND_REGISTERED))
         return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+    if (!pdptr || Flags) return CUDA_ERROR_INVALID_VALUE;
+    struct sim_alloc a;
+    CUresult r = find_host(p, &a);
+    if (r) return r;
     *pdptr = (CUdeviceptr)(uintptr_t)p;      /* unified addressing: same address */
     return CUDA_SUCCESS;
 }
@@ -222,12 +230,9 @@ SIM_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsig
 SIM_API CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
 {
     if (!pFlags) return CUDA_ERROR_INVALID_VALUE;
-    struct sim_ctx *c;
-    CUresult r = sim_ctx_current(&c);
-    if (r) return r;
     struct sim_alloc a;
-    if (sim_registry_find((uintptr_t)p, 1, &a) != 0 || (a.kind != SIM_KIND_HOST && a.kind != SIM_KIND_REGISTERED))
-        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = find_host(p, &a);
+    if (r) return r;
     *pFlags = a.flags;
     return CUDA_SUCCESS;
 }

@@ -258,12 +258,3 @@ void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s)
     clear_slot(s);
     gm_admin_unlock(u);
 }
-
-uint64_t gm_usage_total(const struct gm_usage *u, int d)
-{
-    uint64_t sum = 0;
-    uint32_t hw = atomic_load(&u->slots_hw);
-    for (uint32_t i = 0; i < hw; i++)
-        sum += atomic_load(&u->slot[i].charged[d]);
-    return sum;
-}

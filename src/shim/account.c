@@ -48,7 +48,7 @@ CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit)
     atomic_fetch_sub(&g.slot->charged[gd], bytes);
     if (gm_reclaim_dead(g.usage) > 0) {
         atomic_fetch_add(&g.slot->charged[gd], bytes);
-        if (shim_group_total(gd) <= limit)
+        if (gm_usage_total(g.usage, gd) <= limit)
             return CUDA_SUCCESS;
         atomic_fetch_sub(&g.slot->charged[gd], bytes);
     }

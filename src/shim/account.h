@@ -36,17 +36,6 @@ static inline uint64_t shim_limit(int gd)
     return shim_limit_reload(gd, seq);
 }
 
-/* Sum of charged bytes on group device gd over the group's slots. */
-static inline uint64_t shim_group_total(int gd)
-{
-    const struct gm_usage *u = g.usage;
-    uint32_t hw = atomic_load_explicit(&u->slots_hw, memory_order_acquire);
-    uint64_t sum = 0;
-    for (uint32_t i = 0; i < hw; i++)
-        sum += atomic_load(&u->slot[i].charged[gd]);
-    return sum;
-}
-
 CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit);
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -57,10 +46,7 @@ static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, struct gm_
 {
     uint64_t limit = shim_limit(gd);
     uint64_t mine = atomic_fetch_add(&s->charged[gd], bytes) + bytes;
-    uint32_t hw = atomic_load_explicit(&u->slots_hw, memory_order_acquire);
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < hw; i++)
-        total += atomic_load(&u->slot[i].charged[gd]);
+    uint64_t total = gm_usage_total(u, gd);
     if (unlikely(total > limit))
         return shim_reserve_slow(gd, bytes, limit);
     /* Peaks: the group's (any process may raise it) and this process's. */
@@ -86,11 +72,7 @@ static ALWAYS_INLINE void shim_committed_in(struct gm_proc_slot *s)
 {
     atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
 }
-static inline void shim_committed(int gd)
-{
-    (void)gd;
-    shim_committed_in(g.slot);
-}
+static inline void shim_committed(void) { shim_committed_in(g.slot); }
 
 static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, int gd, uint64_t bytes)
 {

@@ -119,8 +119,6 @@ static uint64_t ctx_settle(int gd, uint64_t reserved, int *refused)
     return cost;
 }
 
-typedef CUresult (*PFN_ctx_undo)(CUcontext);
-
 /* Shared tail of every context creation. */
 static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint64_t reserved, int primary)
 {
@@ -154,7 +152,7 @@ static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint
     pthread_mutex_unlock(&ctx_lock);
     if (!primary)
         alloc_table_insert((uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, gd));
-    shim_committed(gd);
+    shim_committed();
     return r;
 }
 

@@ -22,8 +22,6 @@
 typedef void *(*dlsym_fn)(void *, const char *);
 static dlsym_fn glibc_dlsym;
 
-void **shim_real_slot(const char *name);
-
 void *shim_real_dlsym(void *handle, const char *name)
 {
     if (!glibc_dlsym) {
@@ -48,8 +46,6 @@ static struct link_map *object_of(const void *addr)
         return NULL;
     return lm;
 }
-
-void *shim_object_symbol(const struct link_map *l, const char *name);
 
 /* First definition of `name` in an object loaded after `caller`: what
  * RTLD_NEXT means (the objects of the global scope, in load order). */

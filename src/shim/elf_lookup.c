@@ -68,7 +68,6 @@ static void *match(const struct link_map *l, const ElfW(Sym) *sym, const char *s
     return type == STT_GNU_IFUNC ? ((ifunc_resolver)addr)() : addr;
 }
 
-void *shim_object_symbol(const struct link_map *l, const char *name);
 void *shim_object_symbol(const struct link_map *l, const char *name)
 {
     const ElfW(Sym) *symtab = NULL;

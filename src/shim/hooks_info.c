@@ -8,8 +8,7 @@
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-/* Applies the group's view to a device's (free, total); gd < 0 = no view. */
-void shim_view(int gd, uint64_t *free, uint64_t *total);
+/* Applies the group's view to a device's (free, total). */
 void shim_view(int gd, uint64_t *free, uint64_t *total)
 {
     uint64_t limit = shim_limit(gd);

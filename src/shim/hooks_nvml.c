@@ -7,8 +7,6 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-void shim_view(int gd, uint64_t *free, uint64_t *total);
-
 int shim_gd_for_nvml_device(nvmlDevice_t dev)
 {
     char uuid[96];

@@ -16,6 +16,7 @@
 #include "account.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_POOLS 64
@@ -29,6 +30,13 @@ struct pool_rec {
 
 static struct pool_rec pools[MAX_POOLS];
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A forked child has no pools (driver state does not survive fork). */
+void shim_pools_fork_child(void)
+{
+    memset(pools, 0, sizeof pools);
+    pthread_mutex_init(&pool_lock, NULL);
+}
 
 static struct pool_rec *pool_find(CUmemoryPool pool, int gd, int create)
 {
@@ -130,7 +138,7 @@ static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool
             alloc_table_insert(*dptr, alloc_pack((uint64_t)(r - pools), AK_ASYNC, gd));
             if (shim_tracing)
                 shim_trace_alloc(*dptr, site);
-            shim_committed(gd);
+            shim_committed();
         }
     }
     pthread_mutex_unlock(&pool_lock);

@@ -191,8 +191,8 @@ static void fork_child(void)
     /* The child is a new process of the same group: it takes its own slot at
      * its first hooked call. It holds no contexts or allocations yet. */
     g.slot = NULL;
-    memset(g.ctx_count, 0, sizeof g.ctx_count);
     memset(g.primary_retained, 0, sizeof g.primary_retained);
+    shim_pools_fork_child();
     memset(g.ctx_charge, 0, sizeof g.ctx_charge);
     in_init = 0;
     pthread_mutex_init(&init_lock, NULL);

@@ -113,7 +113,6 @@ void *shim_hook_for_symbol(const char *name)
 }
 
 /* Where the driver's pointer for a hooked symbol is kept. */
-void **shim_real_slot(const char *name);
 void **shim_real_slot(const char *name)
 {
     for (size_t i = 0; i < NHOOKS; i++)

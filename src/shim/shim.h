@@ -64,7 +64,6 @@ struct shim {
     _Atomic int gd_of[GM_MAX_CU_DEVICES];   /* CUdevice -> group device index, -1 = not yet */
     /* Limit per group device, cached with the limits seq it was read at. */
     struct { _Atomic uint64_t seq, value; } lim[GM_MAX_DEVICES];
-    int ctx_count[GM_MAX_CU_DEVICES];   /* live contexts per CUdevice (primary counts once) */
     int primary_retained[GM_MAX_CU_DEVICES];
     uint64_t ctx_charge[GM_MAX_CU_DEVICES]; /* overhead charged for this device's contexts */
 };
@@ -101,7 +100,7 @@ int shim_gd_for_nvml_device(nvmlDevice_t dev);
 /* account.h / account.c: charging device memory to the group. */
 
 /* The packed value the allocation table keeps per allocation. */
-enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, AK_MIPMAP, AK_IPC, AK_IMPORT, AK_CTX };
+enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, AK_MIPMAP, AK_CTX };
 static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd)
 {
     return (bytes << 12) | ((uint64_t)kind << 8) | (uint64_t)gd;
@@ -127,10 +126,15 @@ void shim_leak_report(void);
 /* dlsym.c */
 void *shim_real_dlsym(void *handle, const char *name);
 void *shim_hook_for_symbol(const char *name);
+void **shim_real_slot(const char *name);            /* procaddress.c */
+struct link_map;
+void *shim_object_symbol(const struct link_map *l, const char *name); /* elf_lookup.c */
 
-/* context.c */
-CUresult shim_ctx_created(CUdevice dev);
-void shim_ctx_before_create(CUdevice dev, uint64_t *reserved, int *gd);
+/* hooks_pool.c */
+void shim_pools_fork_child(void);
+
+/* hooks_info.c: the group's view of a device's (free, total). */
+void shim_view(int gd, uint64_t *free, uint64_t *total);
 
 /* Every hook, declared with the PFN type of its (name, version): the
  * compiler proves each has exactly the signature cuGetProcAddress promises
