@@ -25,6 +25,22 @@ uint64_t gm_proc_stat(pid_t pid, char *state);
  * 0 if unknown. */
 pid_t gm_proc_inner_pid(pid_t host);
 
+/* ---- parsers of /proc text, without I/O: the readers above and below
+ * call them on what they read; tests/fuzz/procinfo.c calls them directly -- */
+
+/* Start time and state letter from the text of /proc/<pid>/stat (as
+ * gm_proc_stat); 0 and '?' when it does not parse. */
+uint64_t gm_parse_proc_stat(const char *stat, char *state);
+
+/* The last number of the NSpid line in the text of /proc/<pid>/status (as
+ * gm_proc_inner_pid); 0 if there is none. */
+pid_t gm_parse_nspid(const char *status);
+
+/* One line of /proc/<pid>/cgroup (modified in place): "0::<path>" sets v2 to
+ * that cgroup's cgroup.procs in the unified hierarchy; a v1 line of the pids
+ * controller (else the first of memory) sets v1. Other lines change nothing. */
+void gm_parse_cgroup_line(char *line, char *v2, size_t v2len, char *v1, size_t v1len);
+
 /* ---- host pids (src/common/hostpid.c; host-side readers only: they use
  * stdio and malloc, never call them from the shim) ---------------------- */
 

@@ -27,6 +27,20 @@ int gm_host_pid_matches(pid_t host, pid_t pid, uint64_t start_time)
     return gm_proc_stat(host, &state) == start_time && live_state(state) && gm_proc_inner_pid(host) == pid;
 }
 
+void gm_parse_cgroup_line(char *line, char *v2, size_t v2len, char *v1, size_t v1len)
+{
+    line[strcspn(line, "\n")] = '\0';
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2 || c2[1] != '/')
+        return;
+    *c2 = '\0';
+    const char *ctl = c1 + 1, *cg = c2 + 1;
+    if (strcmp(line, "0") == 0 && !*ctl)
+        snprintf(v2, v2len, "/sys/fs/cgroup%s/cgroup.procs", strcmp(cg, "/") ? cg : "");
+    else if (strcmp(ctl, "pids") == 0 || (strcmp(ctl, "memory") == 0 && !*v1))
+        snprintf(v1, v1len, "/sys/fs/cgroup/%s%s/cgroup.procs", ctl, strcmp(cg, "/") ? cg : "");
+}
+
 int gm_proc_cgroup_procs(pid_t host, char *buf, size_t len)
 {
     char path[48], line[4096], v2[4096] = "", v1[4096] = "";
@@ -34,18 +48,8 @@ int gm_proc_cgroup_procs(pid_t host, char *buf, size_t len)
     FILE *f = fopen(path, "re");
     if (!f)
         return -1;
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2 || c2[1] != '/')
-            continue;
-        *c2 = '\0';
-        const char *ctl = c1 + 1, *cg = c2 + 1;
-        if (strcmp(line, "0") == 0 && !*ctl)
-            snprintf(v2, sizeof v2, "/sys/fs/cgroup%s/cgroup.procs", strcmp(cg, "/") ? cg : "");
-        else if (strcmp(ctl, "pids") == 0 || (strcmp(ctl, "memory") == 0 && !*v1))
-            snprintf(v1, sizeof v1, "/sys/fs/cgroup/%s%s/cgroup.procs", ctl, strcmp(cg, "/") ? cg : "");
-    }
+    while (fgets(line, sizeof line, f))
+        gm_parse_cgroup_line(line, v2, sizeof v2, v1, sizeof v1);
     fclose(f);
     /* Hybrid hosts list both; the v1 controller is where the engine puts
      * containers when the unified hierarchy holds no controllers. */

@@ -26,16 +26,12 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
     return n;
 }
 
-uint64_t gm_proc_stat(pid_t pid, char *state)
+uint64_t gm_parse_proc_stat(const char *buf, char *state)
 {
-    char path[48], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    *state = '?';
-    if (read_small(path, buf, sizeof buf) <= 0)
-        return 0;
     /* comm (field 2) may hold spaces and parentheses: fields resume after the
      * last ')'. Field 3 is the state; start time is field 22. */
-    char *p = strrchr(buf, ')');
+    *state = '?';
+    const char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ')
         return 0;
     *state = p[2];
@@ -47,6 +43,16 @@ uint64_t gm_proc_stat(pid_t pid, char *state)
     while (*p >= '0' && *p <= '9')
         v = v * 10 + (uint64_t)(*p++ - '0');
     return v;
+}
+
+uint64_t gm_proc_stat(pid_t pid, char *state)
+{
+    char path[48], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    *state = '?';
+    if (read_small(path, buf, sizeof buf) <= 0)
+        return 0;
+    return gm_parse_proc_stat(buf, state);
 }
 
 uint64_t gm_proc_start_time(pid_t pid)
@@ -64,13 +70,9 @@ void gm_proc_comm(pid_t pid, char *buf, size_t len)
         buf[strcspn(buf, "\n")] = '\0';
 }
 
-pid_t gm_proc_inner_pid(pid_t host)
+pid_t gm_parse_nspid(const char *status)
 {
-    char path[48], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)host);
-    if (read_small(path, buf, sizeof buf) <= 0)
-        return 0;
-    char *p = strstr(buf, "\nNSpid:");
+    const char *p = strstr(status, "\nNSpid:");
     if (!p)
         return 0;
     p += 7;
@@ -86,6 +88,15 @@ pid_t gm_proc_inner_pid(pid_t host)
         last = v;
     }
     return last;
+}
+
+pid_t gm_proc_inner_pid(pid_t host)
+{
+    char path[48], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)host);
+    if (read_small(path, buf, sizeof buf) <= 0)
+        return 0;
+    return gm_parse_nspid(buf);
 }
 
 /* A slot written inside a container holds the pid as the container sees it;
