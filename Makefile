@@ -121,7 +121,52 @@ bench: all
 clean:
 	rm -rf build build-san
 
-.PHONY: all test bench clean
+.PHONY: all test bench clean fuzz
 # Keep intermediate objects (no "rm ..." after the test summary, faster rebuilds).
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (libFuzzer) ---------------------------------------------------
+# `make fuzz` builds build-fuzz/fuzz/<name> for every tests/fuzz/<name>.c,
+# with clang, separately from the builds above, linked with src/common/*.c
+# and the sources and libraries a target names in FUZZ_EXTRA_<name> and
+# FUZZ_LIBS_<name>. tests/integration/fuzz.sh runs each one briefly; to run
+# one longer: build-fuzz/fuzz/size -max_total_time=600 tests/fuzz/corpus/size
+# (see docs/testing.md).
+FUZZ_CC      ?= clang
+FUZZ_OUT     := build-fuzz
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_SAN     := -fsanitize=fuzzer,address,undefined
+FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/fuzz/%,$(FUZZ_SRC))
+fuzz_obj      = $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(1))
+
+FUZZ_EXTRA_sim_devices  := sim/common/devices.c
+FUZZ_LIBS_sim_devices   := -lm
+FUZZ_EXTRA_oci_spec     := src/runtime/bundle.c src/runtime/config.c src/runtime/spec_edit.c
+FUZZ_LIBS_oci_spec      := -ljansson
+FUZZ_EXTRA_runtime_conf := $(FUZZ_EXTRA_oci_spec)
+FUZZ_LIBS_runtime_conf  := -ljansson
+FUZZ_EXTRA_listen       := $(DAEMON_SRC)
+FUZZ_LIBS_listen        := -lmicrohttpd -ljansson -lm
+
+fuzz: $(FUZZ_TARGETS)
+
+# The code under test: instrumented for coverage, no libFuzzer main.
+$(FUZZ_OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+$(FUZZ_OUT)/obj/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c $< -o $@
+
+.SECONDEXPANSION:
+$(FUZZ_OUT)/fuzz/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(call fuzz_obj,$(COMMON_SRC)) $$(call fuzz_obj,$$(FUZZ_EXTRA_$$*))
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS_$*) -ldl -lpthread
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FUZZ_OUT)
+.PHONY: clean-fuzz
+-include $(shell find $(FUZZ_OUT)/obj -name '*.d' 2>/dev/null)
