@@ -115,10 +115,24 @@ static void *map_file(const char *dir, const char *file, int writable, size_t wa
     return p;
 }
 
+/* What readers walk without further checks: the device entries in use, each
+ * UUID a string within its field. Writers only ever store such entries, so
+ * a reader racing `gpumem limit` sees valid ones too. */
+static int limits_entries_valid(const struct gm_limits *l)
+{
+    if (l->ndev > GM_MAX_DEVICES)
+        return 0;
+    for (uint32_t i = 0; i < l->ndev; i++)
+        if (!memchr(l->dev[i].uuid, '\0', GM_UUID_LEN))
+            return 0;
+    return 1;
+}
+
 const struct gm_limits *gm_limits_map(const char *dir, char *err, size_t errlen)
 {
     struct gm_limits *l = map_file(dir, "limits", 0, sizeof *l, err, errlen);
-    if (l && (l->magic != GM_LIMITS_MAGIC || l->version != GM_LAYOUT_VERSION || l->size != sizeof *l)) {
+    if (l && (l->magic != GM_LIMITS_MAGIC || l->version != GM_LAYOUT_VERSION || l->size != sizeof *l ||
+              !limits_entries_valid(l))) {
         snprintf(err, errlen, "%s/limits: not a gpumem limits file of layout version %d", dir, GM_LAYOUT_VERSION);
         munmap(l, sizeof *l);
         return NULL;
