@@ -26,7 +26,7 @@
 
 #include "gpumem/size.h"
 
-#define GM_LAYOUT_VERSION   1
+#define GM_LAYOUT_VERSION   2
 #define GM_LIMITS_MAGIC     0x31544d4c4d4d5047ULL /* "GPMMLMT1" */
 #define GM_USAGE_MAGIC      0x3147534d4d4d5047ULL /* "GPMMMSG1" */
 #define GM_MAX_DEVICES      16
@@ -89,6 +89,12 @@ struct gm_proc_slot {
     _Atomic uint64_t refusals;
     _Atomic uint64_t last_refused_size;
     _Atomic uint64_t last_activity_ns;  /* CLOCK_REALTIME of the last alloc/free */
+    /* Where this process keeps its table of live allocations (an address in
+     * its own memory; layout gpumem/live_table.h, version table_layout), for
+     * readers with ptrace rights: gpumem inspect, the daemon. 0 = none. */
+    uint64_t table_addr;
+    uint32_t table_layout;
+    uint32_t tracing;                   /* 1: entries carry call sites (GPUMEM_TRACE) */
 } __attribute__((aligned(64)));
 
 struct gm_usage {

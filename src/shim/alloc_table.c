@@ -5,12 +5,16 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define STRIPE_INITIAL 256 /* entries */
+#define STRIPE_INITIAL 64 /* entries: 2 KiB per stripe once it is used */
 
-struct at_table live_allocs;
-extern struct at_table trace_sites, trace_times; /* trace.c */
-static struct at_table *const tables[] = {&live_allocs, &trace_sites, &trace_times};
-#define NTABLES (sizeof tables / sizeof tables[0])
+/* Every stripe starts on this one empty entry (mask 0, grow_at 0), so a
+ * lookup never tests for a missing array and the first insert grows. */
+static struct at_entry at_empty[1];
+
+#define EMPTY_STRIPE {.e = at_empty}
+#define EMPTY_8 EMPTY_STRIPE, EMPTY_STRIPE, EMPTY_STRIPE, EMPTY_STRIPE, EMPTY_STRIPE, EMPTY_STRIPE, EMPTY_STRIPE, EMPTY_STRIPE
+struct at_table live_allocs = {{EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8}};
+_Static_assert(AT_STRIPES == 64, "live_allocs initializer names 64 stripes");
 
 void at_lock_slow(struct at_stripe *s)
 {
@@ -23,65 +27,68 @@ void at_lock_slow(struct at_stripe *s)
     }
 }
 
+/* Doubles the stripe (kept at most half full). The old array is unmapped
+ * only after the new one is published, and a reader in another process
+ * that raced with it gets EFAULT or stale entries, and reads again. */
 int at_grow(struct at_stripe *s)
 {
-    uint32_t cap = s->e ? (s->mask + 1) * 2 : STRIPE_INITIAL;
+    int fresh = s->e == at_empty;
+    uint32_t cap = fresh ? STRIPE_INITIAL : (s->mask + 1) * 2;
     struct at_entry *ne = mmap(NULL, cap * sizeof *ne, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ne == MAP_FAILED)
         return -1;
     uint32_t nmask = cap - 1;
-    if (s->e) {
-        for (uint32_t i = 0; i <= s->mask; i++) {
-            if (!s->e[i].key)
-                continue;
-            uint32_t j = at_home(at_hash(s->e[i].key), nmask);
-            while (ne[j].key)
-                j = (j + 1) & nmask;
-            ne[j] = s->e[i];
-        }
-        munmap(s->e, (s->mask + 1) * sizeof *s->e);
+    struct at_entry *old = s->e;
+    uint32_t omask = s->mask;
+    for (uint32_t i = 0; !fresh && i <= omask; i++) {
+        if (!old[i].key)
+            continue;
+        uint32_t j = at_home(at_hash(old[i].key), nmask);
+        while (ne[j].key)
+            j = (j + 1) & nmask;
+        ne[j] = old[i];
     }
     s->e = ne;
     s->mask = nmask;
+    s->grow_at = cap / 2;
+    if (!fresh)
+        munmap(old, (omask + 1) * sizeof *old);
     return 0;
 }
 
-void at_foreach(struct at_table *t, void (*fn)(uint64_t key, uint64_t value, void *ctx), void *ctx)
+void at_foreach(struct at_table *t, void (*fn)(const struct at_entry *e, void *ctx), void *ctx)
 {
     for (int i = 0; i < AT_STRIPES; i++) {
         struct at_stripe *s = &t->s[i];
         at_lock(s);
-        for (uint32_t j = 0; s->e && j <= s->mask; j++)
+        for (uint32_t j = 0; j <= s->mask; j++)
             if (s->e[j].key)
-                fn(s->e[j].key, s->e[j].value, ctx);
+                fn(&s->e[j], ctx);
         at_unlock(s);
     }
 }
 
 void alloc_table_fork_prepare(void)
 {
-    for (size_t t = 0; t < NTABLES; t++)
-        for (int i = 0; i < AT_STRIPES; i++)
-            at_lock(&tables[t]->s[i]);
+    for (int i = 0; i < AT_STRIPES; i++)
+        at_lock(&live_allocs.s[i]);
 }
 
 void alloc_table_fork_parent(void)
 {
-    for (size_t t = NTABLES; t-- > 0;)
-        for (int i = AT_STRIPES - 1; i >= 0; i--)
-            at_unlock(&tables[t]->s[i]);
+    for (int i = AT_STRIPES - 1; i >= 0; i--)
+        at_unlock(&live_allocs.s[i]);
 }
 
 /* The child starts with no driver state (CUDA contexts do not survive
  * fork), so it starts with no allocations either. */
 void alloc_table_fork_child(void)
 {
-    for (size_t t = 0; t < NTABLES; t++)
-        for (int i = 0; i < AT_STRIPES; i++) {
-            struct at_stripe *s = &tables[t]->s[i];
-            if (s->e)
-                memset(s->e, 0, (s->mask + 1) * sizeof *s->e);
-            s->count = 0;
-            at_unlock(s);
-        }
+    for (int i = 0; i < AT_STRIPES; i++) {
+        struct at_stripe *s = &live_allocs.s[i];
+        if (s->e != at_empty)
+            memset(s->e, 0, (s->mask + 1) * sizeof *s->e);
+        s->count = 0;
+        at_unlock(s);
+    }
 }

@@ -150,8 +150,10 @@ static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint
     if (primary)
         g.ctx_charge[dev] = cost;
     pthread_mutex_unlock(&ctx_lock);
-    if (!primary)
-        alloc_table_insert((uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, gd));
+    if (!primary) {
+        struct at_entry old;
+        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, gd), 0, &old);
+    }
     shim_committed();
     return r;
 }
@@ -191,14 +193,14 @@ EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsig
 
 EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
 {
-    uint64_t v;
-    if (atomic_load(&g.mode) != SHIM_ENFORCE || !alloc_table_remove((uint64_t)(uintptr_t)ctx, &v))
+    struct at_entry e, old;
+    if (!shim_hot_slot() || !at_remove(&live_allocs, (uint64_t)(uintptr_t)ctx, &e))
         return ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
     CUresult r = ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
     if (r != CUDA_SUCCESS)
-        alloc_table_insert((uint64_t)(uintptr_t)ctx, v);
+        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, e.value, e.site, &old);
     else
-        shim_released(alloc_gd(v), alloc_bytes(v));
+        shim_released(alloc_gd(e.value), alloc_bytes(e.value));
     return r;
 }
 

@@ -8,18 +8,34 @@
  * return is the error to give the application. */
 static ALWAYS_INLINE CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
 {
-    int m = shim_mode();
+    struct gm_proc_slot *s = shim_hot_slot();
     *gd = -1;
-    if (likely(m == SHIM_ENFORCE)) {
-        int d = gd_hint >= 0 ? gd_hint : shim_current_gd();
-        if (unlikely(d < 0))
-            return CUDA_SUCCESS;
-        CUresult r = shim_reserve_in(g.slot, g.usage, d, bytes);
-        if (likely(r == CUDA_SUCCESS))
-            *gd = d;
-        return r;
+    if (unlikely(!s)) {
+        int m = shim_mode(); /* first call: start-up; else passthrough or fail-closed */
+        if (m != SHIM_ENFORCE || !(s = g.slot))
+            return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
     }
-    return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+    int d = gd_hint >= 0 ? gd_hint : shim_current_gd();
+    if (unlikely(d < 0))
+        return CUDA_SUCCESS;
+    CUresult r = shim_reserve_in(s, g.usage, d, bytes);
+    if (likely(r == CUDA_SUCCESS))
+        *gd = d;
+    return r;
+}
+
+/* The rare outcomes of recording an allocation (alloc_table.h at_insert). */
+static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, const struct at_entry *old, uint64_t bytes)
+{
+    if (rc < 0) {
+        shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
+        return;
+    }
+    /* The driver handed out an address the shim still had as live: its free
+     * went by another way (a destroyed context), so its bytes go back now
+     * (a pool allocation's bytes are its pool's, settled by pool ops). */
+    if (alloc_kind(old->value) != AK_ASYNC)
+        shim_released(alloc_gd(old->value), alloc_bytes(old->value));
 }
 
 static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t bytes, int kind)
@@ -31,33 +47,39 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
         atomic_fetch_sub(&s->charged[gd], bytes);
         return r;
     }
-    if (unlikely(alloc_table_insert(key, alloc_pack(bytes, kind, gd)) < 0))
-        shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
-    if (unlikely(shim_tracing)) /* inlined into the hook: this is the application's call site */
-        shim_trace_alloc(key, __builtin_return_address(0));
+    /* Inlined into the hook, so the return address is the application's
+     * call site; recorded only while tracing (GPUMEM_TRACE). */
+    uint64_t site = unlikely(shim_tracing) ? (uint64_t)(uintptr_t)__builtin_return_address(0) : 0;
+    struct at_entry old;
+    int rc = at_insert(&live_allocs, key, alloc_pack(bytes, kind, gd), site, &old);
+    if (unlikely(rc != 0))
+        alloc_record_trouble(rc, &old, bytes);
     shim_committed_in(s);
     return r;
+}
+
+/* A free the driver refused: the allocation is still live. */
+static void __attribute__((noinline, cold)) free_refused(uint64_t key, const struct at_entry *e)
+{
+    struct at_entry old;
+    at_insert(&live_allocs, key, e->value, e->site, &old);
 }
 
 /* Removes `key` from the table before the driver frees it (so a concurrent
  * allocation that gets the same address cannot be confused with it), and
  * puts it back if the driver refuses the free. */
-#define FREE_THROUGH(call, key)                                                   \
-    do {                                                                          \
-        uint64_t v_;                                                              \
-        struct gm_proc_slot *s_ = g.slot;                                         \
-        if (atomic_load_explicit(&g.mode, memory_order_relaxed) != SHIM_ENFORCE || \
-            !s_ || !alloc_table_remove((key), &v_))                               \
-            return call;                                                          \
-        CUresult r_ = call;                                                       \
-        if (unlikely(r_ != CUDA_SUCCESS))                                         \
-            alloc_table_insert((key), v_);                                        \
-        else {                                                                    \
-            shim_released_in(s_, alloc_gd(v_), alloc_bytes(v_));                  \
-            if (unlikely(shim_tracing))                                           \
-                shim_trace_free(key);                                             \
-        }                                                                         \
-        return r_;                                                                \
+#define FREE_THROUGH(call, key)                                              \
+    do {                                                                     \
+        struct at_entry e_;                                                  \
+        struct gm_proc_slot *s_ = shim_hot_slot();                           \
+        if (!s_ || !at_remove(&live_allocs, (key), &e_))                     \
+            return call;                                                     \
+        CUresult r_ = call;                                                  \
+        if (unlikely(r_ != CUDA_SUCCESS))                                    \
+            free_refused((key), &e_);                                        \
+        else                                                                 \
+            shim_released_in(s_, alloc_gd(e_.value), alloc_bytes(e_.value)); \
+        return r_;                                                           \
     } while (0)
 
 #define REAL(sym) ((PFN_##sym)real.sym)

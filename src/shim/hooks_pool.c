@@ -135,9 +135,9 @@ static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool
             fr(*dptr, stream);
             res = CUDA_ERROR_OUT_OF_MEMORY;
         } else {
-            alloc_table_insert(*dptr, alloc_pack((uint64_t)(r - pools), AK_ASYNC, gd));
-            if (shim_tracing)
-                shim_trace_alloc(*dptr, site);
+            struct at_entry old;
+            at_insert(&live_allocs, *dptr, alloc_pack_pool(shim_charge_size(bytesize), AK_ASYNC, gd, (unsigned)(r - pools)),
+                      shim_tracing ? (uint64_t)(uintptr_t)site : 0, &old);
             shim_committed();
         }
     }
@@ -177,19 +177,18 @@ EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
  * the pool's reserved size, settled after the free. */
 static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_v11020 fn)
 {
-    uint64_t v;
-    if (atomic_load(&g.mode) != SHIM_ENFORCE || !g.slot || !alloc_table_remove(dptr, &v))
+    struct at_entry e, old;
+    struct gm_proc_slot *s = shim_hot_slot();
+    if (!s || !at_remove(&live_allocs, dptr, &e))
         return fn(dptr, stream);
     CUresult r = fn(dptr, stream);
     if (r != CUDA_SUCCESS) {
-        alloc_table_insert(dptr, v);
+        at_insert(&live_allocs, dptr, e.value, e.site, &old);
         return r;
     }
-    atomic_fetch_add_explicit(&g.slot->frees, 1, memory_order_relaxed);
-    if (shim_tracing)
-        shim_trace_free(dptr);
+    atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
     pthread_mutex_lock(&pool_lock);
-    struct pool_rec *rec = &pools[alloc_bytes(v) % MAX_POOLS];
+    struct pool_rec *rec = &pools[alloc_pool(e.value) % MAX_POOLS];
     if (rec->pool)
         pool_settle(rec, 0);
     pthread_mutex_unlock(&pool_lock);

@@ -10,6 +10,7 @@
  * wrong version, unreadable) it fails closed: device allocations are refused
  * rather than run unlimited. */
 #include "shim.h"
+#include "gpumem/ticks.h"
 #include "gpumem/procinfo.h"
 
 #include <dlfcn.h>
@@ -90,6 +91,11 @@ static void claim_slot(void)
         atomic_store(&g.mode, SHIM_FAIL_CLOSED);
         return;
     }
+    /* Published for gpumem inspect and the daemon (gpumem/live_table.h). */
+    s->table_addr = (uint64_t)(uintptr_t)&live_allocs;
+    s->table_layout = GM_LIVE_TABLE_LAYOUT;
+    s->tracing = (uint32_t)shim_tracing;
+    gm_ticks_anchor();
     g.slot = s;
 }
 
@@ -136,6 +142,8 @@ void shim_init_slow(void)
     } else if (m == SHIM_ENFORCE && !g.slot) {
         claim_slot(); /* first hooked call in a forked child */
     }
+    if (atomic_load(&g.mode) == SHIM_ENFORCE && g.slot)
+        atomic_store_explicit(&g.hot, g.slot, memory_order_release);
     pthread_mutex_unlock(&init_lock);
     in_init = 0;
 }
@@ -190,6 +198,7 @@ static void fork_child(void)
     alloc_table_fork_child();
     /* The child is a new process of the same group: it takes its own slot at
      * its first hooked call. It holds no contexts or allocations yet. */
+    atomic_store(&g.hot, NULL);
     g.slot = NULL;
     memset(g.primary_retained, 0, sizeof g.primary_retained);
     shim_pools_fork_child();
@@ -210,6 +219,7 @@ __attribute__((destructor)) static void shim_destructor(void)
 {
     if (atomic_load(&g.mode) == SHIM_ENFORCE && g.slot && atomic_load(&g.slot->pid) == getpid()) {
         shim_leak_report();
+        atomic_store(&g.hot, NULL);
         gm_slot_release(g.usage, g.slot);
     }
 }

@@ -60,6 +60,9 @@ struct shim {
     const struct gm_limits *limits;
     struct gm_usage *usage;
     struct gm_proc_slot *slot;          /* NULL after fork until re-claimed */
+    /* == slot while enforcing, else NULL: the one test a hot-path hook makes
+     * (mode and slot in one load). */
+    struct gm_proc_slot *_Atomic hot;
     int ncu;                            /* CUDA devices this process sees */
     _Atomic int gd_of[GM_MAX_CU_DEVICES];   /* CUdevice -> group device index, -1 = not yet */
     /* Limit per group device, cached with the limits seq it was read at. */
@@ -80,6 +83,10 @@ static inline int shim_mode(void)
     }
     return m;
 }
+static inline struct gm_proc_slot *shim_hot_slot(void)
+{
+    return atomic_load_explicit(&g.hot, memory_order_acquire);
+}
 int shim_resolve_driver(void);
 int shim_resolve_nvml(void);
 int shim_gd_for_cudevice(CUdevice dev);
@@ -99,16 +106,6 @@ int shim_gd_for_nvml_device(nvmlDevice_t dev);
 
 /* account.h / account.c: charging device memory to the group. */
 
-/* The packed value the allocation table keeps per allocation. */
-enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, AK_MIPMAP, AK_CTX };
-static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd)
-{
-    return (bytes << 12) | ((uint64_t)kind << 8) | (uint64_t)gd;
-}
-static inline uint64_t alloc_bytes(uint64_t v) { return v >> 12; }
-static inline int alloc_kind(uint64_t v) { return (int)((v >> 8) & 0xf); }
-static inline int alloc_gd(uint64_t v) { return (int)(v & 0xff); }
-
 /* log.c: GPUMEM_LOG=debug|info|warn|error|off, GPUMEM_LOG_FILE=path. No
  * malloc: formats into a stack buffer and write(2)s it. */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
@@ -119,8 +116,6 @@ const char *shim_getenv(const char *name);
 /* trace.c: GPUMEM_TRACE / GPUMEM_LEAK_REPORT (off: one branch per call). */
 extern int shim_tracing;
 void shim_trace_init(void);
-void shim_trace_alloc(uint64_t key, const void *site);
-void shim_trace_free(uint64_t key);
 void shim_leak_report(void);
 
 /* dlsym.c */

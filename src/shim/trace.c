@@ -1,11 +1,14 @@
-/* Opt-in allocation tracing: GPUMEM_TRACE=1 records when and from where
- * (the return address of the hooked call) every device allocation was
- * made; GPUMEM_LEAK_REPORT=1 (or =PATH) prints, when the process exits,
- * every allocation it never freed, like LeakSanitizer: size, API, GPU, age
- * and call site (library and function, from dladdr). With both unset the
- * hot path pays one predictable branch on `shim_tracing`. */
+/* Opt-in allocation tracing: GPUMEM_TRACE=1 records from where (the return
+ * address of the hooked call) every device allocation was made, in its
+ * entry of the live table (every entry carries its birth stamp anyway);
+ * GPUMEM_LEAK_REPORT=1 (or =PATH) prints, when the process exits, every
+ * allocation it never freed, like LeakSanitizer: size, API, GPU, age and
+ * call site (library and function, from dladdr). With both unset the hot
+ * path pays one predictable branch on `shim_tracing`. */
 #include "account.h"
+#include "gpumem/live_peek.h"
 #include "gpumem/procinfo.h"
+#include "gpumem/ticks.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -15,16 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-struct at_table trace_sites, trace_times;
 int shim_tracing;
 static int report_fd = -1;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void shim_trace_init(void)
 {
@@ -39,26 +34,6 @@ void shim_trace_init(void)
         shim_log(LOG_WARN, "GPUMEM_LEAK_REPORT=%s: cannot open it; reporting to stderr", r);
     if (report_fd < 0)
         report_fd = 2;
-}
-
-void shim_trace_alloc(uint64_t key, const void *site)
-{
-    at_insert(&trace_sites, key, (uint64_t)(uintptr_t)site);
-    at_insert(&trace_times, key, now_ns());
-}
-
-void shim_trace_free(uint64_t key)
-{
-    uint64_t v;
-    at_remove(&trace_sites, key, &v);
-    at_remove(&trace_times, key, &v);
-}
-
-static const char *kind_name(int kind)
-{
-    static const char *names[] = {"cuMemAlloc", "cuMemAllocPitch", "cuMemAllocManaged", "cuMemAllocAsync",
-                                  "cuMemCreate", "cuArrayCreate", "cuMipmappedArrayCreate"};
-    return kind >= 0 && kind < (int)(sizeof names / sizeof names[0]) ? names[kind] : "?";
 }
 
 static void put(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -76,28 +51,24 @@ static void put(const char *fmt, ...)
 }
 
 struct leak_sum {
-    uint64_t count, bytes, now;
+    uint64_t count, bytes;
     int pass; /* 0: count, 1: print */
 };
 
-static void one_leak(uint64_t key, uint64_t value, void *ctx)
+static void one_leak(const struct at_entry *e, void *ctx)
 {
     struct leak_sum *sum = ctx;
+    uint64_t key = e->key, value = e->value, site = e->site;
     int kind = alloc_kind(value);
     if (kind == AK_CTX)
         return; /* contexts are not allocations the application can free */
     if (sum->pass == 0) {
         sum->count++;
-        sum->bytes += kind == AK_ASYNC ? 0 : alloc_bytes(value);
+        sum->bytes += alloc_bytes(value);
         return;
     }
-    uint64_t site = 0, t0 = 0;
     char size[32], where[512];
-    (void)(at_remove(&trace_sites, key, &site) | at_remove(&trace_times, key, &t0));
-    if (kind == AK_ASYNC)
-        snprintf(size, sizeof size, "(in a pool)");
-    else
-        gm_format_size(alloc_bytes(value), size, sizeof size);
+    gm_format_size(alloc_bytes(value), size, sizeof size);
     Dl_info info;
     if (site && dladdr((void *)(uintptr_t)site, &info) && info.dli_fname) {
         const char *lib = strrchr(info.dli_fname, '/') ? strrchr(info.dli_fname, '/') + 1 : info.dli_fname;
@@ -109,15 +80,15 @@ static void one_leak(uint64_t key, uint64_t value, void *ctx)
     } else {
         snprintf(where, sizeof where, "%s", site ? "?" : "(not traced)");
     }
-    put("  %12s  %-22s %s  age %.3f s  0x%llx  at %s\n", size, kind_name(kind), g.usage->dev[alloc_gd(value)].uuid,
-        t0 ? (double)(sum->now - t0) / 1e9 : 0.0, (unsigned long long)key, where);
+    put("  %12s  %-22s %s  age %.3f s  0x%llx  at %s\n", size, gm_alloc_kind_name(kind), g.usage->dev[alloc_gd(value)].uuid,
+        gm_ticks_age_s(e->born), (unsigned long long)key, where);
 }
 
 void shim_leak_report(void)
 {
     if (report_fd < 0 || !g.usage)
         return;
-    struct leak_sum sum = {0, 0, now_ns(), 0};
+    struct leak_sum sum = {0, 0, 0};
     at_foreach(&live_allocs, one_leak, &sum);
     char comm[32] = "", total[32];
     gm_proc_comm(getpid(), comm, sizeof comm);

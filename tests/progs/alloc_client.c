@@ -24,6 +24,7 @@
  *   expect RC            exit 3 unless the last operation returned RC (0, 2, ...)
  *   sleep MS             hold                  pause until killed
  *   loop N alloc SIZE    N cuMemAlloc/cuMemFree pairs
+ *   many N SIZE          N cuMemAlloc kept until exit (not numbered for free)
  *   forkhold SIZE        fork a child that initialises CUDA, allocates SIZE
  *                        and waits; the parent goes on when it holds it
  *   killchild            SIGKILL that child and reap it
@@ -331,6 +332,14 @@ int main(int argc, char **argv)
                 last = cu.alloc(&p, sz);
                 if (!last)
                     last = cu.free(p);
+            }
+        } else if (!strcmp(op, "many")) {
+            int n = atoi(x);
+            uint64_t sz = size_arg(y);
+            a += 2;
+            for (int i = 0; i < n && !last; i++) {
+                CUdeviceptr p;
+                last = cu.alloc(&p, sz);
             }
         } else {
             fprintf(stderr, "alloc_client: unknown operation \"%s\"\n", op);
