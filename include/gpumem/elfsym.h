@@ -68,7 +68,12 @@ int gm_maps_parse_line(const char *line, struct gm_map_line *m);
  * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else /proc/PID/root/<path>,
  * else <path>; never by path for a file the process sees as deleted (a
  * file now at that path is another one). It is mapped read-only and kept
- * until gm_symbolizer_close. The view is of the maps at open time. */
+ * until gm_symbolizer_close. The view is of the maps at open time.
+ * One thread at a time per symbolizer (files are opened lazily). Each
+ * lookup scans the file's symbol table: fine for the call sites of one
+ * process, not for millions of addresses. A file shrunk on disk while it
+ * is mapped here makes reads past its new end fault (SIGBUS), as for any
+ * reader that maps files. */
 struct gm_symbolizer;
 
 /* NULL with errno on failure (ESRCH/ENOENT: no such process; EACCES/EPERM:
