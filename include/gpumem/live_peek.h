@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct gm_proc_slot;
-
 struct gm_live_alloc {
     uint64_t key;   /* device pointer or handle */
     uint64_t bytes; /* charged (for pool allocations: asked for, rounded) */
@@ -21,12 +19,16 @@ struct gm_live_alloc {
     int gd;         /* group device index */
 };
 
-/* Copies the live allocations of process `pid` whose table the slot
- * describes. On success returns 0 with *out (malloc'd, caller frees; NULL
- * when empty) and *n. On failure returns -1 with errno: EPERM (no ptrace
- * rights), ESRCH (gone), ENOENT (the slot publishes no table), EPROTO (a
- * table layout this gpumem does not know), ENOMEM. */
-int gm_live_peek(pid_t pid, const struct gm_proc_slot *slot, struct gm_live_alloc **out, size_t *n);
+/* Copies the live allocations of process `pid`, whose table its slot says
+ * is at `table_addr` with layout `layout` (gm_proc_slot.table_addr and
+ * .table_layout). On success returns 0 with *out (malloc'd, caller frees;
+ * NULL when empty) and *n. On failure returns -1 with errno: EPERM (no
+ * ptrace rights), ESRCH (gone), ENOENT (the slot publishes no table),
+ * EPROTO (a table layout this gpumem does not know), ENOMEM. */
+int gm_live_peek(pid_t pid, uint64_t table_addr, uint32_t layout, struct gm_live_alloc **out, size_t *n);
+
+/* What a gm_live_peek errno means, for people. */
+const char *gm_live_peek_strerror(int err);
 
 /* The API that makes allocations of `kind` ("cuMemAlloc", ...; "?" if unknown). */
 const char *gm_alloc_kind_name(int kind);

@@ -105,16 +105,32 @@ done:
     return rc;
 }
 
-int gm_live_peek(pid_t pid, const struct gm_proc_slot *slot, struct gm_live_alloc **out, size_t *n)
+const char *gm_live_peek_strerror(int err)
+{
+    switch (err) {
+    case EPERM:
+    case EACCES:
+        return "not allowed to read its memory (run as root, or as its user where ptrace is allowed)";
+    case ESRCH:
+        return "it has exited";
+    case ENOENT:
+        return "it publishes no allocation table (an older gpumem shim)";
+    case EPROTO:
+        return "its allocation table has a layout this gpumem does not know";
+    default:
+        return strerror(err);
+    }
+}
+
+int gm_live_peek(pid_t pid, uint64_t addr, uint32_t layout, struct gm_live_alloc **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    uint64_t addr = slot->table_addr;
     if (!addr) {
         errno = ENOENT;
         return -1;
     }
-    if (slot->table_layout != GM_LIVE_TABLE_LAYOUT) {
+    if (layout != GM_LIVE_TABLE_LAYOUT) {
         errno = EPROTO;
         return -1;
     }

@@ -142,6 +142,8 @@ static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_u
         r->start_time = sl->start_time;
         r->allocs = atomic_load(&sl->allocs);
         r->frees = atomic_load(&sl->frees);
+        r->table_addr = sl->table_addr;
+        r->table_layout = sl->table_layout;
         r->ndev = ndev < GM_MAX_DEVICES ? ndev : GM_MAX_DEVICES;
         for (uint32_t d = 0; d < r->ndev; d++)
             r->charged[d] = atomic_load(&sl->charged[d]);

@@ -97,6 +97,10 @@ struct dm_procrow {
     /* For leak detection: the slot's identity and counters, per device of
      * the group's table (ndev of them). */
     uint64_t start_time, allocs, frees;
+    /* Where its live-allocation table is (gpumem/live_peek.h), for the
+     * oldest allocations a leak event names. */
+    uint64_t table_addr;
+    uint32_t table_layout;
     uint32_t ndev;
     uint64_t charged[GM_MAX_DEVICES];
 };

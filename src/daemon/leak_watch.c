@@ -6,6 +6,12 @@
 #include "daemon.h"
 #include "leak.h"
 
+#include "gpumem/elfsym.h"
+#include "gpumem/live_peek.h"
+#include "gpumem/live_table.h"
+#include "gpumem/ticks.h"
+
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +50,47 @@ static const struct dm_procrow *proc_of(const struct dm_snapshot *s, const char 
     return NULL;
 }
 
+#define EVIDENCE_OLDEST 5
+
+/* The evidence a leak event carries besides the numbers: the suspect's
+ * oldest live allocations on that device, copied out of its memory. */
+static void oldest_allocations(struct gbuf *f, const struct dm_procrow *p, int dev)
+{
+    struct gm_live_alloc *a;
+    size_t n;
+    if (!p || !p->host_pid) {
+        gbuf_puts(f, ",\"oldest\":null,\"oldest_error\":\"host pid unknown\"");
+        return;
+    }
+    if (gm_live_peek(p->host_pid, p->table_addr, p->table_layout, &a, &n) != 0) {
+        gbuf_puts(f, ",\"oldest\":null,\"oldest_error\":");
+        gbuf_json(f, gm_live_peek_strerror(errno));
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i].gd == dev && a[i].kind != AK_CTX)
+            a[k++] = a[i];
+    gm_live_sort_oldest(a, k);
+    struct gm_symbolizer *sym = NULL;
+    gbuf_puts(f, ",\"oldest\":[");
+    for (size_t i = 0; i < k && i < EVIDENCE_OLDEST; i++) {
+        gbuf_printf(f, "%s{\"address\":\"0x%llx\",\"bytes\":%llu,\"api\":\"%s\",\"age_seconds\":%.1f,\"site\":",
+                    i ? "," : "", (unsigned long long)a[i].key, (unsigned long long)a[i].bytes,
+                    gm_alloc_kind_name(a[i].kind), gm_ticks_age_s(a[i].born));
+        if (a[i].site && (sym || (sym = gm_symbolizer_open(p->host_pid)))) {
+            char where[512];
+            gbuf_json(f, gm_symbolize(sym, a[i].site, where, sizeof where));
+        } else {
+            gbuf_puts(f, "null");
+        }
+        gbuf_puts(f, "}");
+    }
+    gbuf_printf(f, "],\"live_allocations\":%zu", k);
+    gm_symbolizer_close(sym);
+    free(a);
+}
+
 static void on_change(void *ctx, const struct lk_track *t, int suspected, int exited)
 {
     const struct dm_snapshot *s = ctx;
@@ -80,6 +127,7 @@ static void on_change(void *ctx, const struct lk_track *t, int suspected, int ex
                     (unsigned long long)v->start_used, (unsigned long long)v->end_used,
                     (unsigned long long)(v->end_used - v->start_used), v->rate, (unsigned long long)v->allocs,
                     (unsigned long long)v->frees);
+        oldest_allocations(&f, p, t->dev);
         dm_log("warn", "leak_suspected", f.p);
     } else {
         gbuf_printf(&f, ",\"reason\":\"%s\"", exited ? "exited" : "stopped_growing");

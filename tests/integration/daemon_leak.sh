@@ -48,6 +48,13 @@ e = json.loads(sys.argv[1])
 assert e["end_used"] - e["start_used"] >= 64 << 20, e
 assert e["window_seconds"] >= 3, e
 assert 30e6 < e["rate_bytes_per_second"] < 200e6, e   # 32 MiB / 0.3 s ~ 112 MB/s
+# The oldest live allocations, out of the leaker's own table: its first
+# 32 MiB allocations, oldest first, 0.3 s apart.
+o = e["oldest"]
+assert len(o) == 5 and e["live_allocations"] >= 5, e
+assert all(a["bytes"] == 32 << 20 and a["api"] == "cuMemAlloc" for a in o), o
+assert all(o[i]["age_seconds"] >= o[i + 1]["age_seconds"] for i in range(4)), o
+assert o[0]["age_seconds"] - o[4]["age_seconds"] >= 0.9, o
 PY
 fi
 
