@@ -27,18 +27,28 @@ int gm_host_pid_matches(pid_t host, pid_t pid, uint64_t start_time)
     return gm_proc_stat(host, &state) == start_time && live_state(state) && gm_proc_inner_pid(host) == pid;
 }
 
+/* /sys/fs/cgroup[/<ctl>]<cg>/cgroup.procs, or "" when it does not fit (cut
+ * short, it would name another file). */
+static void procs_path(char *dst, size_t len, const char *ctl, const char *cg)
+{
+    int n = snprintf(dst, len, "/sys/fs/cgroup%s%s%s/cgroup.procs", *ctl ? "/" : "", ctl, strcmp(cg, "/") ? cg : "");
+    if (n < 0 || (size_t)n >= len)
+        dst[0] = '\0';
+}
+
 void gm_parse_cgroup_line(char *line, char *v2, size_t v2len, char *v1, size_t v1len)
 {
     line[strcspn(line, "\n")] = '\0';
     char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c2 || c2[1] != '/')
         return;
+    *c1 = '\0'; /* line: the hierarchy id */
     *c2 = '\0';
     const char *ctl = c1 + 1, *cg = c2 + 1;
     if (strcmp(line, "0") == 0 && !*ctl)
-        snprintf(v2, v2len, "/sys/fs/cgroup%s/cgroup.procs", strcmp(cg, "/") ? cg : "");
+        procs_path(v2, v2len, "", cg);
     else if (strcmp(ctl, "pids") == 0 || (strcmp(ctl, "memory") == 0 && !*v1))
-        snprintf(v1, v1len, "/sys/fs/cgroup/%s%s/cgroup.procs", ctl, strcmp(cg, "/") ? cg : "");
+        procs_path(v1, v1len, ctl, cg);
 }
 
 int gm_proc_cgroup_procs(pid_t host, char *buf, size_t len)

@@ -83,8 +83,11 @@ pid_t gm_parse_nspid(const char *status)
         if (*p < '0' || *p > '9')
             break;
         pid_t v = 0;
-        while (*p >= '0' && *p <= '9')
-            v = v * 10 + (*p++ - '0');
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (v > (INT32_MAX - (*p - '0')) / 10)
+                return 0; /* no pid is that large: not a line to trust */
+            v = v * 10 + (*p - '0');
+        }
         last = v;
     }
     return last;
