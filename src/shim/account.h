@@ -46,7 +46,11 @@ static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, struct gm_
 {
     uint64_t limit = shim_limit(gd);
     uint64_t mine = atomic_fetch_add(&s->charged[gd], bytes) + bytes;
-    uint64_t total = gm_usage_total(u, gd);
+    /* A group of one process (only slot 0 ever claimed, and it is ours) has
+     * its total in hand: what the add returned, which counts every thread's
+     * bytes. A process claiming a second slot raises slots_hw before its
+     * own add; if our load still saw 1, its sum will see our add. */
+    uint64_t total = likely(atomic_load(&u->slots_hw) == 1) ? mine : gm_usage_total(u, gd);
     if (unlikely(total > limit))
         return shim_reserve_slow(gd, bytes, limit);
     /* Peaks: the group's (any process may raise it) and this process's. */
