@@ -13,8 +13,26 @@ uint64_t gm_proc_start_time(pid_t pid);
 /* The process's short command name (/proc/<pid>/comm), "" if unknown. */
 void gm_proc_comm(pid_t pid, char *buf, size_t len);
 
-/* 1 when (pid, start_time) is still alive, 0 when it has gone. */
+/* 1 when (pid, start_time) is still alive, 0 when it has gone. Reads /proc
+ * now, never the pass cache below: what a reclaim decides by. */
 int gm_proc_alive(pid_t pid, uint64_t start_time);
+
+/* As gm_proc_alive, first trying `host_hint` (a slot's host_pid: verified
+ * by start time and NSpid like any candidate, 0 = none) for a process of
+ * another pid namespace; within a pass, from the pass cache, so the answer
+ * may be as old as the pass. For listing, and for finding which groups
+ * need a reclaim; the reclaim itself asks gm_proc_alive. */
+int gm_proc_seems_alive(pid_t pid, uint64_t start_time, pid_t host_hint);
+
+/* A pass over many groups (host-side readers: gpumem ps, the daemon's
+ * collect; never the shim). Until gm_proc_cache_end, on the calling thread,
+ * gm_proc_stat, gm_proc_start_time and gm_proc_inner_pid read each pid's
+ * /proc file once (one openat relative to an open /proc, one read), and
+ * gm_proc_seems_alive scans /proc at most once for processes of other pid
+ * namespaces. Passes nest (the outermost end ends it). -1 when no cache
+ * could be set up: every read then goes to /proc, with the same answers. */
+int gm_proc_cache_begin(void);
+void gm_proc_cache_end(void);
 
 /* Start time (as gm_proc_start_time) and state letter (/proc/<pid>/stat
  * field 3, '?' when unknown) of `pid`; 0 if it is gone. */
