@@ -216,10 +216,32 @@ static void reclaim_locked(struct gm_usage *u, int *count)
     }
 }
 
+/* A first look without the mutex: does any slot's process seem to have
+ * gone? Usually none has, and then the region is not written at all (no
+ * lock, no page dirtied, no file time updated). Anything that seems dead,
+ * a slot mid-claim or one a dead holder left half-cleared included, sends
+ * the caller to the mutex, where reclaim_locked decides from /proc afresh. */
+static int any_seems_dead(const struct gm_usage *u)
+{
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
+        const struct gm_proc_slot *s = &u->slot[i];
+        int32_t pid = atomic_load(&s->pid);
+        if (pid == 0)
+            continue;
+        /* Plain fields written under the mutex (claim: before the pid). */
+        uint64_t start = __atomic_load_n(&s->start_time, __ATOMIC_RELAXED);
+        int32_t hint = __atomic_load_n(&s->host_pid, __ATOMIC_RELAXED);
+        if (!gm_proc_seems_alive(pid, start, hint))
+            return 1;
+    }
+    return 0;
+}
+
 int gm_reclaim_dead(struct gm_usage *u)
 {
     int n = 0;
-    if (gm_admin_lock(u) != 0)
+    if (!any_seems_dead(u) || gm_admin_lock(u) != 0)
         return 0;
     reclaim_locked(u, &n);
     gm_admin_unlock(u);
