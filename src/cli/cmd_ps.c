@@ -74,7 +74,13 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
     const struct gm_limits *l = gm_limits_map(dir, err, sizeof err);
     struct gm_usage *u = l ? gm_usage_map(dir, err, sizeof err) : NULL;
     if (!u) {
-        fprintf(stderr, "gpumem: warning: skipping group %s: %s\n", name, err);
+        /* Not a group (no limits file: a directory being created, or
+         * someone else's): passed over quietly. Asked only now, so a
+         * listing of good groups pays no extra system call per group. */
+        char probe[PATH_MAX + 320];
+        snprintf(probe, sizeof probe, "%s/limits", dir);
+        if (l || access(probe, F_OK) == 0)
+            fprintf(stderr, "gpumem: warning: skipping group %s: %s\n", name, err);
         gm_limits_unmap(l);
         return -1;
     }
@@ -218,17 +224,18 @@ int cmd_ps(int argc, char **argv)
         printf("%-20s %-14s %-14s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "LIMIT", "USED", "PEAK", "%LIM",
                "PROCS", "REFUSED");
     int first = 1;
+    /* The same processes fill many slots: /proc is read once per pid. */
+    gm_proc_cache_begin();
     for (int i = 0; i < n; i++) {
         const char *name = ents[i]->d_name;
-        char dir[PATH_MAX + 300], probe[PATH_MAX + 320];
+        char dir[PATH_MAX + 300];
         if (name[0] != '.' && gm_valid_group_name(name) == 0) {
             snprintf(dir, sizeof dir, "%s/%s", state, name);
-            snprintf(probe, sizeof probe, "%s/limits", dir);
-            if (access(probe, F_OK) == 0)
-                show_group(name, dir, &o, &first);
+            show_group(name, dir, &o, &first);
         }
         free(ents[i]);
     }
+    gm_proc_cache_end();
     free(ents);
     if (o.json)
         printf("]\n");
