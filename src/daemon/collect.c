@@ -155,7 +155,13 @@ static void read_group(struct dm_snapshot *s, const char *name, const char *dir,
     char err[320];
     const struct gm_limits *lm = gm_limits_map(dir, err, sizeof err);
     if (!lm) {
-        add_bad(s, name, err);
+        /* No limits file: not a group (one being created, or someone
+         * else's directory), passed over quietly. Asked only now, so a
+         * pass over good groups pays no extra system call per group. */
+        char probe[PATH_MAX + 320];
+        snprintf(probe, sizeof probe, "%s/limits", dir);
+        if (access(probe, F_OK) == 0)
+            add_bad(s, name, err);
         return;
     }
     struct gm_limits l;
@@ -209,17 +215,18 @@ static void collect(struct dm_snapshot *s, const char *state_dir, int reclaim, i
     s->ndevs = dm_nvml_read(s->devs, DM_MAX_NVML_DEVS);
     struct dirent **ents = NULL;
     int n = scandir(state_dir, &ents, NULL, alphasort);
+    /* The same processes fill many slots: /proc is read once per pid. */
+    gm_proc_cache_begin();
     for (int i = 0; i < n; i++) {
         const char *name = ents[i]->d_name;
-        char dir[PATH_MAX + 300], probe[PATH_MAX + 320];
+        char dir[PATH_MAX + 300];
         if (name[0] != '.' && gm_valid_group_name(name) == 0) {
             snprintf(dir, sizeof dir, "%s/%s", state_dir, name);
-            snprintf(probe, sizeof probe, "%s/limits", dir);
-            if (access(probe, F_OK) == 0)
-                read_group(s, name, dir, reclaim, procs);
+            read_group(s, name, dir, reclaim, procs);
         }
         free(ents[i]);
     }
+    gm_proc_cache_end();
     free(ents);
     if (s->nrows > 1)
         qsort(s->rows, s->nrows, sizeof *s->rows, row_order);
