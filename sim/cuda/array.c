@@ -57,7 +57,7 @@ static struct sim_array *make_array(const CUDA_ARRAY3D_DESCRIPTOR *d, size_t byt
 {
     struct sim_array *a = calloc(1, sizeof *a);
     if (!a) return NULL;
-    a->data = bytes > SIM_SMALL_MAX ? sim_map_backing(bytes) : calloc(1, bytes);
+    a->data = bytes > SIM_SMALL_MAX ? sim_map_backing(bytes) : sim_heap_calloc(bytes);
     if (!a->data) { free(a); return NULL; }
     a->magic = ARRAY_MAGIC;
     a->desc = *d;
@@ -70,7 +70,7 @@ static struct sim_array *make_array(const CUDA_ARRAY3D_DESCRIPTOR *d, size_t byt
 static void drop_array(struct sim_array *a)
 {
     if (a->bytes > SIM_SMALL_MAX) munmap(a->data, a->bytes);
-    else free(a->data);
+    else sim_heap_free(a->data, a->bytes);
     a->data = NULL;
     atomic_store(&a->destroyed, 1);   /* kept: stale handles stay checkable */
 }

@@ -20,7 +20,7 @@
  * pointers of those types (tests/progs/cudart_like_client.c). */
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 
-#define SIM_SMALL_MAX    (1ULL << 20)   /* up to this: 512-byte granules from malloc */
+#define SIM_SMALL_MAX    (1ULL << 20)   /* up to this: 512-byte granules, backed by heap.c */
 #define SIM_SMALL_GRAIN  512ULL
 #define SIM_PAGE         (2ULL << 20)   /* larger: 2 MiB pages from mmap */
 #define SIM_DRIVER_VERSION 13000
@@ -90,10 +90,10 @@ struct sim_alloc {
     uintptr_t base;
     size_t size;             /* what the application asked for */
     size_t charged;          /* bytes charged to the device (rounded), 0 if none */
-    size_t mapped;           /* bytes of backing memory at base (mmap length or malloc size) */
+    size_t mapped;           /* bytes of backing memory at base (mmap length or sim_heap_alloc size) */
     int dev;
     uint8_t kind;
-    uint8_t mmapped;         /* backing is mmap (else malloc) */
+    uint8_t mmapped;         /* backing is its own mmap (else sim_heap_alloc) */
     unsigned flags;
     int ipc_fd;              /* memfd once exported by IPC, else -1 */
     unsigned long long id;
@@ -111,6 +111,25 @@ int sim_registry_find(uintptr_t p, size_t len, struct sim_alloc *out);
 /* Removes every allocation of a context (context destroy / reset), calling
  * fn for each. */
 void sim_registry_drain_ctx(struct sim_ctx *ctx, void (*fn)(struct sim_alloc *));
+
+/* ---- fork.c: one pthread_atfork for the library ----
+ * The locks of the modules it lists are held across fork() (PREPARE), then
+ * released in the parent and made new in the child (whose only thread has a
+ * new thread id), so a child never inherits a lock that another thread held
+ * mid-update. Each module's function walks its own locks. */
+enum sim_fork_phase { SIM_FORK_PREPARE, SIM_FORK_PARENT, SIM_FORK_CHILD };
+void sim_mutex_fork(pthread_mutex_t *m, enum sim_fork_phase phase);   /* lock, unlock or init */
+void sim_heap_fork(enum sim_fork_phase phase);
+
+/* ---- heap.c: the sim's own memory, never the application's malloc heap ----
+ * Blocks of 1..SIM_SMALL_MAX bytes, 512-byte aligned (records: 64 or more), not
+ * zeroed unless calloc; free takes the size given at allocation. No system
+ * call in steady state; safe across threads and fork. */
+void *sim_heap_alloc(size_t size);
+void *sim_heap_calloc(size_t size);
+void sim_heap_free(void *p, size_t size);
+struct sim_alloc *sim_record_alloc(void);        /* uninitialised */
+void sim_record_free(struct sim_alloc *a);
 
 /* ---- memory.c ---- */
 size_t sim_round_alloc(size_t bytes);

@@ -9,7 +9,7 @@
  * the charge: imported memory is not charged again.
  *
  * Only allocations on their own pages (> 1 MiB) can be exported; smaller
- * ones share malloc pages and answer CUDA_ERROR_NOT_SUPPORTED. */
+ * ones share the sim's slab pages (heap.c) and answer CUDA_ERROR_NOT_SUPPORTED. */
 #include "internal.h"
 
 #include <fcntl.h>
@@ -106,7 +106,7 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int
     void *m = mmap(NULL, h.mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
-    struct sim_alloc *a = malloc(sizeof *a);
+    struct sim_alloc *a = sim_record_alloc();
     if (!a) { munmap(m, h.mapped); return CUDA_ERROR_OUT_OF_MEMORY; }
     *a = (struct sim_alloc){ .base = (uintptr_t)m, .size = h.size, .mapped = h.mapped, .dev = dev,
                              .kind = SIM_KIND_IPC, .mmapped = 1, .ipc_fd = -1, .id = h.id, .ctx = c };

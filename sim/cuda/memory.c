@@ -4,12 +4,12 @@
  * Rounding (what a real driver charges, not what was asked for): up to
  * 1 MiB rounds up to 512 bytes, like the driver's sub-allocator that packs
  * small allocations into shared 2 MiB pages; larger allocations round up to
- * whole 2 MiB pages. Small allocations come from malloc (no system call in
- * steady state), large ones from mmap(MAP_NORESERVE), so an 80 GiB device
- * costs nothing until its memory is touched. */
+ * whole 2 MiB pages. Small allocations come from the sim's own slabs
+ * (heap.c: no system call in steady state, nothing from the application's
+ * malloc heap), large ones from mmap(MAP_NORESERVE), so an 80 GiB device
+ * costs nothing until its memory is touched. Records come from heap.c too. */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -36,16 +36,14 @@ CUresult sim_alloc_device(struct sim_ctx *ctx, size_t bytes, enum sim_kind kind,
     size_t rounded = sim_round_alloc(bytes);
     if (rounded == 0 || rounded > sim_vdev(ctx->dev)->capacity) return CUDA_ERROR_OUT_OF_MEMORY;
     if (sim_inject_alloc_failure()) return CUDA_ERROR_OUT_OF_MEMORY;
-    struct sim_alloc *a = malloc(sizeof *a);
+    struct sim_alloc *a = sim_record_alloc();
     if (!a) return CUDA_ERROR_OUT_OF_MEMORY;
-    if (sim_vdev_charge(ctx->dev, rounded) != 0) { free(a); return CUDA_ERROR_OUT_OF_MEMORY; }
-    void *mem = NULL;
+    if (sim_vdev_charge(ctx->dev, rounded) != 0) { sim_record_free(a); return CUDA_ERROR_OUT_OF_MEMORY; }
     int mmapped = rounded > SIM_SMALL_MAX;
-    if (mmapped) mem = sim_map_backing(rounded);
-    else if (posix_memalign(&mem, 256, rounded) != 0) mem = NULL;
+    void *mem = mmapped ? sim_map_backing(rounded) : sim_heap_alloc(rounded);
     if (!mem) {
         sim_vdev_release(ctx->dev, rounded);
-        free(a);
+        sim_record_free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *a = (struct sim_alloc){
@@ -67,7 +65,7 @@ void sim_free_record(struct sim_alloc *a)
     case SIM_KIND_HOST:
         if (a->ipc_fd >= 0) close(a->ipc_fd);
         if (a->mmapped) munmap((void *)a->base, a->mapped);
-        else free((void *)a->base);
+        else sim_heap_free((void *)a->base, a->mapped);
         if (a->charged) sim_vdev_release(a->dev, a->charged);
         break;
     case SIM_KIND_IPC:
@@ -76,7 +74,7 @@ void sim_free_record(struct sim_alloc *a)
     default:
         break;
     }
-    free(a);
+    sim_record_free(a);
 }
 
 #define DEVICE_KINDS ((1u << SIM_KIND_DEVICE) | (1u << SIM_KIND_MANAGED))
@@ -176,14 +174,12 @@ static CUresult host_alloc(void **pp, size_t bytesize, unsigned int flags)
     struct sim_ctx *c;
     CUresult r = sim_ctx_current(&c);
     if (r) return r;
-    struct sim_alloc *a = malloc(sizeof *a);
+    struct sim_alloc *a = sim_record_alloc();
     if (!a) return CUDA_ERROR_OUT_OF_MEMORY;
     int mmapped = bytesize > SIM_SMALL_MAX;
     size_t len = mmapped ? (bytesize + 4095) & ~(size_t)4095 : bytesize;
-    void *mem = NULL;
-    if (mmapped) mem = sim_map_backing(len);
-    else if (posix_memalign(&mem, 256, len) != 0) mem = NULL;
-    if (!mem) { free(a); return CUDA_ERROR_OUT_OF_MEMORY; }
+    void *mem = mmapped ? sim_map_backing(len) : sim_heap_alloc(len);
+    if (!mem) { sim_record_free(a); return CUDA_ERROR_OUT_OF_MEMORY; }
     *a = (struct sim_alloc){ .base = (uintptr_t)mem, .size = bytesize, .mapped = len, .dev = c->dev,
                              .kind = SIM_KIND_HOST, .mmapped = (uint8_t)mmapped, .flags = flags, .ipc_fd = -1,
                              .id = atomic_fetch_add(&next_buffer_id, 1), .ctx = c };
@@ -246,7 +242,7 @@ static CUresult host_register(void *p, size_t bytesize, unsigned int Flags)
     struct sim_alloc probe;
     if (sim_registry_find((uintptr_t)p, 1, &probe) == 0 && probe.kind == SIM_KIND_REGISTERED)
         return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
-    struct sim_alloc *a = malloc(sizeof *a);
+    struct sim_alloc *a = sim_record_alloc();
     if (!a) return CUDA_ERROR_OUT_OF_MEMORY;
     *a = (struct sim_alloc){ .base = (uintptr_t)p, .size = bytesize, .dev = c->dev, .kind = SIM_KIND_REGISTERED,
                              .flags = Flags, .ipc_fd = -1, .id = atomic_fetch_add(&next_buffer_id, 1), .ctx = c };

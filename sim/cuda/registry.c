@@ -6,7 +6,7 @@
  * Interior pointers (memcpy into the middle of an allocation, pointer
  * attributes) are rarer: allocations on their own pages (mmap'ed, IPC,
  * registered) are also kept in a sorted range index searched by bisection;
- * for the small malloc'ed ones a miss falls back to scanning the shards. */
+ * for the small ones (heap.c) a miss falls back to scanning the shards. */
 #include "internal.h"
 
 #include <stdlib.h>
