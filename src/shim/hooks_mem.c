@@ -58,28 +58,29 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
     return r;
 }
 
-/* A free the driver refused: the allocation is still live. */
-static void __attribute__((noinline, cold)) free_refused(uint64_t key, const struct at_entry *e)
+/* A free the driver refused: the allocation is still live (its age
+ * restarts, and its call site is forgotten). */
+static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t value)
 {
     struct at_entry old;
-    at_insert(&live_allocs, key, e->value, e->site, &old);
+    at_insert(&live_allocs, key, value, 0, &old);
 }
 
 /* Removes `key` from the table before the driver frees it (so a concurrent
  * allocation that gets the same address cannot be confused with it), and
  * puts it back if the driver refuses the free. */
-#define FREE_THROUGH(call, key)                                              \
-    do {                                                                     \
-        struct at_entry e_;                                                  \
-        struct gm_proc_slot *s_ = shim_hot_slot();                           \
-        if (!s_ || !at_remove(&live_allocs, (key), &e_))                     \
-            return call;                                                     \
-        CUresult r_ = call;                                                  \
-        if (unlikely(r_ != CUDA_SUCCESS))                                    \
-            free_refused((key), &e_);                                        \
-        else                                                                 \
-            shim_released_in(s_, alloc_gd(e_.value), alloc_bytes(e_.value)); \
-        return r_;                                                           \
+#define FREE_THROUGH(call, key)                                      \
+    do {                                                             \
+        uint64_t v_;                                                 \
+        struct gm_proc_slot *s_ = shim_hot_slot();                   \
+        if (!s_ || !at_remove(&live_allocs, (key), &v_))             \
+            return call;                                             \
+        CUresult r_ = call;                                          \
+        if (unlikely(r_ != CUDA_SUCCESS))                            \
+            free_refused((key), v_);                                 \
+        else                                                         \
+            shim_released_in(s_, alloc_gd(v_), alloc_bytes(v_));     \
+        return r_;                                                   \
     } while (0)
 
 #define REAL(sym) ((PFN_##sym)real.sym)

@@ -177,18 +177,19 @@ EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
  * the pool's reserved size, settled after the free. */
 static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_v11020 fn)
 {
-    struct at_entry e, old;
+    struct at_entry old;
+    uint64_t v;
     struct gm_proc_slot *s = shim_hot_slot();
-    if (!s || !at_remove(&live_allocs, dptr, &e))
+    if (!s || !at_remove(&live_allocs, dptr, &v))
         return fn(dptr, stream);
     CUresult r = fn(dptr, stream);
     if (r != CUDA_SUCCESS) {
-        at_insert(&live_allocs, dptr, e.value, e.site, &old);
+        at_insert(&live_allocs, dptr, v, 0, &old);
         return r;
     }
     atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
     pthread_mutex_lock(&pool_lock);
-    struct pool_rec *rec = &pools[alloc_pool(e.value) % MAX_POOLS];
+    struct pool_rec *rec = &pools[alloc_pool(v) % MAX_POOLS];
     if (rec->pool)
         pool_settle(rec, 0);
     pthread_mutex_unlock(&pool_lock);
