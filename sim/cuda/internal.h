@@ -119,6 +119,7 @@ void sim_registry_drain_ctx(struct sim_ctx *ctx, void (*fn)(struct sim_alloc *))
  * mid-update. Each module's function walks its own locks. */
 enum sim_fork_phase { SIM_FORK_PREPARE, SIM_FORK_PARENT, SIM_FORK_CHILD };
 void sim_mutex_fork(pthread_mutex_t *m, enum sim_fork_phase phase);   /* lock, unlock or init */
+void sim_registry_fork(enum sim_fork_phase phase);
 void sim_heap_fork(enum sim_fork_phase phase);
 
 /* ---- heap.c: the sim's own memory, never the application's malloc heap ----

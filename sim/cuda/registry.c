@@ -21,7 +21,7 @@ struct shard {
     size_t count;
     char pad[64];
 };
-static struct shard shards[NSHARDS];
+static struct shard shards[NSHARDS] = { [0 ... NSHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } };
 static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
 
 static pthread_rwlock_t ranges_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -31,9 +31,19 @@ static size_t nranges, cap_ranges;
 static void shards_init(void)
 {
     for (int i = 0; i < NSHARDS; i++) {
-        pthread_mutex_init(&shards[i].lock, NULL);
         shards[i].mask = 255;
         shards[i].buckets = calloc(256, sizeof(struct sim_alloc *));
+    }
+}
+
+/* No code holds two of these locks at once. */
+void sim_registry_fork(enum sim_fork_phase phase)
+{
+    for (int i = 0; i < NSHARDS; i++) sim_mutex_fork(&shards[i].lock, phase);
+    switch (phase) {
+    case SIM_FORK_PREPARE: pthread_rwlock_wrlock(&ranges_lock); break;
+    case SIM_FORK_PARENT: pthread_rwlock_unlock(&ranges_lock); break;
+    case SIM_FORK_CHILD: pthread_rwlock_init(&ranges_lock, NULL); break;
     }
 }
 
