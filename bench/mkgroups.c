@@ -3,7 +3,8 @@
  * (the pids must be live, or the first reader reclaims their slots), each
  * slot holding (k+1) x 64 MiB on device UUID. Written the way the shim
  * writes them (gm_group_create, gm_usage_device, gm_slot_claim, atomics),
- * so readers see what thousands of real processes would leave.
+ * so readers see what thousands of real processes would leave; a process
+ * in another pid namespace (a container) by the pid it has there.
  *
  *   mkgroups N UUID PID...                                               */
 #include <limits.h>
@@ -45,8 +46,11 @@ int main(int argc, char **argv)
         int d = gm_usage_device(u, uuid);
         uint64_t total = 0;
         for (int k = 3; k < argc && d >= 0; k++) {
-            pid_t pid = (pid_t)atoi(argv[k]);
-            struct gm_proc_slot *s = gm_slot_claim(u, pid, gm_proc_start_time(pid), "bench");
+            /* The pid as the process sees it (the last of its NSpid line),
+             * as the shim writes it in a container; the start time is the
+             * same in every pid namespace. */
+            pid_t host = (pid_t)atoi(argv[k]), pid = gm_proc_inner_pid(host);
+            struct gm_proc_slot *s = gm_slot_claim(u, pid > 0 ? pid : host, gm_proc_start_time(host), "bench");
             if (!s)
                 break;
             uint64_t held = (uint64_t)(k - 2) * (64ULL << 20);

@@ -3,7 +3,10 @@
 # `gpumem ps -a --format json`, with BENCH_GROUPS (1000) groups of
 # BENCH_PROCS (4) processes each, on the simulated GPU. The groups are
 # synthetic (bench/mkgroups writes them as the shim would; their slots name
-# BENCH_PROCS live `sleep` processes, so no reader reclaims them).
+# BENCH_PROCS live `sleep` processes, so no reader reclaims them). With
+# BENCH_NS=1 those processes run in one other pid namespace, as in a
+# container: the slots hold the pids the namespace sees (needs unshare and
+# the right to make a pid namespace, e.g. root).
 #
 #   time    median wall time of BENCH_RUNS (15) runs: the scrape as curl's
 #           time_total (request to last byte), ps from fork to exit
@@ -16,20 +19,37 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD="${BUILD:-build}"
 B="$(cd "$BUILD" 2>/dev/null && pwd)" || { echo "scrape: no $BUILD (run make first)" >&2; exit 1; }
-NG="${BENCH_GROUPS:-1000}" NP="${BENCH_PROCS:-4}" RUNS="${BENCH_RUNS:-15}"
-for t in curl /usr/bin/time; do command -v $t >/dev/null || { echo "scrape: needs $t" >&2; exit 1; }; done
+NG="${BENCH_GROUPS:-1000}" NP="${BENCH_PROCS:-4}" RUNS="${BENCH_RUNS:-15}" NS="${BENCH_NS:-0}"
+for t in curl /usr/bin/time $([ "$NS" = 1 ] && echo unshare pgrep); do
+    command -v $t >/dev/null || { echo "scrape: needs $t" >&2; exit 1; }
+done
 W=$(mktemp -d /tmp/gpumem-scrape.XXXXXX)
 export GPUMEM_STATE_DIR="$W/state" GPUMEM_SIM_STATE="$W/sim" GPUMEM_SIM_DIR="$B/sim"
 pids=()
 cleanup() {
     [ -n "${DPID:-}" ] && kill -TERM "$DPID" 2>/dev/null
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    # KILL: unshare --fork ignores TERM while its child runs.
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$W"
 }
 trap cleanup EXIT
 mkdir -p "$GPUMEM_STATE_DIR"
-for i in $(seq "$NP"); do sleep 3600 & pids+=($!); done
+if [ "$NS" = 1 ]; then
+    # --kill-child: killing unshare (cleanup) ends the namespace's processes.
+    unshare --pid --fork --kill-child sh -c \
+        "i=1; while [ \$i -lt $NP ]; do sleep 3600 & i=\$((i+1)); done; exec sleep 3600" &
+    pids+=($!)
+    for i in $(seq 100); do
+        init=$(pgrep -P "${pids[0]}") && [ "$(pgrep -P "$init" | wc -l)" -ge $((NP - 1)) ] && break
+        sleep 0.05
+    done
+    procs=($init $(pgrep -P "$init"))
+    [ "${#procs[@]}" -eq "$NP" ] || { echo "scrape: no pid namespace (unshare --pid)" >&2; exit 1; }
+else
+    for i in $(seq "$NP"); do sleep 3600 & pids+=($!); done
+    procs=("${pids[@]}")
+fi
 
 /usr/bin/time -v -o "$W/daemon.time" "$B/bin/gpumem" daemon --listen 127.0.0.1:0 --interval 3600 \
     --log "$W/daemon.log" &
@@ -38,7 +58,7 @@ DPID=$(grep -o '"pid":[0-9]*' "$W/daemon.log" | cut -d: -f2)
 URL="http://127.0.0.1:$(grep -o '"port":[0-9]*' "$W/daemon.log" | cut -d: -f2)"
 uuid=$(curl -sf "$URL/metrics" | grep -o 'gpumem_device_total_bytes{gpu="0",uuid="[^"]*' | sed 's/.*uuid="//')
 [ -n "$uuid" ] || { echo "scrape: no device from the simulated NVML" >&2; exit 1; }
-"$B/bench/mkgroups" "$NG" "$uuid" "${pids[@]}" || exit 1
+"$B/bench/mkgroups" "$NG" "$uuid" "${procs[@]}" || exit 1
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 curl -sf -o "$W/metrics" "$URL/metrics" # warm the page cache like every later scrape
@@ -65,8 +85,8 @@ ps_kb=$(sort -g "$W/ps.rss" | tail -1)
 ps_groups=$(grep -o '"group":' "$W/ps.json" | wc -l)
 
 verdict() { awk -v ms="$1" -v kb="$2" 'BEGIN {print (ms < 50 && kb < 20480) ? "PASS" : "MISS"}'; }
-printf '%d groups x %d processes (%d series per family, %d bytes scraped; ps listed %d groups)\n' \
-    "$NG" "$NP" "$series" "$bytes" "$ps_groups"
+printf '%d groups x %d processes%s (%d series per family, %d bytes scraped; ps listed %d groups)\n' \
+    "$NG" "$NP" "$([ "$NS" = 1 ] && echo ' in another pid namespace')" "$series" "$bytes" "$ps_groups"
 printf '%-34s %10s %14s  %s\n' "what" "time" "peak RSS" "aim <50 ms, <20 MiB"
 printf '%-34s %7s ms %10.1f MiB  %s\n' "/metrics scrape (daemon)" "$scrape_ms" "$(awk -v k="$daemon_kb" 'BEGIN {print k / 1024}')" \
     "$(verdict "$scrape_ms" "$daemon_kb")"
