@@ -42,12 +42,15 @@ for src in tests/fuzz/*.c; do
     work="$T/fuzz-$name"
     mkdir -p "$work/corpus"
     [ -d "tests/fuzz/corpus/$name" ] && cp -R "tests/fuzz/corpus/$name/." "$work/corpus/"
-    opts=$(sed -n 's/.*libFuzzer options:\(.*\)$/\1/p' "$src" | head -1)
-    case "$opts" in *-max_len=*) ;; *) opts="$opts -max_len=4096" ;; esac
-    [ -f "tests/fuzz/$name.dict" ] && opts="$opts -dict=tests/fuzz/$name.dict"
+    # The flags after "libFuzzer options:" up to the end of the line or of
+    # the comment, split into words without globbing: a "*/" left in would
+    # expand into the directory names here and become corpus directories.
+    opts=$(sed -n 's/.*libFuzzer options:\(.*\)$/\1/p' "$src" | head -1 | sed 's#\*/.*##')
+    read -r -a optv <<<"$opts"
+    case " ${optv[*]} " in *" -max_len="*) ;; *) optv+=(-max_len=4096) ;; esac
+    [ -f "tests/fuzz/$name.dict" ] && optv+=(-dict="tests/fuzz/$name.dict")
     prefix="$TOP/tests/fuzz/out/$name-"
-    # shellcheck disable=SC2086 # opts are separate flags
-    timeout $((secs + 120)) "$bin" $opts -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
+    timeout $((secs + 120)) "$bin" "${optv[@]}" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$prefix" "$work/corpus" >"$work/log" 2>&1
     rc=$?
     crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$work/log" | tail -1)
