@@ -265,9 +265,14 @@ struct gm_proc_slot *gm_slot_claim(struct gm_usage *u, pid_t pid, uint64_t start
             clear_slot(s); /* a straggler thread of the last owner may have left counts */
             s->start_time = start_time;
             snprintf(s->comm, sizeof s->comm, "%s", comm ? comm : "");
-            atomic_store(&s->pid, pid);
+            /* The high-water mark first: a claimer that dies right after
+             * storing its pid leaves a slot that reclaim (which looks
+             * below slots_hw) still finds. The shim's one-process fast
+             * path (account.h) needs it raised before this process's
+             * first charge, which this also gives. */
             if (i + 1 > atomic_load(&u->slots_hw))
                 atomic_store(&u->slots_hw, i + 1);
+            atomic_store(&s->pid, pid);
             got = s;
             break;
         }
