@@ -26,6 +26,9 @@ int cmd_inspect(int argc, char **argv);
  * as the caller asks, so `return die(1, ...)` reads naturally. */
 int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Writes s to stdout as a JSON string (quoted and escaped). */
+void json_str(const char *s);
+
 /* True when argv[i] is -h or --help. */
 int is_help(const char *arg);
 

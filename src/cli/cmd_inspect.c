@@ -107,20 +107,6 @@ static size_t sum_sites(struct gm_live_alloc *a, size_t n, struct site_sum **out
     return k;
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static const char *uuid_of(const struct gm_usage *u, int gd)
 {
     return gd >= 0 && gd < GM_MAX_DEVICES ? u->dev[gd].uuid : "?";

@@ -54,20 +54,6 @@ static void proc_totals(const struct gm_proc_slot *s, uint32_t ndev, uint64_t *u
     }
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static int show_group(const char *name, const char *dir, const struct ps_opts *o, int *first)
 {
     char err[512], a[32], b[32], c[32];
