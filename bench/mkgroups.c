@@ -54,9 +54,10 @@ int main(int argc, char **argv)
             if (!s)
                 break;
             uint64_t held = (uint64_t)(k - 2) * (64ULL << 20);
-            atomic_store(&s->charged[d], held);
+            atomic_store(&s->lanes_hw, 1);
+            atomic_store(&s->lane[0].charged[d], held);
             atomic_store(&s->peak[d], held);
-            atomic_store(&s->allocs, 1);
+            atomic_store(&s->lane[0].allocs, 1);
             total += held;
         }
         if (d >= 0)

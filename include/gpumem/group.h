@@ -26,7 +26,7 @@
 
 #include "gpumem/size.h"
 
-#define GM_LAYOUT_VERSION   2
+#define GM_LAYOUT_VERSION   3
 #define GM_LIMITS_MAGIC     0x31544d4c4d4d5047ULL /* "GPMMLMT1" */
 #define GM_USAGE_MAGIC      0x3147534d4d4d5047ULL /* "GPMMMSG1" */
 #define GM_MAX_DEVICES      16
@@ -75,6 +75,19 @@ struct gm_usage_dev {
     _Atomic uint64_t ctx_overhead;      /* measured per-context cost, 0 = not yet */
 };
 
+/* Where a process's threads count: each thread adds to its own lane (by
+ * round robin when a process has more threads than lanes), so two threads
+ * allocating at once do not bounce one cache line between their CPUs. A
+ * lane's counters are only meaningful summed with the process's other
+ * lanes (a block freed by another thread than the one that made it is
+ * taken off that thread's lane; unsigned sums wrap back to the truth). */
+#define GM_LANES            4
+struct gm_lane {
+    _Atomic uint64_t charged[GM_MAX_DEVICES];   /* bytes held (or being reserved) */
+    _Atomic uint64_t allocs;
+    _Atomic uint64_t frees;
+} __attribute__((aligned(64)));
+
 /* One process. Only its owner writes the counters; slots never move (no
  * compaction), so a pointer to one stays valid for the process's life. */
 struct gm_proc_slot {
@@ -82,10 +95,7 @@ struct gm_proc_slot {
     int32_t host_pid;                   /* filled by the host side when known */
     uint64_t start_time;                /* /proc/<pid>/stat field 22: pid reuse guard */
     char comm[32];
-    _Atomic uint64_t charged[GM_MAX_DEVICES];   /* bytes held (or being reserved) */
     _Atomic uint64_t peak[GM_MAX_DEVICES];
-    _Atomic uint64_t allocs;
-    _Atomic uint64_t frees;
     _Atomic uint64_t refusals;
     _Atomic uint64_t last_refused_size;
     _Atomic uint64_t last_activity_ns;  /* CLOCK_REALTIME of the last alloc/free */
@@ -95,7 +105,32 @@ struct gm_proc_slot {
     uint64_t table_addr;
     uint32_t table_layout;
     uint32_t tracing;                   /* 1: entries carry call sites (GPUMEM_TRACE) */
+    _Atomic uint32_t lanes_hw;          /* lanes [0, lanes_hw) may be in use */
+    struct gm_lane lane[GM_LANES];
 } __attribute__((aligned(64)));
+
+/* A process's bytes on group device d, allocations and frees: over its lanes. */
+static inline uint64_t gm_slot_charged(const struct gm_proc_slot *s, int d)
+{
+    uint64_t sum = 0;
+    for (int l = 0; l < GM_LANES; l++)
+        sum += atomic_load(&s->lane[l].charged[d]);
+    return sum;
+}
+static inline uint64_t gm_slot_allocs(const struct gm_proc_slot *s)
+{
+    uint64_t sum = 0;
+    for (int l = 0; l < GM_LANES; l++)
+        sum += atomic_load_explicit(&s->lane[l].allocs, memory_order_relaxed);
+    return sum;
+}
+static inline uint64_t gm_slot_frees(const struct gm_proc_slot *s)
+{
+    uint64_t sum = 0;
+    for (int l = 0; l < GM_LANES; l++)
+        sum += atomic_load_explicit(&s->lane[l].frees, memory_order_relaxed);
+    return sum;
+}
 
 struct gm_usage {
     uint64_t magic;
@@ -164,14 +199,19 @@ void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s);
  * mutex itself. */
 int gm_reclaim_dead(struct gm_usage *u);
 
-/* Sum of charged bytes on group device `d` over all slots (lock-free;
- * inline because the shim's reservation runs it on every allocation). */
+/* Sum of charged bytes on group device `d` over all slots and their lanes
+ * in use (lock-free; inline because the shim's reservation runs it on
+ * every allocation of a group with more than one process or thread). */
 static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)
 {
     uint64_t sum = 0;
-    uint32_t hw = atomic_load_explicit(&u->slots_hw, memory_order_acquire);
-    for (uint32_t i = 0; i < hw; i++)
-        sum += atomic_load(&u->slot[i].charged[d]);
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw; i++) {
+        const struct gm_proc_slot *s = &u->slot[i];
+        uint32_t lanes = atomic_load(&s->lanes_hw);
+        for (uint32_t l = 0; l < lanes && l < GM_LANES; l++)
+            sum += atomic_load(&s->lane[l].charged[d]);
+    }
     return sum;
 }
 

@@ -49,7 +49,7 @@ static void proc_totals(const struct gm_proc_slot *s, uint32_t ndev, uint64_t *u
 {
     *used = *peak = 0;
     for (uint32_t d = 0; d < ndev; d++) {
-        *used += atomic_load(&s->charged[d]);
+        *used += gm_slot_charged(s, (int)d);
         *peak += atomic_load(&s->peak[d]);
     }
 }
@@ -129,7 +129,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 json_str(comm);
                 printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu}",
                        (unsigned long long)used, (unsigned long long)peak,
-                       (unsigned long long)atomic_load(&s->allocs), (unsigned long long)atomic_load(&s->frees),
+                       (unsigned long long)gm_slot_allocs(s), (unsigned long long)gm_slot_frees(s),
                        (unsigned long long)atomic_load(&s->refusals));
             }
             printf("]");

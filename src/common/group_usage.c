@@ -185,12 +185,15 @@ int gm_usage_device(struct gm_usage *u, const char *uuid)
 
 static void clear_slot(struct gm_proc_slot *s)
 {
-    for (int d = 0; d < GM_MAX_DEVICES; d++) {
-        atomic_store(&s->charged[d], 0);
+    for (int d = 0; d < GM_MAX_DEVICES; d++)
         atomic_store(&s->peak[d], 0);
+    for (int l = 0; l < GM_LANES; l++) {
+        for (int d = 0; d < GM_MAX_DEVICES; d++)
+            atomic_store(&s->lane[l].charged[d], 0);
+        atomic_store(&s->lane[l].allocs, 0);
+        atomic_store(&s->lane[l].frees, 0);
     }
-    atomic_store(&s->allocs, 0);
-    atomic_store(&s->frees, 0);
+    atomic_store(&s->lanes_hw, 0);
     atomic_store(&s->refusals, 0);
     atomic_store(&s->last_refused_size, 0);
     atomic_store(&s->last_activity_ns, 0);

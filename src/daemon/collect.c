@@ -103,7 +103,7 @@ static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_li
             int32_t pid = atomic_load(&sl->pid);
             if (pid == 0)
                 continue;
-            uint64_t held = atomic_load(&sl->charged[d]);
+            uint64_t held = gm_slot_charged(sl, (int)d);
             r->procs += held > 0;
             shim += held;
             long long nv = dev && host[i] > 0 ? dm_proc_used(dev, (unsigned int)host[i]) : -1;
@@ -135,18 +135,18 @@ static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_u
         r->host_pid = host[i]; /* checked by gm_resolve_host_pids; 0 = unknown */
         COPY_FIELD(r->comm, sl->comm);
         for (uint32_t d = 0; d < ndev && d < GM_MAX_DEVICES; d++) {
-            r->used += atomic_load(&sl->charged[d]);
+            r->used += gm_slot_charged(sl, (int)d);
             r->peak += atomic_load(&sl->peak[d]);
         }
         r->refusals = atomic_load(&sl->refusals);
         r->start_time = sl->start_time;
-        r->allocs = atomic_load(&sl->allocs);
-        r->frees = atomic_load(&sl->frees);
+        r->allocs = gm_slot_allocs(sl);
+        r->frees = gm_slot_frees(sl);
         r->table_addr = sl->table_addr;
         r->table_layout = sl->table_layout;
         r->ndev = ndev < GM_MAX_DEVICES ? ndev : GM_MAX_DEVICES;
         for (uint32_t d = 0; d < r->ndev; d++)
-            r->charged[d] = atomic_load(&sl->charged[d]);
+            r->charged[d] = gm_slot_charged(sl, (int)d);
     }
 }
 

@@ -5,6 +5,45 @@
 #include <string.h>
 #include <time.h>
 
+__thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
+static _Atomic unsigned next_lane;
+
+/* A thread's first charge or release: the next lane, round robin. lanes_hw
+ * is raised before the thread's first add (see shim_reserve_in). */
+struct gm_lane *shim_lane_claim(struct gm_proc_slot *s)
+{
+    unsigned l = atomic_fetch_add(&next_lane, 1) % GM_LANES;
+    uint32_t hw = atomic_load(&s->lanes_hw);
+    while (hw < l + 1 && !atomic_compare_exchange_weak(&s->lanes_hw, &hw, l + 1))
+        ;
+    shim_tl_lane = &s->lane[l];
+    return &s->lane[l];
+}
+
+/* In a forked child (one thread, a slot of its own to come). */
+void shim_lanes_fork_child(void)
+{
+    shim_tl_lane = NULL;
+    atomic_store(&next_lane, 0);
+}
+
+/* shim_reserve_in() for a group of several processes, or a process whose
+ * threads use several lanes: the sum over every slot and lane in use; this
+ * process's own total only for its peak. The add is already done. */
+CUresult shim_reserve_shared(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes, uint64_t limit)
+{
+    uint64_t total = gm_usage_total(u, gd);
+    if (total > limit)
+        return shim_reserve_slow(gd, bytes, limit);
+    shim_raise_peak(&u->dev[gd].peak, total);
+    uint64_t own = 0;
+    uint32_t lanes = atomic_load(&s->lanes_hw);
+    for (uint32_t l = 0; l < lanes && l < GM_LANES; l++)
+        own += atomic_load_explicit(&s->lane[l].charged[gd], memory_order_relaxed);
+    shim_raise_peak(&s->peak[gd], own);
+    return CUDA_SUCCESS;
+}
+
 uint64_t shim_limit_reload(int gd, uint64_t seq)
 {
     const struct gm_limits *l = g.limits;
@@ -45,12 +84,13 @@ static void note_refusal(int gd, uint64_t bytes)
  * freeing (SIGKILL) and try once more if any were reclaimed. */
 CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit)
 {
-    atomic_fetch_sub(&g.slot->charged[gd], bytes);
+    _Atomic uint64_t *mine = &shim_lane(g.slot)->charged[gd];
+    atomic_fetch_sub(mine, bytes);
     if (gm_reclaim_dead(g.usage) > 0) {
-        atomic_fetch_add(&g.slot->charged[gd], bytes);
+        atomic_fetch_add(mine, bytes);
         if (gm_usage_total(g.usage, gd) <= limit)
             return CUDA_SUCCESS;
-        atomic_fetch_sub(&g.slot->charged[gd], bytes);
+        atomic_fetch_sub(mine, bytes);
     }
     note_refusal(gd, bytes);
     shim_log(LOG_INFO, "refused %llu bytes on %s: group limit %llu", (unsigned long long)bytes,

@@ -40,25 +40,50 @@ CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit);
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* This thread's lane in its process's slot (group.h); NULL until the
+ * thread first charges or releases. Initial-exec TLS: one load, no call
+ * (the shim is loaded at start-up, never by a later dlopen). A process has
+ * one slot for life; a forked child starts again (shim_lanes_fork_child). */
+extern __thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
+struct gm_lane *shim_lane_claim(struct gm_proc_slot *s);
+void shim_lanes_fork_child(void);
+static ALWAYS_INLINE struct gm_lane *shim_lane(struct gm_proc_slot *s)
+{
+    struct gm_lane *l = shim_tl_lane;
+    if (likely(l != NULL))
+        return l;
+    return shim_lane_claim(s);
+}
+
+/* Several processes or several lanes: the group's total is a sum. */
+CUresult shim_reserve_shared(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes, uint64_t limit);
+
+static ALWAYS_INLINE void shim_raise_peak(_Atomic uint64_t *peak, uint64_t v)
+{
+    if (unlikely(v > atomic_load_explicit(peak, memory_order_relaxed))) {
+        uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
+        while (v > p && !atomic_compare_exchange_weak(peak, &p, v))
+            ;
+    }
+}
+
 /* Reserves `bytes` on gd. The slot and region pointers are passed in so the
  * compiler need not reload them after each atomic (which is a barrier). */
 static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes)
 {
     uint64_t limit = shim_limit(gd);
-    uint64_t mine = atomic_fetch_add(&s->charged[gd], bytes) + bytes;
-    /* A group of one process (only slot 0 ever claimed, and it is ours) has
-     * its total in hand: what the add returned, which counts every thread's
-     * bytes. A process claiming a second slot raises slots_hw before its
-     * own add; if our load still saw 1, its sum will see our add. */
-    uint64_t total = likely(atomic_load(&u->slots_hw) == 1) ? mine : gm_usage_total(u, gd);
-    if (unlikely(total > limit))
+    uint64_t mine = atomic_fetch_add(&shim_lane(s)->charged[gd], bytes) + bytes;
+    /* A group of one process with one lane in use (only slot 0 and its lane
+     * 0 ever claimed, both ours) has its total in hand: what the add
+     * returned. A process or thread claiming a second slot or lane raises
+     * slots_hw or lanes_hw before its own first add; if our loads still saw
+     * 1, its sum will see our add. */
+    if (unlikely(atomic_load(&u->slots_hw) != 1 || atomic_load(&s->lanes_hw) != 1))
+        return shim_reserve_shared(s, u, gd, bytes, limit);
+    if (unlikely(mine > limit))
         return shim_reserve_slow(gd, bytes, limit);
     /* Peaks: the group's (any process may raise it) and this process's. */
-    if (unlikely(total > atomic_load_explicit(&u->dev[gd].peak, memory_order_relaxed))) {
-        uint64_t p = atomic_load_explicit(&u->dev[gd].peak, memory_order_relaxed);
-        while (total > p && !atomic_compare_exchange_weak(&u->dev[gd].peak, &p, total))
-            ;
-    }
+    shim_raise_peak(&u->dev[gd].peak, mine);
     if (unlikely(mine > atomic_load_explicit(&s->peak[gd], memory_order_relaxed)))
         atomic_store_explicit(&s->peak[gd], mine, memory_order_relaxed);
     return CUDA_SUCCESS;
@@ -68,20 +93,21 @@ static inline CUresult shim_reserve(int gd, uint64_t bytes) { return shim_reserv
 
 static inline void shim_unreserve(int gd, uint64_t bytes)
 {
-    atomic_fetch_sub(&g.slot->charged[gd], bytes);
+    atomic_fetch_sub(&shim_lane(g.slot)->charged[gd], bytes);
 }
 
 /* After the driver said yes. */
 static ALWAYS_INLINE void shim_committed_in(struct gm_proc_slot *s)
 {
-    atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shim_lane(s)->allocs, 1, memory_order_relaxed);
 }
 static inline void shim_committed(void) { shim_committed_in(g.slot); }
 
 static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, int gd, uint64_t bytes)
 {
-    atomic_fetch_sub(&s->charged[gd], bytes);
-    atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
+    struct gm_lane *l = shim_lane(s);
+    atomic_fetch_sub(&l->charged[gd], bytes);
+    atomic_fetch_add_explicit(&l->frees, 1, memory_order_relaxed);
 }
 static inline void shim_released(int gd, uint64_t bytes) { shim_released_in(g.slot, gd, bytes); }
 

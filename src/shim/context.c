@@ -101,7 +101,7 @@ static uint64_t ctx_settle(int gd, uint64_t reserved, int *refused)
     int64_t held = nvml_self_used(gd);
     uint64_t cost;
     if (held >= 0) {
-        uint64_t charged = atomic_load(&g.slot->charged[gd]);
+        uint64_t charged = gm_slot_charged(g.slot, gd);
         cost = (uint64_t)held > charged ? (uint64_t)held - charged : 0;
     } else {
         cost = configured_overhead();

@@ -44,7 +44,7 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
         return r;
     struct gm_proc_slot *s = g.slot;
     if (unlikely(r != CUDA_SUCCESS)) {
-        atomic_fetch_sub(&s->charged[gd], bytes);
+        atomic_fetch_sub(&shim_lane(s)->charged[gd], bytes);
         return r;
     }
     /* Inlined into the hook, so the return address is the application's

@@ -187,7 +187,7 @@ static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_
         at_insert(&live_allocs, dptr, v, 0, &old);
         return r;
     }
-    atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shim_lane(s)->frees, 1, memory_order_relaxed);
     pthread_mutex_lock(&pool_lock);
     struct pool_rec *rec = &pools[alloc_pool(v) % MAX_POOLS];
     if (rec->pool)

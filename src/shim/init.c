@@ -9,7 +9,7 @@
  * the shim passes everything through. With a group that is unusable (corrupt,
  * wrong version, unreadable) it fails closed: device allocations are refused
  * rather than run unlimited. */
-#include "shim.h"
+#include "account.h"
 #include "gpumem/ticks.h"
 #include "gpumem/procinfo.h"
 
@@ -200,6 +200,7 @@ static void fork_child(void)
      * its first hooked call. It holds no contexts or allocations yet. */
     atomic_store(&g.hot, NULL);
     g.slot = NULL;
+    shim_lanes_fork_child();
     memset(g.primary_retained, 0, sizeof g.primary_retained);
     shim_pools_fork_child();
     memset(g.ctx_charge, 0, sizeof g.ctx_charge);
