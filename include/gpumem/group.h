@@ -26,7 +26,7 @@
 
 #include "gpumem/size.h"
 
-#define GM_LAYOUT_VERSION   3
+#define GM_LAYOUT_VERSION   4
 #define GM_LIMITS_MAGIC     0x31544d4c4d4d5047ULL /* "GPMMLMT1" */
 #define GM_USAGE_MAGIC      0x3147534d4d4d5047ULL /* "GPMMMSG1" */
 #define GM_MAX_DEVICES      16
@@ -75,17 +75,31 @@ struct gm_usage_dev {
     _Atomic uint64_t ctx_overhead;      /* measured per-context cost, 0 = not yet */
 };
 
-/* Where a process's threads count: each thread adds to its own lane (by
- * round robin when a process has more threads than lanes), so two threads
- * allocating at once do not bounce one cache line between their CPUs. A
- * lane's counters are only meaningful summed with the process's other
- * lanes (a block freed by another thread than the one that made it is
- * taken off that thread's lane; unsigned sums wrap back to the truth). */
+/* Where a process's threads count, so that two threads allocating at once
+ * do not bounce one cache line between their CPUs.
+ *
+ * Lanes 0 .. GM_LANES-2 belong to one thread each while it lives. Its
+ * allocations are counted in `charged`, and it holds `reserved` >= charged
+ * bytes against the group's limit, taken and given back in small chunks:
+ * an allocation that fits in its lane's reservation touches only that
+ * lane's cache lines. Only the lane's thread changes `reserved`; a free
+ * from another thread lowers `charged` only.
+ *
+ * Lane GM_LANE_SHARED is for everything else (threads beyond the owned
+ * lanes, contexts, memory pools): exact, reserved == charged, any thread.
+ *
+ * The limit holds over the sum of `reserved` of every lane of every slot:
+ * whoever raises a reservation adds first and sums after, so of two racing
+ * raises at least one sees the other. Usage is the sum of `charged`. */
 #define GM_LANES            4
+#define GM_LANE_SHARED      (GM_LANES - 1)
 struct gm_lane {
-    _Atomic uint64_t charged[GM_MAX_DEVICES];   /* bytes held (or being reserved) */
+    _Atomic uint64_t charged[GM_MAX_DEVICES];   /* bytes of live allocations made here */
+    _Atomic uint64_t reserved[GM_MAX_DEVICES];  /* bytes held against the limit (>= charged) */
     _Atomic uint64_t allocs;
     _Atomic uint64_t frees;
+    _Atomic uint64_t limits_seq;        /* limits seq the reservations were taken under */
+    _Atomic uint32_t owned;             /* owned lanes: 1 while a thread has it */
 } __attribute__((aligned(64)));
 
 /* One process. Only its owner writes the counters; slots never move (no
@@ -105,7 +119,7 @@ struct gm_proc_slot {
     uint64_t table_addr;
     uint32_t table_layout;
     uint32_t tracing;                   /* 1: entries carry call sites (GPUMEM_TRACE) */
-    _Atomic uint32_t lanes_hw;          /* lanes [0, lanes_hw) may be in use */
+    _Atomic uint32_t lanes_hw;          /* owned lanes [0, lanes_hw) ever claimed */
     struct gm_lane lane[GM_LANES];
 } __attribute__((aligned(64)));
 
@@ -199,18 +213,28 @@ void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s);
  * mutex itself. */
 int gm_reclaim_dead(struct gm_usage *u);
 
-/* Sum of charged bytes on group device `d` over all slots and their lanes
- * in use (lock-free; inline because the shim's reservation runs it on
- * every allocation of a group with more than one process or thread). */
+/* The group's usage on group device `d`: every slot's charged bytes. */
 static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)
+{
+    uint64_t sum = 0;
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw; i++)
+        sum += gm_slot_charged(&u->slot[i], d);
+    return sum;
+}
+
+/* What the limit is checked against on group device `d`: every lane's
+ * reservation (the shared lane always, owned lanes below lanes_hw). */
+static inline uint64_t gm_usage_reserved(const struct gm_usage *u, int d)
 {
     uint64_t sum = 0;
     uint32_t hw = atomic_load(&u->slots_hw);
     for (uint32_t i = 0; i < hw; i++) {
         const struct gm_proc_slot *s = &u->slot[i];
         uint32_t lanes = atomic_load(&s->lanes_hw);
-        for (uint32_t l = 0; l < lanes && l < GM_LANES; l++)
-            sum += atomic_load(&s->lane[l].charged[d]);
+        for (uint32_t l = 0; l < lanes && l < GM_LANE_SHARED; l++)
+            sum += atomic_load(&s->lane[l].reserved[d]);
+        sum += atomic_load(&s->lane[GM_LANE_SHARED].reserved[d]);
     }
     return sum;
 }

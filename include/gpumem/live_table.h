@@ -27,7 +27,7 @@ enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, 
 
 struct at_entry {
     uint64_t key;   /* device pointer or handle; 0 = empty */
-    uint64_t value; /* alloc_pack(): bytes << 18 | pool << 12 | kind << 8 | group device */
+    uint64_t value; /* alloc_pack(): bytes << 18 | pool << 12 | kind << 8 | lane << 4 | group device */
     uint64_t born;  /* gm_ticks() when it was made (gpumem/ticks.h) */
     uint64_t site;  /* return address of the hooked call (GPUMEM_TRACE), else 0 */
 };
@@ -52,9 +52,12 @@ static inline uint64_t alloc_pack_pool(uint64_t bytes, int kind, int gd, unsigne
     return (bytes << 18) | ((uint64_t)(pool & 0x3f) << 12) | ((uint64_t)kind << 8) | (uint64_t)gd;
 }
 static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd) { return alloc_pack_pool(bytes, kind, gd, 0); }
+/* The accounting lane (gpumem/group.h) the bytes were charged on. */
+static inline uint64_t alloc_with_lane(uint64_t v, unsigned lane) { return v | (uint64_t)(lane & 3) << 4; }
+static inline unsigned alloc_lane(uint64_t v) { return (unsigned)(v >> 4) & 3; }
 static inline uint64_t alloc_bytes(uint64_t v) { return v >> 18; }
 static inline unsigned alloc_pool(uint64_t v) { return (unsigned)(v >> 12) & 0x3f; }
 static inline int alloc_kind(uint64_t v) { return (int)((v >> 8) & 0xf); }
-static inline int alloc_gd(uint64_t v) { return (int)(v & 0xff); }
+static inline int alloc_gd(uint64_t v) { return (int)(v & 0xf); }
 
 #endif

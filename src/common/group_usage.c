@@ -188,10 +188,14 @@ static void clear_slot(struct gm_proc_slot *s)
     for (int d = 0; d < GM_MAX_DEVICES; d++)
         atomic_store(&s->peak[d], 0);
     for (int l = 0; l < GM_LANES; l++) {
-        for (int d = 0; d < GM_MAX_DEVICES; d++)
+        for (int d = 0; d < GM_MAX_DEVICES; d++) {
             atomic_store(&s->lane[l].charged[d], 0);
+            atomic_store(&s->lane[l].reserved[d], 0);
+        }
         atomic_store(&s->lane[l].allocs, 0);
         atomic_store(&s->lane[l].frees, 0);
+        atomic_store(&s->lane[l].limits_seq, 0);
+        atomic_store(&s->lane[l].owned, 0);
     }
     atomic_store(&s->lanes_hw, 0);
     atomic_store(&s->refusals, 0);

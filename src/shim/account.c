@@ -1,47 +1,63 @@
-/* The accounting slow paths: limit reloads and refusals (the hot path is
- * inline in account.h). */
+/* The accounting slow paths: lanes, reservations, limit reloads and
+ * refusals (the hot path is inline in account.h). */
 #include "account.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
-__thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
-static _Atomic unsigned next_lane;
+_Static_assert(GM_LANES <= 4 && GM_MAX_DEVICES <= 16, "an entry packs the lane in 2 bits and the device in 4");
 
-/* A thread's first charge or release: the next lane, round robin. lanes_hw
- * is raised before the thread's first add (see shim_reserve_in). */
+__thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
+__thread uint64_t shim_tl_slack __attribute__((tls_model("initial-exec")));
+static pthread_key_t lane_key;
+static pthread_once_t lane_key_once = PTHREAD_ONCE_INIT;
+
+/* A thread that ends gives its lane back: the unused part of its
+ * reservation first, then the lane itself (its live allocations stay
+ * counted there until freed). */
+static void lane_release(void *p)
+{
+    struct gm_lane *l = p;
+    for (int d = 0; d < GM_MAX_DEVICES; d++) {
+        uint64_t c = atomic_load(&l->charged[d]);
+        if (atomic_load(&l->reserved[d]) > c)
+            atomic_store(&l->reserved[d], c);
+    }
+    atomic_store(&l->owned, 0);
+}
+
+static void lane_key_init(void) { pthread_key_create(&lane_key, lane_release); }
+
+/* A thread's first charge or release: a free owned lane, else the shared
+ * one. lanes_hw is raised before the lane's first reservation, so a sum
+ * that does not see it cannot have missed one. */
 struct gm_lane *shim_lane_claim(struct gm_proc_slot *s)
 {
-    unsigned l = atomic_fetch_add(&next_lane, 1) % GM_LANES;
-    uint32_t hw = atomic_load(&s->lanes_hw);
-    while (hw < l + 1 && !atomic_compare_exchange_weak(&s->lanes_hw, &hw, l + 1))
-        ;
-    shim_tl_lane = &s->lane[l];
-    return &s->lane[l];
+    pthread_once(&lane_key_once, lane_key_init);
+    struct gm_lane *l = &s->lane[GM_LANE_SHARED];
+    for (unsigned i = 0; i < GM_LANE_SHARED; i++) {
+        uint32_t free_ = 0;
+        if (atomic_compare_exchange_strong(&s->lane[i].owned, &free_, 1)) {
+            uint32_t hw = atomic_load(&s->lanes_hw);
+            while (hw < i + 1 && !atomic_compare_exchange_weak(&s->lanes_hw, &hw, i + 1))
+                ;
+            l = &s->lane[i];
+            pthread_setspecific(lane_key, l);
+            break;
+        }
+    }
+    shim_tl_lane = l;
+    return l;
 }
 
 /* In a forked child (one thread, a slot of its own to come). */
 void shim_lanes_fork_child(void)
 {
     shim_tl_lane = NULL;
-    atomic_store(&next_lane, 0);
-}
-
-/* shim_reserve_in() for a group of several processes, or a process whose
- * threads use several lanes: the sum over every slot and lane in use; this
- * process's own total only for its peak. The add is already done. */
-CUresult shim_reserve_shared(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes, uint64_t limit)
-{
-    uint64_t total = gm_usage_total(u, gd);
-    if (total > limit)
-        return shim_reserve_slow(gd, bytes, limit);
-    shim_raise_peak(&u->dev[gd].peak, total);
-    uint64_t own = 0;
-    uint32_t lanes = atomic_load(&s->lanes_hw);
-    for (uint32_t l = 0; l < lanes && l < GM_LANES; l++)
-        own += atomic_load_explicit(&s->lane[l].charged[gd], memory_order_relaxed);
-    shim_raise_peak(&s->peak[gd], own);
-    return CUDA_SUCCESS;
+    shim_tl_slack = 0;
+    pthread_once(&lane_key_once, lane_key_init);
+    pthread_setspecific(lane_key, NULL);
 }
 
 uint64_t shim_limit_reload(int gd, uint64_t seq)
@@ -77,23 +93,94 @@ static void note_refusal(int gd, uint64_t bytes)
     atomic_store(&g.slot->last_activity_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
     atomic_fetch_add(&g.usage->dev[gd].refusals, 1);
     atomic_store(&g.usage->dev[gd].last_refused_size, bytes);
+    shim_log(LOG_INFO, "refused %llu bytes on %s: group limit %llu", (unsigned long long)bytes,
+             g.usage->dev[gd].uuid, (unsigned long long)shim_limit(gd));
 }
 
-/* The reservation did not fit (its bytes are still added): take them back;
- * before refusing, give back the bytes of group members that died without
- * freeing (SIGKILL) and try once more if any were reclaimed. */
-CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit)
+/* The group's usage and this process's, after a reservation passed. On an
+ * owned lane's fast path they are not computed (that would read the other
+ * lanes); peaks are raised here, on every reservation change, so they are
+ * exact to within a lane's slack. */
+static void raise_peaks(struct gm_proc_slot *s, int gd)
 {
-    _Atomic uint64_t *mine = &shim_lane(g.slot)->charged[gd];
-    atomic_fetch_sub(mine, bytes);
-    if (gm_reclaim_dead(g.usage) > 0) {
-        atomic_fetch_add(mine, bytes);
-        if (gm_usage_total(g.usage, gd) <= limit)
-            return CUDA_SUCCESS;
-        atomic_fetch_sub(mine, bytes);
+    uint64_t total = gm_usage_total(g.usage, gd), own = gm_slot_charged(s, gd);
+    _Atomic uint64_t *peaks[2] = {&g.usage->dev[gd].peak, &s->peak[gd]};
+    uint64_t v[2] = {total, own};
+    for (int i = 0; i < 2; i++) {
+        uint64_t p = atomic_load_explicit(peaks[i], memory_order_relaxed);
+        while (v[i] > p && !atomic_compare_exchange_weak(peaks[i], &p, v[i]))
+            ;
     }
+}
+
+/* Sets lane l's reservation to `want` (owned lanes: only their thread
+ * writes it) and checks the group; 0 when it fits the limit. */
+static int try_reserve(struct gm_lane *l, int gd, uint64_t want, uint64_t limit)
+{
+    atomic_store(&l->reserved[gd], want);
+    return gm_usage_reserved(g.usage, gd) <= limit ? 0 : -1;
+}
+
+CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint64_t bytes, uint64_t charged)
+{
+    uint64_t seq = atomic_load(&g.limits->seq);
+    uint64_t limit = shim_limit(gd);
+    if (shim_lane_index(s, l) == GM_LANE_SHARED) {
+        /* Exact: reserved follows charged (added after it, removed before
+         * it, so the fast-path test never passes on this lane). */
+        atomic_fetch_add(&l->reserved[gd], bytes);
+        for (int tries = 0; gm_usage_reserved(g.usage, gd) > limit; tries++) {
+            if (tries == 1 || gm_reclaim_dead(g.usage) == 0) {
+                atomic_fetch_sub(&l->reserved[gd], bytes);
+                atomic_fetch_sub(&l->charged[gd], bytes);
+                note_refusal(gd, bytes);
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            }
+        }
+        raise_peaks(s, gd);
+        return CUDA_SUCCESS;
+    }
+    /* Owned lane: what it needs plus some slack for the next allocations;
+     * failing that, exactly what it needs (near the limit); failing that,
+     * the bytes of dead processes, and once more. */
+    uint64_t slack = limit / 256 < SHIM_LANE_SLACK_MAX ? limit / 256 : SHIM_LANE_SLACK_MAX;
+    shim_tl_slack = slack;
+    for (int tries = 0;; tries++) {
+        if (try_reserve(l, gd, charged + slack, limit) == 0 || try_reserve(l, gd, charged, limit) == 0) {
+            atomic_store(&l->limits_seq, seq);
+            raise_peaks(s, gd);
+            return CUDA_SUCCESS;
+        }
+        if (tries == 1 || gm_reclaim_dead(g.usage) == 0)
+            break;
+    }
+    uint64_t c = atomic_fetch_sub(&l->charged[gd], bytes) - bytes;
+    atomic_store(&l->reserved[gd], c);
     note_refusal(gd, bytes);
-    shim_log(LOG_INFO, "refused %llu bytes on %s: group limit %llu", (unsigned long long)bytes,
-             g.usage->dev[gd].uuid, (unsigned long long)limit);
     return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+void shim_lane_trim(struct gm_proc_slot *s, struct gm_lane *l, int gd)
+{
+    (void)s;
+    if (l != shim_tl_lane)
+        return; /* another thread's lane: that thread trims it */
+    uint64_t c = atomic_load(&l->charged[gd]);
+    if (atomic_load(&l->reserved[gd]) > c + shim_tl_slack)
+        atomic_store(&l->reserved[gd], c + shim_tl_slack);
+}
+
+CUresult shim_reserve(int gd, uint64_t bytes)
+{
+    struct gm_proc_slot *s = g.slot;
+    struct gm_lane *l = &s->lane[GM_LANE_SHARED];
+    uint64_t c = atomic_fetch_add(&l->charged[gd], bytes) + bytes;
+    return shim_lane_grow(s, l, gd, bytes, c);
+}
+
+void shim_unreserve(int gd, uint64_t bytes)
+{
+    struct gm_lane *l = &g.slot->lane[GM_LANE_SHARED];
+    atomic_fetch_sub(&l->reserved[gd], bytes);
+    atomic_fetch_sub(&l->charged[gd], bytes);
 }

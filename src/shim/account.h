@@ -1,14 +1,17 @@
 /* The accounting hot path, inlined into every allocation hook.
  *
- * Reserve before the driver call, commit or roll back after it:
- *   1. add the bytes to this process's slot (seq_cst fetch_add);
- *   2. sum every slot's charge on that device (seq_cst loads);
- *   3. over the limit -> take the bytes back and refuse.
- * Two racing reservations cannot both pass when together they exceed the
- * limit: each one's add precedes its loads, so at least one sees the other's
- * add (store-load ordering of seq_cst). No lock, nothing a killed process can
- * leave held; the bytes of a killed process stay in its slot until reclaim
- * verifies (pid, start time) that it is gone. */
+ * Each thread counts on its own lane of its process's slot (group.h) and
+ * holds a small reservation there against the group's limit. An allocation
+ * that fits in it adds its bytes to the lane's `charged` and compares with
+ * the lane's `reserved`: two own cache lines, no other thread's. One that
+ * does not fit raises the reservation (shim_lane_grow):
+ *   1. store the lane's new reservation (seq_cst);
+ *   2. sum every lane's reservation in the group (seq_cst loads);
+ *   3. over the limit -> take it back (and the bytes) and refuse.
+ * Two racing raises cannot both pass when together they exceed the limit:
+ * each one's store precedes its loads, so at least one sees the other's.
+ * No lock, nothing a killed process can leave held; a killed process's
+ * lanes stay until reclaim verifies (pid, start time) that it is gone. */
 #ifndef GPUMEM_SHIM_ACCOUNT_H
 #define GPUMEM_SHIM_ACCOUNT_H
 
@@ -36,14 +39,12 @@ static inline uint64_t shim_limit(int gd)
     return shim_limit_reload(gd, seq);
 }
 
-CUresult shim_reserve_slow(int gd, uint64_t bytes, uint64_t limit);
-
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* This thread's lane in its process's slot (group.h); NULL until the
- * thread first charges or releases. Initial-exec TLS: one load, no call
- * (the shim is loaded at start-up, never by a later dlopen). A process has
- * one slot for life; a forked child starts again (shim_lanes_fork_child). */
+/* This thread's lane (an owned one, or the shared one when all are taken);
+ * NULL until its first charge or release. Initial-exec TLS: one load, no
+ * call (the shim is loaded at start-up, never by a later dlopen). A process
+ * has one slot for life; a forked child starts again. */
 extern __thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
 struct gm_lane *shim_lane_claim(struct gm_proc_slot *s);
 void shim_lanes_fork_child(void);
@@ -54,47 +55,54 @@ static ALWAYS_INLINE struct gm_lane *shim_lane(struct gm_proc_slot *s)
         return l;
     return shim_lane_claim(s);
 }
-
-/* Several processes or several lanes: the group's total is a sum. */
-CUresult shim_reserve_shared(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes, uint64_t limit);
-
-static ALWAYS_INLINE void shim_raise_peak(_Atomic uint64_t *peak, uint64_t v)
+static inline unsigned shim_lane_index(const struct gm_proc_slot *s, const struct gm_lane *l)
 {
-    if (unlikely(v > atomic_load_explicit(peak, memory_order_relaxed))) {
-        uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
-        while (v > p && !atomic_compare_exchange_weak(peak, &p, v))
-            ;
-    }
+    return (unsigned)(l - s->lane);
 }
 
-/* Reserves `bytes` on gd. The slot and region pointers are passed in so the
- * compiler need not reload them after each atomic (which is a barrier). */
-static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, struct gm_usage *u, int gd, uint64_t bytes)
+/* `bytes` more are charged on lane l (already added: `charged` is the
+ * lane's new total) and do not fit its reservation, or the limits changed
+ * since it was taken. Raises it (or, on the shared lane, adds exactly) and
+ * checks the group; on refusal takes the bytes back. */
+CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint64_t bytes, uint64_t charged);
+/* An owned lane holds much more than it uses: give the rest back. */
+void shim_lane_trim(struct gm_proc_slot *s, struct gm_lane *l, int gd);
+
+/* A lane reserves this much beyond what it uses, so that its next
+ * allocations fit without a look at the group: limit/256, at most 4 MiB
+ * (under a 16 MiB limit, 64 KiB). What this thread last took is in
+ * shim_tl_slack; a free trims a lane holding more than twice that. */
+#define SHIM_LANE_SLACK_MAX (4ull << 20)
+extern __thread uint64_t shim_tl_slack __attribute__((tls_model("initial-exec")));
+
+/* Reserves `bytes` on gd for an allocation of this thread (its entry will
+ * record the lane). The slot is passed in so the compiler need not reload
+ * it after the atomic (which is a barrier). */
+static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, int gd, uint64_t bytes)
 {
-    uint64_t limit = shim_limit(gd);
-    uint64_t mine = atomic_fetch_add(&shim_lane(s)->charged[gd], bytes) + bytes;
-    /* A group of one process with one lane in use (only slot 0 and its lane
-     * 0 ever claimed, both ours) has its total in hand: what the add
-     * returned. A process or thread claiming a second slot or lane raises
-     * slots_hw or lanes_hw before its own first add; if our loads still saw
-     * 1, its sum will see our add. */
-    if (unlikely(atomic_load(&u->slots_hw) != 1 || atomic_load(&s->lanes_hw) != 1))
-        return shim_reserve_shared(s, u, gd, bytes, limit);
-    if (unlikely(mine > limit))
-        return shim_reserve_slow(gd, bytes, limit);
-    /* Peaks: the group's (any process may raise it) and this process's. */
-    shim_raise_peak(&u->dev[gd].peak, mine);
-    if (unlikely(mine > atomic_load_explicit(&s->peak[gd], memory_order_relaxed)))
-        atomic_store_explicit(&s->peak[gd], mine, memory_order_relaxed);
-    return CUDA_SUCCESS;
+    struct gm_lane *l = shim_lane(s);
+    uint64_t seq = atomic_load_explicit(&g.limits->seq, memory_order_relaxed);
+    uint64_t c = atomic_fetch_add(&l->charged[gd], bytes) + bytes;
+    if (likely(c <= atomic_load_explicit(&l->reserved[gd], memory_order_relaxed) &&
+               seq == atomic_load_explicit(&l->limits_seq, memory_order_relaxed)))
+        return CUDA_SUCCESS;
+    return shim_lane_grow(s, l, gd, bytes, c);
 }
 
-static inline CUresult shim_reserve(int gd, uint64_t bytes) { return shim_reserve_in(g.slot, g.usage, gd, bytes); }
-
-static inline void shim_unreserve(int gd, uint64_t bytes)
+/* Charges taken back (the driver failed, or a pitch came out smaller) on
+ * this thread's lane, where shim_reserve_in put them. */
+static inline void shim_unreserve_own(int gd, uint64_t bytes)
 {
-    atomic_fetch_sub(&shim_lane(g.slot)->charged[gd], bytes);
+    struct gm_lane *l = shim_lane(g.slot);
+    if (shim_lane_index(g.slot, l) == GM_LANE_SHARED)
+        atomic_fetch_sub(&l->reserved[gd], bytes); /* exact there: reserved first */
+    atomic_fetch_sub(&l->charged[gd], bytes);
 }
+
+/* Charges that may be released by another thread than the one that made
+ * them (contexts, memory pools): exact, on the shared lane. */
+CUresult shim_reserve(int gd, uint64_t bytes);
+void shim_unreserve(int gd, uint64_t bytes);
 
 /* After the driver said yes. */
 static ALWAYS_INLINE void shim_committed_in(struct gm_proc_slot *s)
@@ -103,12 +111,20 @@ static ALWAYS_INLINE void shim_committed_in(struct gm_proc_slot *s)
 }
 static inline void shim_committed(void) { shim_committed_in(g.slot); }
 
-static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, int gd, uint64_t bytes)
+/* A freed allocation's bytes leave the lane that charged them (its entry
+ * says which). On this thread's own lane a large unused reservation goes
+ * back; another thread's lane is trimmed by that thread. */
+static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, uint64_t value)
 {
-    struct gm_lane *l = shim_lane(s);
-    atomic_fetch_sub(&l->charged[gd], bytes);
+    int gd = alloc_gd(value);
+    uint64_t bytes = alloc_bytes(value);
+    struct gm_lane *l = &s->lane[alloc_lane(value)];
+    if (unlikely(alloc_lane(value) == GM_LANE_SHARED))
+        atomic_fetch_sub(&l->reserved[gd], bytes); /* exact there: reserved first */
+    uint64_t c = atomic_fetch_sub(&l->charged[gd], bytes) - bytes;
     atomic_fetch_add_explicit(&l->frees, 1, memory_order_relaxed);
+    if (unlikely(atomic_load_explicit(&l->reserved[gd], memory_order_relaxed) > c + 2 * shim_tl_slack))
+        shim_lane_trim(s, l, gd);
 }
-static inline void shim_released(int gd, uint64_t bytes) { shim_released_in(g.slot, gd, bytes); }
 
 #endif

@@ -152,7 +152,8 @@ static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint
     pthread_mutex_unlock(&ctx_lock);
     if (!primary) {
         struct at_entry old;
-        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, gd), 0, &old);
+        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, alloc_with_lane(alloc_pack(cost, AK_CTX, gd), GM_LANE_SHARED),
+                  0, &old);
     }
     shim_committed();
     return r;
@@ -201,7 +202,7 @@ EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
     if (r != CUDA_SUCCESS)
         at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, v, 0, &old);
     else
-        shim_released(alloc_gd(v), alloc_bytes(v));
+        shim_released_in(g.slot, v);
     return r;
 }
 
@@ -249,7 +250,7 @@ static void primary_drop(CUdevice dev, int all)
     pthread_mutex_unlock(&ctx_lock);
     int gd = atomic_load(&g.gd_of[dev]);
     if (give && gd >= 0 && g.slot)
-        shim_released(gd, give);
+        shim_unreserve(gd, give);
 }
 
 /* The four release/reset entry points differ only in the driver function

@@ -18,7 +18,7 @@ static ALWAYS_INLINE CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
     int d = gd_hint >= 0 ? gd_hint : shim_current_gd();
     if (unlikely(d < 0))
         return CUDA_SUCCESS;
-    CUresult r = shim_reserve_in(s, g.usage, d, bytes);
+    CUresult r = shim_reserve_in(s, d, bytes);
     if (likely(r == CUDA_SUCCESS))
         *gd = d;
     return r;
@@ -35,7 +35,7 @@ static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, const s
      * went by another way (a destroyed context), so its bytes go back now
      * (a pool allocation's bytes are its pool's, settled by pool ops). */
     if (alloc_kind(old->value) != AK_ASYNC)
-        shim_released(alloc_gd(old->value), alloc_bytes(old->value));
+        shim_released_in(g.slot, old->value);
 }
 
 static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t bytes, int kind)
@@ -44,14 +44,15 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
         return r;
     struct gm_proc_slot *s = g.slot;
     if (unlikely(r != CUDA_SUCCESS)) {
-        atomic_fetch_sub(&shim_lane(s)->charged[gd], bytes);
+        shim_unreserve_own(gd, bytes);
         return r;
     }
     /* Inlined into the hook, so the return address is the application's
      * call site; recorded only while tracing (GPUMEM_TRACE). */
     uint64_t site = unlikely(shim_tracing) ? (uint64_t)(uintptr_t)__builtin_return_address(0) : 0;
     struct at_entry old;
-    int rc = at_insert(&live_allocs, key, alloc_pack(bytes, kind, gd), site, &old);
+    uint64_t value = alloc_with_lane(alloc_pack(bytes, kind, gd), shim_lane_index(s, shim_lane(s)));
+    int rc = at_insert(&live_allocs, key, value, site, &old);
     if (unlikely(rc != 0))
         alloc_record_trouble(rc, &old, bytes);
     shim_committed_in(s);
@@ -79,7 +80,7 @@ static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t 
         if (unlikely(r_ != CUDA_SUCCESS))                            \
             free_refused((key), v_);                                 \
         else                                                         \
-            shim_released_in(s_, alloc_gd(v_), alloc_bytes(v_));     \
+            shim_released_in(s_, v_);                                \
         return r_;                                                   \
     } while (0)
 
@@ -125,14 +126,14 @@ EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wid
     if (gd >= 0 && r == CUDA_SUCCESS) {
         uint64_t actual = shim_charge_size((uint64_t)*pPitch * Height);
         if (actual > guess) {
-            CUresult more = shim_reserve(gd, actual - guess);
+            CUresult more = shim_reserve_in(g.slot, gd, actual - guess);
             if (more != CUDA_SUCCESS) {
                 REAL(cuMemFree_v2)(*dptr);
-                shim_unreserve(gd, guess);
+                shim_unreserve_own(gd, guess);
                 return more;
             }
         } else if (actual < guess) {
-            shim_unreserve(gd, guess - actual);
+            shim_unreserve_own(gd, guess - actual);
         }
         guess = actual;
     }
