@@ -10,6 +10,7 @@ _Static_assert(GM_LANES <= 4 && GM_MAX_DEVICES <= 16, "an entry packs the lane i
 
 __thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
 __thread uint64_t shim_tl_slack __attribute__((tls_model("initial-exec")));
+__thread uint64_t shim_tl_lane_bits __attribute__((tls_model("initial-exec")));
 static pthread_key_t lane_key;
 static pthread_once_t lane_key_once = PTHREAD_ONCE_INIT;
 
@@ -47,6 +48,7 @@ struct gm_lane *shim_lane_claim(struct gm_proc_slot *s)
             break;
         }
     }
+    shim_tl_lane_bits = alloc_with_lane(0, shim_lane_index(s, l));
     shim_tl_lane = l;
     return l;
 }

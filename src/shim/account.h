@@ -46,6 +46,8 @@ static inline uint64_t shim_limit(int gd)
  * call (the shim is loaded at start-up, never by a later dlopen). A process
  * has one slot for life; a forked child starts again. */
 extern __thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
+/* The same lane as an entry records it (alloc_with_lane(0, index)). */
+extern __thread uint64_t shim_tl_lane_bits __attribute__((tls_model("initial-exec")));
 struct gm_lane *shim_lane_claim(struct gm_proc_slot *s);
 void shim_lanes_fork_child(void);
 static ALWAYS_INLINE struct gm_lane *shim_lane(struct gm_proc_slot *s)

@@ -42,7 +42,6 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
 {
     if (gd < 0)
         return r;
-    struct gm_proc_slot *s = g.slot;
     if (unlikely(r != CUDA_SUCCESS)) {
         shim_unreserve_own(gd, bytes);
         return r;
@@ -50,12 +49,12 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
     /* Inlined into the hook, so the return address is the application's
      * call site; recorded only while tracing (GPUMEM_TRACE). */
     uint64_t site = unlikely(shim_tracing) ? (uint64_t)(uintptr_t)__builtin_return_address(0) : 0;
+    /* shim_reserve_in() gave this thread its lane. */
     struct at_entry old;
-    uint64_t value = alloc_with_lane(alloc_pack(bytes, kind, gd), shim_lane_index(s, shim_lane(s)));
-    int rc = at_insert(&live_allocs, key, value, site, &old);
+    int rc = at_insert(&live_allocs, key, alloc_pack(bytes, kind, gd) | shim_tl_lane_bits, site, &old);
     if (unlikely(rc != 0))
         alloc_record_trouble(rc, &old, bytes);
-    shim_committed_in(s);
+    atomic_fetch_add_explicit(&shim_tl_lane->allocs, 1, memory_order_relaxed);
     return r;
 }
 
