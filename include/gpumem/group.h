@@ -8,8 +8,9 @@
  *           allocation, and a reader never sees a half-written one.
  *   usage   Shared by every process of the group (mmap, read-write): per
  *           device the group's identity, peak and refusals; per process a
- *           slot with the bytes it holds. Hot-path updates are lock-free
- *           atomics on the process's own slot; only slot claim and reclaim of
+ *           slot with the bytes it holds and reserves, in lanes (one per
+ *           thread, see struct gm_lane). Hot-path updates are lock-free
+ *           atomics on the thread's own lane; only slot claim and reclaim of
  *           dead processes take the region's robust mutex, which the kernel
  *           hands on if its holder dies.
  *
