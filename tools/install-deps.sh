@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what gpumem needs to build (`make`) and
+# what its tests use (`make test`); packages already installed are left
+# alone, and apt-get update runs only when something is missing. Run as
+# root (or with sudo). Starts no service: Docker's end-to-end tests need
+# dockerd running, which .ci/run starts.
+#
+#   tools/install-deps.sh            build and test packages
+#   tools/install-deps.sh --build    only what `make` needs
+set -euo pipefail
+
+# Build: compiler and make; libmicrohttpd (the daemon's HTTP server) and
+# jansson (gpumem-runtime's JSON) with their headers.
+build=(build-essential libmicrohttpd-dev libjansson-dev)
+# Tests: valgrind (bench instruction counts), tmux (gpumem top), procps
+# (ps/pgrep), python3 (small helpers), prometheus + curl (a real scrape,
+# promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
+# busybox-static (the end-to-end image), ca-certificates.
+tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static)
+
+case "${1:-}" in
+"") want=("${build[@]}" "${tests[@]}") ;;
+--build) want=("${build[@]}") ;;
+-h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "install-deps.sh: unknown option \"$1\" (try --help)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps.sh: everything is installed"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps.sh: run as root to install: ${missing[*]}" >&2
+    exit 1
+fi
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
