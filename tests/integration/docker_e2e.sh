@@ -10,7 +10,7 @@ docker_engine docker_e2e e2e
 out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init info alloc 600M expect 0 alloc 600M expect 2 2>&1)
 [ $? = 0 ] && expect_in limit_enforced_inside "total=1073741824" "$out" || fail limit_enforced_inside "$out"
 
-cid=$(docker run -d --name "$P-hold" "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init alloc 600M expect 0 hold)
+cid=$(docker run -d --name "$P-hold" "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 -e GPUMEM_TRACE=1 "$IMG" alloc_client init alloc 600M expect 0 hold)
 short=${cid:0:12}
 for i in $(seq 100); do docker logs "$P-hold" 2>&1 | grep -q holding && break; sleep 0.1; done
 [ -e "$GPUMEM_STATE_DIR/$short/limits" ] && ok group_created_for_container || fail group_created_for_container "no $GPUMEM_STATE_DIR/$short"
@@ -35,6 +35,16 @@ PY
 out=$("$GPUMEM" ps -p)
 case "$out" in *"$P-hold"*"$short"*"host pid $hostpid "*"pid in group 1 "*) ok ps_table_shows_name_and_pids ;;
 *) fail ps_table_shows_name_and_pids "$out" ;; esac
+# inspect by container name: the container's process is read by its host
+# pid, and its call site named from the image's binary (through map_files).
+out=$("$GPUMEM" inspect --format json "$P-hold" 2>&1)
+python3 - "$hostpid" "$out" <<'PY' && ok inspect_container_allocations || fail inspect_container_allocations "$out"
+import json, sys
+p = json.loads(sys.argv[2])["processes"][0]
+assert p["host_pid"] == int(sys.argv[1]) and p["pid"] == 1 and p["traced"], p
+assert [(a["api"], a["bytes"]) for a in p["by_api"]] == [("cuMemAlloc", 600 << 20)], p
+assert p["sites"][0]["site"].startswith("alloc_client(main+0x"), p
+PY
 out=$(docker exec "$P-hold" sh -c 'echo x >/run/gpumem/self/limits' 2>&1)
 [ $? != 0 ] && expect_in limits_read_only_inside "Read-only" "$out" || fail limits_read_only_inside "write succeeded"
 out=$(docker exec "$P-hold" sh -c 'rm /run/gpumem/self/usage' 2>&1)
