@@ -1,4 +1,5 @@
-# Threads x processes churning random allocations in one group under a
+# Threads x processes churning random allocations (freed as often by
+# another thread of the process as by the one that made them) in one group under a
 # storm of SIGKILLs (some inside the shim's start-up) and injected driver
 # faults. After every step the simulated driver's own per-process truth must
 # show the group within its limit; at the end everything returns to 0, in
@@ -29,4 +30,17 @@ json=$("$GPUMEM" ps -a --format json)
 case "$json" in
 *'"group":"storm-small"'*'"used":0,'*) ok stress_small_group_accounting_back_to_zero ;;
 *) fail stress_small_group_accounting_back_to_zero "$json" ;;
+esac
+
+# Many threads: 3 processes of 6 threads, so each has every owned
+# accounting lane taken and three threads on its shared lane (group.h),
+# with allocations freed across lanes.
+export GPUMEM_SIM_CTX_OVERHEAD=16M
+"$GPUMEM" run --sim --limit 1G --name storm-threads --keep -- true || { fail stress_setup "group"; exit 1; }
+LD_PRELOAD="$ASAN_RT" GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/storm-threads" STRESS_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" \
+    "$APP_PROGS/stress" judge 3 "$secs" 1024 6 64 | sed 's/^\(ok\|FAIL\) stress_/\1 stress_threads_/'
+json=$("$GPUMEM" ps -a --format json)
+case "$json" in
+*'"group":"storm-threads"'*'"used":0,'*) ok stress_threads_group_accounting_back_to_zero ;;
+*) fail stress_threads_group_accounting_back_to_zero "$json" ;;
 esac

@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,22 +34,28 @@ static int maxmib;
 static CUcontext ctx;
 static PFN_setcur set_current;
 
+/* The process's live allocations, shared by its threads: a thread frees
+ * whatever it finds in the entry it picks, so allocations are often freed
+ * by another thread than the one that made them. */
+#define HELD 32
+static _Atomic CUdeviceptr held[HELD];
+
 static void *churn(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg ^ (unsigned)getpid();
-    CUdeviceptr held[8] = {0};
     set_current(ctx);
     for (;;) {
-        int i = rand_r(&seed) % 8;
-        if (held[i]) {
-            mem_free(held[i]);
-            held[i] = 0;
+        int i = rand_r(&seed) % HELD;
+        CUdeviceptr p = atomic_exchange(&held[i], 0);
+        if (p) {
+            mem_free(p);
         } else {
             /* maxmib < 0: sizes in KiB */
             size_t sz = maxmib > 0 ? ((size_t)(rand_r(&seed) % maxmib) + 1) << 20
                                    : ((size_t)(rand_r(&seed) % -maxmib) + 1) << 10;
-            if (mem_alloc(&held[i], sz) != CUDA_SUCCESS)
-                held[i] = 0;
+            CUdeviceptr none = 0;
+            if (mem_alloc(&p, sz) == CUDA_SUCCESS && !atomic_compare_exchange_strong(&held[i], &none, p))
+                mem_free(p); /* another thread filled the entry meanwhile */
         }
     }
     return NULL;
