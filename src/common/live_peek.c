@@ -9,7 +9,6 @@
  * not the accounting (that is the slot's counters). */
 #include "gpumem/live_peek.h"
 
-#include "gpumem/group.h"
 #include "gpumem/live_table.h"
 
 #include <errno.h>
@@ -61,7 +60,7 @@ static int append(struct gm_live_alloc **out, size_t *n, size_t *cap, const stru
 
 static int valid(const struct at_entry *e)
 {
-    return e->key != 0 && alloc_kind(e->value) < AK_NKINDS && alloc_gd(e->value) < GM_MAX_DEVICES;
+    return e->key != 0 && alloc_kind(e->value) < AK_NKINDS; /* (the device field cannot exceed 15) */
 }
 
 /* One stripe: header, then entries; again if it changed under us. */

@@ -60,16 +60,21 @@ uint64_t gm_parse_proc_stat(const char *buf, char *state)
     return v;
 }
 
-static uint64_t read_stat(int dirfd, pid_t pid, char *state)
+/* /proc/<pid>/<file> into buf, NUL-terminated; 0 when it cannot be read. */
+static int read_proc(int dirfd, pid_t pid, const char *file, char *buf, size_t len)
 {
-    char path[48], buf[1024];
-    *state = '?';
+    char path[48];
     if (pid <= 0)
         return 0;
-    proc_path(path, sizeof path, dirfd, pid, "stat");
-    if (read_small(dirfd, path, buf, sizeof buf) <= 0)
-        return 0;
-    return gm_parse_proc_stat(buf, state);
+    proc_path(path, sizeof path, dirfd, pid, file);
+    return read_small(dirfd, path, buf, len) > 0;
+}
+
+static uint64_t read_stat(int dirfd, pid_t pid, char *state)
+{
+    char buf[1024];
+    *state = '?';
+    return read_proc(dirfd, pid, "stat", buf, sizeof buf) ? gm_parse_proc_stat(buf, state) : 0;
 }
 
 pid_t gm_parse_nspid(const char *status)
@@ -97,13 +102,8 @@ pid_t gm_parse_nspid(const char *status)
 
 static pid_t read_inner_pid(int dirfd, pid_t host)
 {
-    char path[48], buf[2048];
-    if (host <= 0)
-        return 0;
-    proc_path(path, sizeof path, dirfd, host, "status");
-    if (read_small(dirfd, path, buf, sizeof buf) <= 0)
-        return 0;
-    return gm_parse_nspid(buf);
+    char buf[2048];
+    return read_proc(dirfd, host, "status", buf, sizeof buf) ? gm_parse_nspid(buf) : 0;
 }
 
 /* ---- the pass cache ------------------------------------------------- */

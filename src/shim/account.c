@@ -99,72 +99,62 @@ static void note_refusal(int gd, uint64_t bytes)
              g.usage->dev[gd].uuid, (unsigned long long)shim_limit(gd));
 }
 
-/* The group's usage and this process's, after a reservation passed. On an
- * owned lane's fast path they are not computed (that would read the other
- * lanes); peaks are raised here, on every reservation change, so they are
- * exact to within a lane's slack. */
-static void raise_peaks(struct gm_proc_slot *s, int gd)
+static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
 {
-    uint64_t total = gm_usage_total(g.usage, gd), own = gm_slot_charged(s, gd);
-    _Atomic uint64_t *peaks[2] = {&g.usage->dev[gd].peak, &s->peak[gd]};
-    uint64_t v[2] = {total, own};
-    for (int i = 0; i < 2; i++) {
-        uint64_t p = atomic_load_explicit(peaks[i], memory_order_relaxed);
-        while (v[i] > p && !atomic_compare_exchange_weak(peaks[i], &p, v[i]))
-            ;
-    }
+    uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
+    while (v > p && !atomic_compare_exchange_weak(peak, &p, v))
+        ;
 }
 
 /* Sets lane l's reservation to `want` (owned lanes: only their thread
- * writes it) and checks the group; 0 when it fits the limit. */
+ * writes it) and checks the group; 1 when it fits the limit. */
 static int try_reserve(struct gm_lane *l, int gd, uint64_t want, uint64_t limit)
 {
     atomic_store(&l->reserved[gd], want);
-    return gm_usage_reserved(g.usage, gd) <= limit ? 0 : -1;
+    return gm_usage_reserved(g.usage, gd) <= limit;
 }
 
 CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint64_t bytes, uint64_t charged)
 {
     uint64_t seq = atomic_load(&g.limits->seq);
     uint64_t limit = shim_limit(gd);
-    if (shim_lane_index(s, l) == GM_LANE_SHARED) {
-        /* Exact: reserved follows charged (added after it, removed before
-         * it, so the fast-path test never passes on this lane). */
-        atomic_fetch_add(&l->reserved[gd], bytes);
-        for (int tries = 0; gm_usage_reserved(g.usage, gd) > limit; tries++) {
-            if (tries == 1 || gm_reclaim_dead(g.usage) == 0) {
-                atomic_fetch_sub(&l->reserved[gd], bytes);
-                atomic_fetch_sub(&l->charged[gd], bytes);
-                note_refusal(gd, bytes);
-                return CUDA_ERROR_OUT_OF_MEMORY;
-            }
-        }
-        raise_peaks(s, gd);
-        return CUDA_SUCCESS;
-    }
-    /* Owned lane: what it needs plus some slack for the next allocations;
-     * failing that, exactly what it needs (near the limit); failing that,
-     * the bytes of dead processes, and once more. */
+    int shared = shim_lane_index(s, l) == GM_LANE_SHARED;
     uint64_t slack = limit / 256 < SHIM_LANE_SLACK_MAX ? limit / 256 : SHIM_LANE_SLACK_MAX;
-    shim_tl_slack = slack;
+    /* The shared lane is exact: reserved follows charged (added after it,
+     * removed before it, so the fast-path test never passes there). An
+     * owned lane takes what it needs plus some slack for the next
+     * allocations, or failing that (near the limit) exactly what it needs.
+     * Either way, failing that: the bytes of dead processes, and once more. */
+    if (shared)
+        atomic_fetch_add(&l->reserved[gd], bytes);
+    else
+        shim_tl_slack = slack;
     for (int tries = 0;; tries++) {
-        if (try_reserve(l, gd, charged + slack, limit) == 0 || try_reserve(l, gd, charged, limit) == 0) {
-            atomic_store(&l->limits_seq, seq);
-            raise_peaks(s, gd);
+        if (shared ? gm_usage_reserved(g.usage, gd) <= limit
+                   : try_reserve(l, gd, charged + slack, limit) || try_reserve(l, gd, charged, limit)) {
+            if (!shared)
+                atomic_store(&l->limits_seq, seq);
+            /* The fast path does not look at the group (that would read the
+             * other lanes), so peaks are raised here, whenever a reservation
+             * changes: exact to within a lane's slack. */
+            raise_peak(&g.usage->dev[gd].peak, gm_usage_total(g.usage, gd));
+            raise_peak(&s->peak[gd], gm_slot_charged(s, gd));
             return CUDA_SUCCESS;
         }
         if (tries == 1 || gm_reclaim_dead(g.usage) == 0)
             break;
     }
+    if (shared)
+        atomic_fetch_sub(&l->reserved[gd], bytes);
     uint64_t c = atomic_fetch_sub(&l->charged[gd], bytes) - bytes;
-    atomic_store(&l->reserved[gd], c);
+    if (!shared)
+        atomic_store(&l->reserved[gd], c);
     note_refusal(gd, bytes);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-void shim_lane_trim(struct gm_proc_slot *s, struct gm_lane *l, int gd)
+void shim_lane_trim(struct gm_lane *l, int gd)
 {
-    (void)s;
     if (l != shim_tl_lane)
         return; /* another thread's lane: that thread trims it */
     uint64_t c = atomic_load(&l->charged[gd]);

@@ -68,7 +68,7 @@ static inline unsigned shim_lane_index(const struct gm_proc_slot *s, const struc
  * checks the group; on refusal takes the bytes back. */
 CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint64_t bytes, uint64_t charged);
 /* An owned lane holds much more than it uses: give the rest back. */
-void shim_lane_trim(struct gm_proc_slot *s, struct gm_lane *l, int gd);
+void shim_lane_trim(struct gm_lane *l, int gd);
 
 /* A lane reserves this much beyond what it uses, so that its next
  * allocations fit without a look at the group: limit/256, at most 4 MiB
@@ -106,12 +106,12 @@ static inline void shim_unreserve_own(int gd, uint64_t bytes)
 CUresult shim_reserve(int gd, uint64_t bytes);
 void shim_unreserve(int gd, uint64_t bytes);
 
-/* After the driver said yes. */
-static ALWAYS_INLINE void shim_committed_in(struct gm_proc_slot *s)
+/* After the driver said yes (the allocation hooks count on their lane
+ * directly: shim_reserve_in gave them one). */
+static inline void shim_committed(void)
 {
-    atomic_fetch_add_explicit(&shim_lane(s)->allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shim_lane(g.slot)->allocs, 1, memory_order_relaxed);
 }
-static inline void shim_committed(void) { shim_committed_in(g.slot); }
 
 /* A freed allocation's bytes leave the lane that charged them (its entry
  * says which). On this thread's own lane a large unused reservation goes
@@ -126,7 +126,7 @@ static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, uint64_t valu
     uint64_t c = atomic_fetch_sub(&l->charged[gd], bytes) - bytes;
     atomic_fetch_add_explicit(&l->frees, 1, memory_order_relaxed);
     if (unlikely(atomic_load_explicit(&l->reserved[gd], memory_order_relaxed) > c + 2 * shim_tl_slack))
-        shim_lane_trim(s, l, gd);
+        shim_lane_trim(l, gd);
 }
 
 #endif

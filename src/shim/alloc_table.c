@@ -31,9 +31,9 @@ void at_lock_slow(struct at_stripe *s)
  * backward shifts then stay about one entry long however many allocations
  * are live (at half full, 100,000 live allocations cost 50 instructions
  * more a pair; a quarter costs 32 bytes x 4 per live allocation, 12.5 MiB
- * at 100,000). The old array is unmapped
- * only after the new one is published, and a reader in another process
- * that raced with it gets EFAULT or stale entries, and reads again. */
+ * at 100,000). The old array is unmapped only after the new one is
+ * published; a reader in another process that raced with it gets EFAULT or
+ * stale entries, and reads again. */
 int at_grow(struct at_stripe *s)
 {
     int fresh = s->e == at_empty;

@@ -111,6 +111,14 @@ static inline int at_remove(struct at_table *t, uint64_t key, uint64_t *value)
     return 1;
 }
 
+/* An allocation whose free the driver refused is still live: back in the
+ * table (its age restarts; its call site is forgotten). */
+static inline void at_put_back(struct at_table *t, uint64_t key, uint64_t value)
+{
+    struct at_entry old;
+    at_insert(t, key, value, 0, &old);
+}
+
 /* Calls fn for every entry of t (each stripe locked while it is walked). */
 void at_foreach(struct at_table *t, void (*fn)(const struct at_entry *e, void *ctx), void *ctx);
 

@@ -194,13 +194,12 @@ EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsig
 
 EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
 {
-    struct at_entry old;
     uint64_t v;
     if (!shim_hot_slot() || !at_remove(&live_allocs, (uint64_t)(uintptr_t)ctx, &v))
         return ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
     CUresult r = ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
     if (r != CUDA_SUCCESS)
-        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, v, 0, &old);
+        at_put_back(&live_allocs, (uint64_t)(uintptr_t)ctx, v);
     else
         shim_released_in(g.slot, v);
     return r;

@@ -58,12 +58,10 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint6
     return r;
 }
 
-/* A free the driver refused: the allocation is still live (its age
- * restarts, and its call site is forgotten). */
+/* A free the driver refused (out of line: it is rare). */
 static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t value)
 {
-    struct at_entry old;
-    at_insert(&live_allocs, key, value, 0, &old);
+    at_put_back(&live_allocs, key, value);
 }
 
 /* Removes `key` from the table before the driver frees it (so a concurrent

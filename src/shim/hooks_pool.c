@@ -177,14 +177,13 @@ EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
  * the pool's reserved size, settled after the free. */
 static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_v11020 fn)
 {
-    struct at_entry old;
     uint64_t v;
     struct gm_proc_slot *s = shim_hot_slot();
     if (!s || !at_remove(&live_allocs, dptr, &v))
         return fn(dptr, stream);
     CUresult r = fn(dptr, stream);
     if (r != CUDA_SUCCESS) {
-        at_insert(&live_allocs, dptr, v, 0, &old);
+        at_put_back(&live_allocs, dptr, v);
         return r;
     }
     atomic_fetch_add_explicit(&shim_lane(s)->frees, 1, memory_order_relaxed);

@@ -36,7 +36,9 @@ docker_engine() {
          -v "$GPUMEM_SIM_STATE:/simstate")
 }
 
-engine_has_runtime() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"gpumem"'; }
+# This checkout's runtime, by path: dockerd keeps a runtime loaded after it
+# leaves daemon.json, so a "gpumem" from another checkout may still be there.
+engine_has_runtime() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -qF "\"gpumem\":{\"path\":\"$RT\""; }
 
 engine_finish() {
     declare -F finish_extra >/dev/null && finish_extra
