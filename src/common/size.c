@@ -15,11 +15,11 @@ static int fail(char *err, size_t len, const char *fmt, const char *s, const cha
 
 static int ascii_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-/* Unit suffix -> shift. Accepts K/M/G/T/P with optional "i" and optional "B"
+/* Unit suffix -> shift. Accepts K/M/G/T/P/E with optional "i" and optional "B"
  * ("G", "GB", "GiB", case-insensitive), and "B" alone. All binary. */
 static int unit_shift(const char *u, int *shift)
 {
-    static const char units[] = "kmgtp";
+    static const char units[] = "kmgtpe"; /* E: what gm_format_size prints past PiB */
     if (*u == '\0')
         return 1; /* no unit */
     if ((u[0] == 'b' || u[0] == 'B') && u[1] == '\0') {

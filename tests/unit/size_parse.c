@@ -131,6 +131,12 @@ TEST(format)
     CHECK_STR(gm_format_size(1536ull << 20, b, sizeof b), "1.50 GiB");
     CHECK_STR(gm_format_size(100, b, sizeof b), "100 B");
     CHECK_STR(gm_format_size(GM_UNLIMITED, b, sizeof b), "unlimited");
+    /* The unit it prints past PiB is one the parser takes. */
+    CHECK_STR(gm_format_size(2ull << 60, b, sizeof b), "2 EiB");
+    int ok;
+    CHECK_EQ_U64(ok_size("2EiB", GM_BARE_REJECT, &ok), 2ull << 60); CHECK(ok);
+    ok_size("16E", GM_BARE_REJECT, &ok); /* 2^64: too big */
+    CHECK(!ok);
 }
 
 int main(void)
