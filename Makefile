@@ -94,6 +94,9 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm
 
+# The live table's unit test links the shim's table itself.
+$(BUILD)/tests/unit/alloc_table: $(BUILD)/obj/src/shim/alloc_table.o
+
 # Test programs reach the driver the way applications do: dlopen, or -lcuda
 # (-rdynamic: the leak report can name their functions, as in a debug build)
 # (tests/progs/*_linked.c link the simulated libcuda directly).

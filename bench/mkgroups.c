@@ -55,9 +55,9 @@ int main(int argc, char **argv)
                 break;
             uint64_t held = (uint64_t)(k - 2) * (64ULL << 20);
             atomic_store(&s->lanes_hw, 1);
-            atomic_store(&s->lane[0].charged[d], held);
+            atomic_store(&s->cell[GM_CELL_INDEX(0, d)].charged, held);
             atomic_store(&s->peak[d], held);
-            atomic_store(&s->lane[0].allocs, 1);
+            atomic_store(&s->cell[GM_CELL_INDEX(0, d)].allocs, 1);
             total += held;
         }
         if (d >= 0)

@@ -27,7 +27,7 @@
 
 #include "gpumem/size.h"
 
-#define GM_LAYOUT_VERSION   4
+#define GM_LAYOUT_VERSION   5
 #define GM_LIMITS_MAGIC     0x31544d4c4d4d5047ULL /* "GPMMLMT1" */
 #define GM_USAGE_MAGIC      0x3147534d4d4d5047ULL /* "GPMMMSG1" */
 #define GM_MAX_DEVICES      16
@@ -79,29 +79,37 @@ struct gm_usage_dev {
 /* Where a process's threads count, so that two threads allocating at once
  * do not bounce one cache line between their CPUs.
  *
- * Lanes 0 .. GM_LANES-2 belong to one thread each while it lives. Its
- * allocations are counted in `charged`, and it holds `reserved` >= charged
- * bytes against the group's limit, taken and given back in small chunks:
- * an allocation that fits in its lane's reservation touches only that
- * lane's cache lines. Only the lane's thread changes `reserved`; a free
- * from another thread lowers `charged` only.
+ * A slot has GM_LANES lanes, and a lane has one cell (one cache line) per
+ * group device. Lanes 0 .. GM_LANES-2 belong to one thread each while it
+ * lives. Its allocations are counted in `charged`, and it holds `reserved`
+ * >= charged bytes against the group's limit, taken and given back in
+ * small chunks: an allocation that leaves `charged` at or below `cap`
+ * touches only that cell. Only the lane's thread changes `reserved`, `cap`
+ * (but `gpumem limit` clears it) and `trim_below`; a free from another
+ * thread lowers `charged` only.
  *
  * Lane GM_LANE_SHARED is for everything else (threads beyond the owned
- * lanes, contexts, memory pools): exact, reserved == charged, any thread.
+ * lanes, contexts, memory pools): exact and any thread's. Its `reserved`
+ * and `cap` stay 0; what it holds against the limit is its `charged`.
  *
- * The limit holds over the sum of `reserved` of every lane of every slot:
- * whoever raises a reservation adds first and sums after, so of two racing
- * raises at least one sees the other. Usage is the sum of `charged`. */
+ * The limit holds over the sum of max(charged, reserved) of every cell of
+ * every slot: whoever raises a charge or reservation adds first and sums
+ * after, so of two racing raises at least one sees the other. Usage is the
+ * sum of `charged`. */
 #define GM_LANES            4
 #define GM_LANE_SHARED      (GM_LANES - 1)
-struct gm_lane {
-    _Atomic uint64_t charged[GM_MAX_DEVICES];   /* bytes of live allocations made here */
-    _Atomic uint64_t reserved[GM_MAX_DEVICES];  /* bytes held against the limit (>= charged) */
-    _Atomic uint64_t allocs;
-    _Atomic uint64_t frees;
-    _Atomic uint64_t limits_seq;        /* limits seq the reservations were taken under */
-    _Atomic uint32_t owned;             /* owned lanes: 1 while a thread has it */
+struct gm_cell {
+    _Atomic uint64_t charged;           /* bytes of live allocations made here */
+    _Atomic uint64_t cap;               /* charged up to this fits the reservation; 0: look at the group */
+    _Atomic uint64_t reserved;          /* bytes held against the limit (owned lanes) */
+    _Atomic uint64_t trim_below;        /* a free leaving charged below this gives reservation back */
+    _Atomic uint64_t allocs, frees;
+    uint64_t pad[2];
 } __attribute__((aligned(64)));
+/* The cell of lane l, group device d; an allocation's entry records its
+ * byte offset (gpumem/live_table.h alloc_cell_off). */
+#define GM_CELL_INDEX(l, d) ((l) * GM_MAX_DEVICES + (d))
+_Static_assert(sizeof(struct gm_cell) == 64, "a cell is one cache line");
 
 /* One process. Only its owner writes the counters; slots never move (no
  * compaction), so a pointer to one stays valid for the process's life. */
@@ -119,9 +127,10 @@ struct gm_proc_slot {
      * readers with ptrace rights: gpumem inspect, the daemon. 0 = none. */
     uint64_t table_addr;
     uint32_t table_layout;
-    uint32_t tracing;                   /* 1: entries carry call sites (GPUMEM_TRACE) */
+    uint32_t tracing;                   /* 1: entries carry call sites */
     _Atomic uint32_t lanes_hw;          /* owned lanes [0, lanes_hw) ever claimed */
-    struct gm_lane lane[GM_LANES];
+    _Atomic uint32_t lane_owned[GM_LANES]; /* owned lanes: 1 while a thread has it */
+    struct gm_cell cell[GM_LANES * GM_MAX_DEVICES];
 } __attribute__((aligned(64)));
 
 /* A process's bytes on group device d, allocations and frees: over its lanes. */
@@ -129,21 +138,21 @@ static inline uint64_t gm_slot_charged(const struct gm_proc_slot *s, int d)
 {
     uint64_t sum = 0;
     for (int l = 0; l < GM_LANES; l++)
-        sum += atomic_load(&s->lane[l].charged[d]);
+        sum += atomic_load(&s->cell[GM_CELL_INDEX(l, d)].charged);
     return sum;
 }
 static inline uint64_t gm_slot_allocs(const struct gm_proc_slot *s)
 {
     uint64_t sum = 0;
-    for (int l = 0; l < GM_LANES; l++)
-        sum += atomic_load_explicit(&s->lane[l].allocs, memory_order_relaxed);
+    for (int i = 0; i < GM_LANES * GM_MAX_DEVICES; i++)
+        sum += atomic_load_explicit(&s->cell[i].allocs, memory_order_relaxed);
     return sum;
 }
 static inline uint64_t gm_slot_frees(const struct gm_proc_slot *s)
 {
     uint64_t sum = 0;
-    for (int l = 0; l < GM_LANES; l++)
-        sum += atomic_load_explicit(&s->lane[l].frees, memory_order_relaxed);
+    for (int i = 0; i < GM_LANES * GM_MAX_DEVICES; i++)
+        sum += atomic_load_explicit(&s->cell[i].frees, memory_order_relaxed);
     return sum;
 }
 
@@ -224,8 +233,10 @@ static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)
     return sum;
 }
 
-/* What the limit is checked against on group device `d`: every lane's
- * reservation (the shared lane always, owned lanes below lanes_hw). */
+/* What the limit is checked against on group device `d`: every cell's
+ * max(charged, reserved) (the shared lane always, owned lanes below
+ * lanes_hw). A charge above the reservation is an allocation on its way to
+ * a raise or a refusal: counting it can only refuse, never admit. */
 static inline uint64_t gm_usage_reserved(const struct gm_usage *u, int d)
 {
     uint64_t sum = 0;
@@ -233,11 +244,19 @@ static inline uint64_t gm_usage_reserved(const struct gm_usage *u, int d)
     for (uint32_t i = 0; i < hw; i++) {
         const struct gm_proc_slot *s = &u->slot[i];
         uint32_t lanes = atomic_load(&s->lanes_hw);
-        for (uint32_t l = 0; l < lanes && l < GM_LANE_SHARED; l++)
-            sum += atomic_load(&s->lane[l].reserved[d]);
-        sum += atomic_load(&s->lane[GM_LANE_SHARED].reserved[d]);
+        for (uint32_t l = 0; l < GM_LANES; l++) {
+            if (l >= lanes && l != GM_LANE_SHARED)
+                continue;
+            const struct gm_cell *c = &s->cell[GM_CELL_INDEX(l, d)];
+            uint64_t ch = atomic_load(&c->charged), r = atomic_load(&c->reserved);
+            sum += ch > r ? ch : r;
+        }
     }
     return sum;
 }
+
+/* `gpumem limit` changed the limits: every cell's cap goes to 0, so each
+ * lane's next allocation looks at the group (and the new limit) again. */
+void gm_usage_clear_caps(struct gm_usage *u);
 
 #endif

@@ -8,18 +8,23 @@
  * needs (root, or the same user where Yama allows it) and costs the
  * process being read nothing. src/common/live_peek.c is the reader.
  *
- * 64 stripes, each an open-addressing table (linear probing, backward-shift
- * deletion) of 32-byte entries under its own spinlock, picked by the top
- * bits of the key's hash. A reader in another process takes no lock: it
- * copies a stripe header, then the entries it points at, and validates what
- * it got (a stripe that grew meanwhile is read again). */
+ * 64 stripes, each an open-addressing table (linear probing without
+ * wrap-around, backward-shift deletion) of 32-byte entries under its own
+ * spinlock, picked by the top bits of the key's hash. A stripe's array has
+ * mask + 1 home slots, then a quarter as many more that a cluster may run
+ * into, then one empty guard entry. A stripe is never more than a quarter
+ * full, so no cluster reaches the guard: probes stop at an empty entry
+ * without a bounds check, and never wrap. A reader in another
+ * process takes no lock: it copies a stripe header, then the entries it
+ * points at, and validates what it got (a stripe that grew meanwhile is
+ * read again). */
 #ifndef GPUMEM_LIVE_TABLE_H
 #define GPUMEM_LIVE_TABLE_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define GM_LIVE_TABLE_LAYOUT 1
+#define GM_LIVE_TABLE_LAYOUT 2
 #define AT_STRIPES 64
 
 /* What kind of allocation an entry is (the API that made it). */
@@ -27,37 +32,50 @@ enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, 
 
 struct at_entry {
     uint64_t key;   /* device pointer or handle; 0 = empty */
-    uint64_t value; /* alloc_pack(): bytes << 18 | pool << 12 | kind << 8 | lane << 4 | group device */
+    uint64_t value; /* bytes << 18 | pool << 12 | lane << 10 | group device << 6 | ALLOC_CHARGED | kind */
     uint64_t born;  /* gm_ticks() when it was made (gpumem/ticks.h) */
-    uint64_t site;  /* return address of the hooked call (GPUMEM_TRACE), else 0 */
+    uint64_t site;  /* return address of the hooked call (its call site), 0 = unknown */
 };
 
 struct at_stripe {
     _Atomic int lock;
-    uint32_t mask;      /* capacity - 1 */
-    uint32_t count;     /* live entries */
-    uint32_t grow_at;   /* count at which the next insert grows the stripe */
-    struct at_entry *e; /* never NULL: an empty static entry until the first insert */
+    uint32_t mask;      /* home slots - 1 (a power of two - 1) */
+    int32_t room;       /* inserts left before the stripe grows (it stays at most a quarter full) */
+    uint32_t pad;
+    struct at_entry *e; /* mask + 1 + AT_OVERFLOW entries and a guard; a static empty guard until the first insert */
 } __attribute__((aligned(64)));
+
+/* The entries a stripe with this mask holds (its guard not counted). */
+static inline uint64_t at_slots(uint32_t mask) { return ((uint64_t)mask + 1) * 5 / 4; }
 
 struct at_table {
     struct at_stripe s[AT_STRIPES];
 };
 
-/* An entry's value. Bytes are what the allocation is charged, except for
- * AK_ASYNC: there the charge is its pool's (the pool's record index is in
- * `pool`) and bytes are only what was asked for, rounded like a charge. */
-static inline uint64_t alloc_pack_pool(uint64_t bytes, int kind, int gd, unsigned pool)
+/* An entry's value. The bits below 12 are, once the kind's bits are
+ * masked off, the byte offset of the accounting cell the bytes were
+ * charged to (gm_proc_slot.cell, gpumem/group.h: lane * 1024 + device *
+ * 64), so a free finds its counters with one mask. Bytes are what the
+ * allocation is charged, except for AK_ASYNC: there the charge is its
+ * pool's (the pool's record index is in `pool`) and bytes are only what
+ * was asked for, rounded like a charge. ALLOC_CHARGED is set in every
+ * value, so that 0 can mean "not charged". */
+#define ALLOC_CHARGED 0x10u
+#define ALLOC_CELL_MASK 0xfc0u
+static inline uint64_t alloc_cell_bits(unsigned lane, int gd) { return (uint64_t)(lane & 3) << 10 | (uint64_t)(gd & 0xf) << 6; }
+static inline uint64_t alloc_pack_pool(uint64_t bytes, int kind, unsigned lane, int gd, unsigned pool)
 {
-    return (bytes << 18) | ((uint64_t)(pool & 0x3f) << 12) | ((uint64_t)kind << 8) | (uint64_t)gd;
+    return bytes << 18 | (uint64_t)(pool & 0x3f) << 12 | alloc_cell_bits(lane, gd) | ALLOC_CHARGED | (uint64_t)kind;
 }
-static inline uint64_t alloc_pack(uint64_t bytes, int kind, int gd) { return alloc_pack_pool(bytes, kind, gd, 0); }
-/* The accounting lane (gpumem/group.h) the bytes were charged on. */
-static inline uint64_t alloc_with_lane(uint64_t v, unsigned lane) { return v | (uint64_t)(lane & 3) << 4; }
-static inline unsigned alloc_lane(uint64_t v) { return (unsigned)(v >> 4) & 3; }
+static inline uint64_t alloc_pack(uint64_t bytes, int kind, unsigned lane, int gd)
+{
+    return alloc_pack_pool(bytes, kind, lane, gd, 0);
+}
 static inline uint64_t alloc_bytes(uint64_t v) { return v >> 18; }
 static inline unsigned alloc_pool(uint64_t v) { return (unsigned)(v >> 12) & 0x3f; }
-static inline int alloc_kind(uint64_t v) { return (int)((v >> 8) & 0xf); }
-static inline int alloc_gd(uint64_t v) { return (int)(v & 0xf); }
+static inline unsigned alloc_lane(uint64_t v) { return (unsigned)(v >> 10) & 3; }
+static inline int alloc_gd(uint64_t v) { return (int)((v >> 6) & 0xf); }
+static inline int alloc_kind(uint64_t v) { return (int)(v & 0xf); }
+static inline unsigned alloc_cell_off(uint64_t v) { return (unsigned)v & ALLOC_CELL_MASK; }
 
 #endif

@@ -1,8 +1,7 @@
 /* gpumem inspect GROUP|PID: the live device allocations of a group's
  * processes, as torch.cuda.memory_summary() shows them for one PyTorch
  * process, for any process in any framework: by API, by size class, the
- * oldest and the largest, and (with GPUMEM_TRACE=1 in the group) the call
- * sites that made them.
+ * oldest and the largest, and the call sites that made them.
  *
  * Each process's table is copied out of its memory (gpumem/live_peek.h);
  * the process is not stopped and its shim does nothing extra for this. */
@@ -29,10 +28,10 @@ static void inspect_usage(FILE *out)
             "Shows the live GPU allocations of every process of GROUP, or of one\n"
             "process (PID as the host sees it, e.g. from gpumem ps -p): how many and\n"
             "how much by API and by size class, the N oldest and the N largest with\n"
-            "their age, and, when the group's processes run with GPUMEM_TRACE=1, the\n"
-            "call sites that made them (library and function). The processes are not\n"
-            "stopped or slowed: their allocation tables are copied out of their\n"
-            "memory, which needs root (or ptrace rights over them).\n"
+            "their age, and the call sites that made them (library and function).\n"
+            "The processes are not stopped or slowed: their allocation tables are\n"
+            "copied out of their memory, which needs root (or ptrace rights over\n"
+            "them).\n"
             "\n"
             "GROUP is a group (see gpumem ps): its name, a container's name or id (at\n"
             "least 12 characters), or the path of a group directory.\n"
@@ -255,7 +254,7 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
         }
         printf("]}");
     } else if (n && !t->slot->tracing) {
-        printf("  call sites: not recorded (start the group's processes with GPUMEM_TRACE=1)\n");
+        printf("  call sites: not recorded by this process's shim\n");
     } else if (k) {
         printf("  call sites %zu of %zu:\n    %8s %10s  %s\n", k, ns, "COUNT", "BYTES", "SITE");
         for (size_t i = 0; i < k; i++)

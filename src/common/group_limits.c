@@ -182,7 +182,7 @@ uint64_t gm_limits_for(const struct gm_limits *l, const char *uuid)
     return 0; /* a writer died mid-update: fail closed until `gpumem limit` repairs it */
 }
 
-int gm_limits_update(const char *dir, const struct gm_limits *nl, char *err, size_t errlen)
+static int limits_write(const char *dir, const struct gm_limits *nl, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/limits", dir);
@@ -213,4 +213,20 @@ int gm_limits_update(const char *dir, const struct gm_limits *nl, char *err, siz
     munmap(l, sizeof *l);
     close(fd);
     return 0;
+}
+
+int gm_limits_update(const char *dir, const struct gm_limits *nl, char *err, size_t errlen)
+{
+    /* Mapped first: a limit the running processes would not notice is not
+     * written at all. */
+    struct gm_usage *u = gm_usage_map(dir, err, errlen);
+    if (!u)
+        return -1;
+    int rc = limits_write(dir, nl, err, errlen);
+    /* The new seq is visible before any cap is cleared: a lane that sets
+     * its cap after this reads the seq again (account.c lane_publish). */
+    if (rc == 0)
+        gm_usage_clear_caps(u);
+    gm_usage_unmap(u);
+    return rc;
 }

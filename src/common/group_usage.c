@@ -143,6 +143,15 @@ void gm_usage_unmap(struct gm_usage *u)
         munmap(u, sizeof *u);
 }
 
+void gm_usage_clear_caps(struct gm_usage *u)
+{
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++)
+        for (int c = 0; c < GM_LANES * GM_MAX_DEVICES; c++)
+            if (atomic_load_explicit(&u->slot[i].cell[c].cap, memory_order_relaxed))
+                atomic_store(&u->slot[i].cell[c].cap, 0);
+}
+
 static void reclaim_locked(struct gm_usage *u, int *count);
 
 int gm_admin_lock(struct gm_usage *u)
@@ -187,16 +196,17 @@ static void clear_slot(struct gm_proc_slot *s)
 {
     for (int d = 0; d < GM_MAX_DEVICES; d++)
         atomic_store(&s->peak[d], 0);
-    for (int l = 0; l < GM_LANES; l++) {
-        for (int d = 0; d < GM_MAX_DEVICES; d++) {
-            atomic_store(&s->lane[l].charged[d], 0);
-            atomic_store(&s->lane[l].reserved[d], 0);
-        }
-        atomic_store(&s->lane[l].allocs, 0);
-        atomic_store(&s->lane[l].frees, 0);
-        atomic_store(&s->lane[l].limits_seq, 0);
-        atomic_store(&s->lane[l].owned, 0);
+    for (int i = 0; i < GM_LANES * GM_MAX_DEVICES; i++) {
+        struct gm_cell *c = &s->cell[i];
+        atomic_store(&c->charged, 0);
+        atomic_store(&c->cap, 0);
+        atomic_store(&c->reserved, 0);
+        atomic_store(&c->trim_below, 0);
+        atomic_store(&c->allocs, 0);
+        atomic_store(&c->frees, 0);
     }
+    for (int l = 0; l < GM_LANES; l++)
+        atomic_store(&s->lane_owned[l], 0);
     atomic_store(&s->lanes_hw, 0);
     atomic_store(&s->refusals, 0);
     atomic_store(&s->last_refused_size, 0);

@@ -60,7 +60,8 @@ static int append(struct gm_live_alloc **out, size_t *n, size_t *cap, const stru
 
 static int valid(const struct at_entry *e)
 {
-    return e->key != 0 && alloc_kind(e->value) < AK_NKINDS; /* (the device field cannot exceed 15) */
+    /* (the device field cannot exceed 15) */
+    return e->key != 0 && (e->value & ALLOC_CHARGED) && alloc_kind(e->value) < AK_NKINDS;
 }
 
 /* One stripe: header, then entries; again if it changed under us. */
@@ -76,7 +77,7 @@ static int peek_stripe(pid_t pid, uint64_t addr, struct gm_live_alloc **out, siz
             errno = EPROTO;
             break;
         }
-        size_t len = ((size_t)h.mask + 1) * sizeof *buf;
+        size_t slots = (size_t)at_slots(h.mask), len = slots * sizeof *buf;
         struct at_entry *nb = realloc(buf, len);
         if (!nb)
             break;
@@ -91,7 +92,7 @@ static int peek_stripe(pid_t pid, uint64_t addr, struct gm_live_alloc **out, siz
         if (again.e != h.e || again.mask != h.mask)
             continue;
         size_t before = *n;
-        for (size_t i = 0; i <= h.mask; i++)
+        for (size_t i = 0; i < slots; i++)
             if (valid(&buf[i]) && append(out, n, cap, &buf[i]) != 0) {
                 *n = before;
                 goto done;

@@ -7,10 +7,9 @@
 #include <time.h>
 
 _Static_assert(GM_LANES <= 4 && GM_MAX_DEVICES <= 16, "an entry packs the lane in 2 bits and the device in 4");
+_Static_assert(offsetof(struct gm_proc_slot, cell) % 64 == 0, "cells are cache lines");
 
-__thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
-__thread uint64_t shim_tl_slack __attribute__((tls_model("initial-exec")));
-__thread uint64_t shim_tl_lane_bits __attribute__((tls_model("initial-exec")));
+__thread struct shim_thread shim_tl __attribute__((tls_model("initial-exec"))) = {.fast = -1, .lane = -1};
 static pthread_key_t lane_key;
 static pthread_once_t lane_key_once = PTHREAD_ONCE_INIT;
 
@@ -19,45 +18,53 @@ static pthread_once_t lane_key_once = PTHREAD_ONCE_INIT;
  * counted there until freed). */
 static void lane_release(void *p)
 {
-    struct gm_lane *l = p;
+    struct gm_proc_slot *s = g.slot;
+    int lane = (int)(intptr_t)p - 1;
+    shim_tl.fast = -1;
+    shim_tl.lane = -1;
+    if (!s || lane < 0 || lane >= GM_LANE_SHARED)
+        return;
     for (int d = 0; d < GM_MAX_DEVICES; d++) {
-        uint64_t c = atomic_load(&l->charged[d]);
-        if (atomic_load(&l->reserved[d]) > c)
-            atomic_store(&l->reserved[d], c);
+        struct gm_cell *c = &s->cell[GM_CELL_INDEX(lane, d)];
+        atomic_store(&c->cap, 0);
+        atomic_store(&c->trim_below, 0);
+        atomic_store(&c->reserved, 0); /* the sum counts its charge, which stays */
     }
-    atomic_store(&l->owned, 0);
+    atomic_store(&s->lane_owned[lane], 0);
 }
 
 static void lane_key_init(void) { pthread_key_create(&lane_key, lane_release); }
 
-/* A thread's first charge or release: a free owned lane, else the shared
- * one. lanes_hw is raised before the lane's first reservation, so a sum
- * that does not see it cannot have missed one. */
-struct gm_lane *shim_lane_claim(struct gm_proc_slot *s)
+/* A thread's first charge: a free owned lane, else the shared one.
+ * lanes_hw is raised before the lane's first reservation, so a sum that
+ * does not see it cannot have missed one. */
+static int lane_claim(struct gm_proc_slot *s)
 {
+    if (shim_tl.lane >= 0)
+        return shim_tl.lane;
     pthread_once(&lane_key_once, lane_key_init);
-    struct gm_lane *l = &s->lane[GM_LANE_SHARED];
+    int lane = GM_LANE_SHARED;
     for (unsigned i = 0; i < GM_LANE_SHARED; i++) {
         uint32_t free_ = 0;
-        if (atomic_compare_exchange_strong(&s->lane[i].owned, &free_, 1)) {
+        if (atomic_compare_exchange_strong(&s->lane_owned[i], &free_, 1)) {
             uint32_t hw = atomic_load(&s->lanes_hw);
             while (hw < i + 1 && !atomic_compare_exchange_weak(&s->lanes_hw, &hw, i + 1))
                 ;
-            l = &s->lane[i];
-            pthread_setspecific(lane_key, l);
+            lane = (int)i;
+            pthread_setspecific(lane_key, (void *)(intptr_t)(i + 1));
             break;
         }
     }
-    shim_tl_lane_bits = alloc_with_lane(0, shim_lane_index(s, l));
-    shim_tl_lane = l;
-    return l;
+    shim_tl.lane = lane;
+    return lane;
 }
 
 /* In a forked child (one thread, a slot of its own to come). */
 void shim_lanes_fork_child(void)
 {
-    shim_tl_lane = NULL;
-    shim_tl_slack = 0;
+    shim_tl.fast = -1;
+    shim_tl.lane = -1;
+    shim_tl.slack = 0;
     pthread_once(&lane_key_once, lane_key_init);
     pthread_setspecific(lane_key, NULL);
 }
@@ -106,34 +113,49 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
         ;
 }
 
-/* Sets lane l's reservation to `want` (owned lanes: only their thread
- * writes it) and checks the group; 1 when it fits the limit. */
-static int try_reserve(struct gm_lane *l, int gd, uint64_t want, uint64_t limit)
+/* Sets an owned cell's reservation to `want` (only its thread writes it)
+ * and checks the group; 1 when it fits the limit. */
+static int try_reserve(struct gm_cell *c, int gd, uint64_t want, uint64_t limit)
 {
-    atomic_store(&l->reserved[gd], want);
+    atomic_store(&c->reserved, want);
     return gm_usage_reserved(g.usage, gd) <= limit;
 }
 
-CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint64_t bytes, uint64_t charged)
+/* An owned cell's reservation is settled: open the fast path up to it.
+ * The cap is stored before the limits' seq is read again, and `gpumem
+ * limit` bumps the seq before it clears caps (group_limits.c), so either
+ * we see the new seq here or it clears this cap after us. */
+static void cell_publish(struct gm_cell *c, uint64_t reserved, uint64_t slack, uint64_t seq)
 {
+    atomic_store(&c->trim_below, reserved > 2 * slack ? reserved - 2 * slack : 0);
+    atomic_store(&c->cap, reserved);
+    if (atomic_load(&g.limits->seq) != seq)
+        atomic_store(&c->cap, 0);
+}
+
+/* Makes room for `bytes` more on cell `off`, to which they are already
+ * added (`charged` is its new total), or takes them back. The shared lane
+ * is exact (its charge is what the sum counts). An owned lane takes what
+ * it needs plus some slack for the next allocations, or failing that
+ * (near the limit) exactly what it needs. Either way, failing that: the
+ * bytes of dead processes, and once more. */
+static CUresult cell_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, uint64_t charged)
+{
+    struct gm_cell *c = shim_cell(s, off);
+    int gd = alloc_gd(off), shared = alloc_lane(off) == GM_LANE_SHARED;
     uint64_t seq = atomic_load(&g.limits->seq);
     uint64_t limit = shim_limit(gd);
-    int shared = shim_lane_index(s, l) == GM_LANE_SHARED;
     uint64_t slack = limit / 256 < SHIM_LANE_SLACK_MAX ? limit / 256 : SHIM_LANE_SLACK_MAX;
-    /* The shared lane is exact: reserved follows charged (added after it,
-     * removed before it, so the fast-path test never passes there). An
-     * owned lane takes what it needs plus some slack for the next
-     * allocations, or failing that (near the limit) exactly what it needs.
-     * Either way, failing that: the bytes of dead processes, and once more. */
-    if (shared)
-        atomic_fetch_add(&l->reserved[gd], bytes);
-    else
-        shim_tl_slack = slack;
+    if (!shared) {
+        shim_tl.slack = slack;
+        atomic_store(&c->cap, 0); /* until the new reservation is settled */
+    }
     for (int tries = 0;; tries++) {
+        uint64_t held;
         if (shared ? gm_usage_reserved(g.usage, gd) <= limit
-                   : try_reserve(l, gd, charged + slack, limit) || try_reserve(l, gd, charged, limit)) {
+                   : try_reserve(c, gd, held = charged + slack, limit) || try_reserve(c, gd, held = charged, limit)) {
             if (!shared)
-                atomic_store(&l->limits_seq, seq);
+                cell_publish(c, held, slack, seq);
             /* The fast path does not look at the group (that would read the
              * other lanes), so peaks are raised here, whenever a reservation
              * changes: exact to within a lane's slack. */
@@ -144,35 +166,107 @@ CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint6
         if (tries == 1 || gm_reclaim_dead(g.usage) == 0)
             break;
     }
-    if (shared)
-        atomic_fetch_sub(&l->reserved[gd], bytes);
-    uint64_t c = atomic_fetch_sub(&l->charged[gd], bytes) - bytes;
-    if (!shared)
-        atomic_store(&l->reserved[gd], c);
+    uint64_t now = atomic_fetch_sub(&c->charged, bytes) - bytes;
+    if (!shared) {
+        atomic_store(&c->reserved, now);
+        atomic_store(&c->trim_below, 0);
+    }
     note_refusal(gd, bytes);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-void shim_lane_trim(struct gm_lane *l, int gd)
+static CUresult charge_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, uint64_t charged, int kind,
+                            uint64_t *v)
 {
-    if (l != shim_tl_lane)
+    CUresult r = cell_grow(s, off, bytes, charged);
+    if (r != CUDA_SUCCESS)
+        return r;
+    atomic_fetch_add_explicit(&shim_cell(s, off)->allocs, 1, memory_order_relaxed);
+    *v = bytes << 18 | off | ALLOC_CHARGED | (uint64_t)kind;
+    return CUDA_SUCCESS;
+}
+
+CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v)
+{
+    *v = 0;
+    struct gm_proc_slot *s = shim_hot_slot();
+    if (!s) {
+        int m = shim_mode(); /* first call: start-up; else passthrough or fail-closed */
+        if (m != SHIM_ENFORCE || !(s = g.slot))
+            return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+    }
+    int gd = gd_hint >= 0 ? gd_hint : shim_current_gd();
+    if (gd < 0)
+        return CUDA_SUCCESS;
+    uint64_t off = alloc_cell_bits((unsigned)lane_claim(s), gd);
+    /* With one visible device (the common case in a container) the current
+     * device is always that one: later allocations go the fast way. */
+    if (g.ncu == 1 && gd == atomic_load_explicit(&g.gd_of[0], memory_order_relaxed))
+        shim_tl.fast = (int64_t)off;
+    struct gm_cell *c = shim_cell(s, off);
+    uint64_t charged = atomic_fetch_add(&c->charged, bytes) + bytes;
+    if (charged > atomic_load(&c->cap))
+        return charge_grow(s, off, bytes, charged, kind, v);
+    atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed);
+    *v = bytes << 18 | off | ALLOC_CHARGED | (uint64_t)kind;
+    return CUDA_SUCCESS;
+}
+
+void shim_uncharge(uint64_t v)
+{
+    struct gm_cell *c = shim_cell(g.slot, alloc_cell_off(v));
+    atomic_fetch_sub(&c->charged, alloc_bytes(v));
+    atomic_fetch_sub_explicit(&c->allocs, 1, memory_order_relaxed);
+}
+
+CUresult shim_recharge(uint64_t *v, uint64_t bytes)
+{
+    uint64_t off = alloc_cell_off(*v), old = alloc_bytes(*v);
+    struct gm_cell *c = shim_cell(g.slot, off);
+    if (bytes > old) {
+        uint64_t more = bytes - old;
+        uint64_t charged = atomic_fetch_add(&c->charged, more) + more;
+        if (charged > atomic_load(&c->cap) && cell_grow(g.slot, off, more, charged) != CUDA_SUCCESS)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    } else {
+        atomic_fetch_sub(&c->charged, old - bytes);
+    }
+    *v = bytes << 18 | (*v & ((1u << 18) - 1));
+    return CUDA_SUCCESS;
+}
+
+void shim_cell_trim(uint64_t off)
+{
+    if ((int)alloc_lane(off) != shim_tl.lane || shim_tl.lane == GM_LANE_SHARED || !g.slot)
         return; /* another thread's lane: that thread trims it */
-    uint64_t c = atomic_load(&l->charged[gd]);
-    if (atomic_load(&l->reserved[gd]) > c + shim_tl_slack)
-        atomic_store(&l->reserved[gd], c + shim_tl_slack);
+    struct gm_cell *c = shim_cell(g.slot, off);
+    uint64_t slack = shim_tl.slack, want = atomic_load(&c->charged) + slack;
+    if (atomic_load(&c->reserved) <= want)
+        return;
+    /* The cap comes down first, and only from what we set (a cap cleared by
+     * `gpumem limit` stays cleared). */
+    uint64_t cap = atomic_load(&c->cap);
+    if (cap > want)
+        atomic_compare_exchange_strong(&c->cap, &cap, want);
+    atomic_store(&c->reserved, want);
+    atomic_store(&c->trim_below, want > 2 * slack ? want - 2 * slack : 0);
 }
 
 CUresult shim_reserve(int gd, uint64_t bytes)
 {
-    struct gm_proc_slot *s = g.slot;
-    struct gm_lane *l = &s->lane[GM_LANE_SHARED];
-    uint64_t c = atomic_fetch_add(&l->charged[gd], bytes) + bytes;
-    return shim_lane_grow(s, l, gd, bytes, c);
+    uint64_t off = alloc_cell_bits(GM_LANE_SHARED, gd);
+    struct gm_cell *c = shim_cell(g.slot, off);
+    uint64_t charged = atomic_fetch_add(&c->charged, bytes) + bytes;
+    return cell_grow(g.slot, off, bytes, charged);
 }
 
 void shim_unreserve(int gd, uint64_t bytes)
 {
-    struct gm_lane *l = &g.slot->lane[GM_LANE_SHARED];
-    atomic_fetch_sub(&l->reserved[gd], bytes);
-    atomic_fetch_sub(&l->charged[gd], bytes);
+    atomic_fetch_sub(&g.slot->cell[GM_CELL_INDEX(GM_LANE_SHARED, gd)].charged, bytes);
+}
+
+void shim_count(int gd, int free_)
+{
+    struct gm_cell *c = &g.slot->cell[GM_CELL_INDEX(GM_LANE_SHARED, gd)];
+    atomic_fetch_add_explicit(free_ ? &c->frees : &c->allocs, 1, memory_order_relaxed);
 }

@@ -1,21 +1,30 @@
 /* The accounting hot path, inlined into every allocation hook.
  *
- * Each thread counts on its own lane of its process's slot (group.h) and
- * holds a small reservation there against the group's limit. An allocation
- * that fits in it adds its bytes to the lane's `charged` and compares with
- * the lane's `reserved`: two own cache lines, no other thread's. One that
- * does not fit raises the reservation (shim_lane_grow):
- *   1. store the lane's new reservation (seq_cst);
- *   2. sum every lane's reservation in the group (seq_cst loads);
+ * Each thread counts in its own lane of its process's slot (group.h): one
+ * cell, one cache line, per group device. It holds a small reservation
+ * there against the group's limit. An allocation that fits under the
+ * cell's `cap` adds its bytes to `charged` and compares: one cache line,
+ * no other thread's. One that does not fit raises the reservation
+ * (shim_charge_grow, account.c):
+ *   1. store the cell's new reservation (seq_cst);
+ *   2. sum every cell's reservation in the group (seq_cst loads);
  *   3. over the limit -> take it back (and the bytes) and refuse.
  * Two racing raises cannot both pass when together they exceed the limit:
- * each one's store precedes its loads, so at least one sees the other's.
+ * each one's store precedes its loads, so at least one sees the other.
  * No lock, nothing a killed process can leave held; a killed process's
- * lanes stay until reclaim verifies (pid, start time) that it is gone. */
+ * cells stay until reclaim verifies (pid, start time) that it is gone.
+ *
+ * The thread keeps the byte offset of its cell in thread-local storage
+ * (shim_tl.fast), so the fast path is: the hot slot, that offset, one
+ * atomic add, one compare. The allocation's entry in the live table
+ * records the same offset (gpumem/live_table.h), so a free finds the cell
+ * with one mask. */
 #ifndef GPUMEM_SHIM_ACCOUNT_H
 #define GPUMEM_SHIM_ACCOUNT_H
 
 #include "shim.h"
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* The driver's own rounding (as modelled by the simulated GPU, and close to
  * what NVIDIA's driver reports per process): small allocations are packed at
@@ -28,8 +37,8 @@ static inline uint64_t shim_charge_size(uint64_t bytes)
 }
 
 /* The limit for group device gd. The value is cached per process against
- * the limits file's seqlock counter, so the hot path is two loads and a
- * compare; `gpumem limit` bumps the counter and the next call re-reads. */
+ * the limits file's seqlock counter; `gpumem limit` bumps the counter (and
+ * clears every cell's cap, so the next allocation comes here). */
 uint64_t shim_limit_reload(int gd, uint64_t seq);
 static inline uint64_t shim_limit(int gd)
 {
@@ -39,94 +48,103 @@ static inline uint64_t shim_limit(int gd)
     return shim_limit_reload(gd, seq);
 }
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/* This thread's lane (an owned one, or the shared one when all are taken);
- * NULL until its first charge or release. Initial-exec TLS: one load, no
- * call (the shim is loaded at start-up, never by a later dlopen). A process
- * has one slot for life; a forked child starts again. */
-extern __thread struct gm_lane *shim_tl_lane __attribute__((tls_model("initial-exec")));
-/* The same lane as an entry records it (alloc_with_lane(0, index)). */
-extern __thread uint64_t shim_tl_lane_bits __attribute__((tls_model("initial-exec")));
-struct gm_lane *shim_lane_claim(struct gm_proc_slot *s);
-void shim_lanes_fork_child(void);
-static ALWAYS_INLINE struct gm_lane *shim_lane(struct gm_proc_slot *s)
-{
-    struct gm_lane *l = shim_tl_lane;
-    if (likely(l != NULL))
-        return l;
-    return shim_lane_claim(s);
-}
-static inline unsigned shim_lane_index(const struct gm_proc_slot *s, const struct gm_lane *l)
-{
-    return (unsigned)(l - s->lane);
-}
-
-/* `bytes` more are charged on lane l (already added: `charged` is the
- * lane's new total) and do not fit its reservation, or the limits changed
- * since it was taken. Raises it (or, on the shared lane, adds exactly) and
- * checks the group; on refusal takes the bytes back. */
-CUresult shim_lane_grow(struct gm_proc_slot *s, struct gm_lane *l, int gd, uint64_t bytes, uint64_t charged);
-/* An owned lane holds much more than it uses: give the rest back. */
-void shim_lane_trim(struct gm_lane *l, int gd);
-
-/* A lane reserves this much beyond what it uses, so that its next
- * allocations fit without a look at the group: limit/256, at most 4 MiB
- * (under a 16 MiB limit, 64 KiB). What this thread last took is in
- * shim_tl_slack; a free trims a lane holding more than twice that. */
+/* A thread's accounting state. Initial-exec TLS: one load, no call (the
+ * shim is loaded at start-up, never by a later dlopen). */
+struct shim_thread {
+    /* Byte offset (in gm_proc_slot.cell) of this thread's cell for the
+     * process's only device, or -1: the allocation hooks then take
+     * shim_charge_slow (first use, several devices, not enforcing). */
+    int64_t fast;
+    int32_t lane;   /* this thread's lane, -1 until its first charge */
+    uint32_t pad;
+    /* The slack its lane last reserved beyond its charge: limit/256, at
+     * most SHIM_LANE_SLACK_MAX (under a 16 MiB limit, 64 KiB). */
+    uint64_t slack;
+};
+extern __thread struct shim_thread shim_tl __attribute__((tls_model("initial-exec")));
 #define SHIM_LANE_SLACK_MAX (4ull << 20)
-extern __thread uint64_t shim_tl_slack __attribute__((tls_model("initial-exec")));
+void shim_lanes_fork_child(void);
 
-/* Reserves `bytes` on gd for an allocation of this thread (its entry will
- * record the lane). The slot is passed in so the compiler need not reload
- * it after the atomic (which is a barrier). */
-static ALWAYS_INLINE CUresult shim_reserve_in(struct gm_proc_slot *s, int gd, uint64_t bytes)
+static ALWAYS_INLINE struct gm_cell *shim_cell(struct gm_proc_slot *s, uint64_t off)
 {
-    struct gm_lane *l = shim_lane(s);
-    uint64_t seq = atomic_load_explicit(&g.limits->seq, memory_order_relaxed);
-    uint64_t c = atomic_fetch_add(&l->charged[gd], bytes) + bytes;
-    if (likely(c <= atomic_load_explicit(&l->reserved[gd], memory_order_relaxed) &&
-               seq == atomic_load_explicit(&l->limits_seq, memory_order_relaxed)))
-        return CUDA_SUCCESS;
-    return shim_lane_grow(s, l, gd, bytes, c);
+    return (struct gm_cell *)((char *)s->cell + off);
 }
 
-/* Charges taken back (the driver failed, or a pitch came out smaller) on
- * this thread's lane, where shim_reserve_in put them. */
-static inline void shim_unreserve_own(int gd, uint64_t bytes)
+/* shim_charge without its fast path (account.c): first use, several
+ * devices, a reservation to raise, no group. gd_hint >= 0 names the group
+ * device (else: the current context's). */
+CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v);
+
+/* The fast path of shim_charge: this thread's cell for the process's only
+ * device has room under its cap. Returns 1 with *v set and the allocation
+ * counted, or 0 with nothing changed (a charge that did not fit is taken
+ * back: shim_charge_slow adds it again and raises the reservation). */
+static ALWAYS_INLINE int shim_charge_fast(uint64_t bytes, int kind, uint64_t *v)
 {
-    struct gm_lane *l = shim_lane(g.slot);
-    if (shim_lane_index(g.slot, l) == GM_LANE_SHARED)
-        atomic_fetch_sub(&l->reserved[gd], bytes); /* exact there: reserved first */
-    atomic_fetch_sub(&l->charged[gd], bytes);
+    struct gm_proc_slot *s = shim_hot_slot();
+    int64_t off = shim_tl.fast;
+    if (unlikely(s == NULL || off < 0))
+        return 0;
+    struct gm_cell *c = shim_cell(s, (uint64_t)off);
+    /* Added, then read back: only this thread adds to its cell (the shared
+     * lane's cap is 0), others only subtract, so what it reads includes
+     * its own bytes and is at most what the cell holds. */
+    atomic_fetch_add(&c->charged, bytes);
+    if (unlikely(atomic_load_explicit(&c->charged, memory_order_relaxed) >
+                 atomic_load_explicit(&c->cap, memory_order_relaxed))) {
+        atomic_fetch_sub(&c->charged, bytes);
+        return 0;
+    }
+    atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed);
+    *v = bytes << 18 | (uint64_t)off | ALLOC_CHARGED | (uint64_t)kind;
+    return 1;
+}
+
+/* Charges `bytes` for an allocation of `kind` that this thread is about to
+ * ask the driver for, on the current device. Returns CUDA_SUCCESS with *v
+ * the value for its table entry (0: not charged, pass it through — no
+ * group, or no current context for the driver to complain about), or the
+ * error to give the application (the limit, a group that failed closed). */
+static ALWAYS_INLINE CUresult shim_charge(uint64_t bytes, int kind, uint64_t *v)
+{
+    if (likely(shim_charge_fast(bytes, kind, v)))
+        return CUDA_SUCCESS;
+    return shim_charge_slow(-1, bytes, kind, v);
+}
+
+/* Takes back a charge whose allocation the driver refused (v from
+ * shim_charge; the reservation stays with the lane). */
+void shim_uncharge(uint64_t v);
+
+/* Changes a charged allocation's bytes (a pitch that came out other than
+ * guessed): the new bytes are charged on the same cell. Returns
+ * CUDA_ERROR_OUT_OF_MEMORY, with the old charge kept, when they do not fit. */
+CUresult shim_recharge(uint64_t *v, uint64_t bytes);
+
+/* A free left a cell's charge below its trim_below: its owner gives back
+ * what it no longer needs (another thread's lane is left to that thread). */
+void shim_cell_trim(uint64_t off);
+
+/* A freed allocation's bytes leave the cell that charged them (its entry
+ * says which). */
+static ALWAYS_INLINE void shim_release(struct gm_proc_slot *s, uint64_t v)
+{
+    uint64_t off = alloc_cell_off(v), bytes = alloc_bytes(v);
+    struct gm_cell *c = shim_cell(s, off);
+    atomic_fetch_sub(&c->charged, bytes);
+    atomic_fetch_add_explicit(&c->frees, 1, memory_order_relaxed);
+    /* A hint (read after the subtraction): the trim itself reads afresh. */
+    if (unlikely(atomic_load_explicit(&c->charged, memory_order_relaxed) <
+                 atomic_load_explicit(&c->trim_below, memory_order_relaxed)))
+        shim_cell_trim(off);
 }
 
 /* Charges that may be released by another thread than the one that made
  * them (contexts, memory pools): exact, on the shared lane. */
 CUresult shim_reserve(int gd, uint64_t bytes);
 void shim_unreserve(int gd, uint64_t bytes);
-
-/* After the driver said yes (the allocation hooks count on their lane
- * directly: shim_reserve_in gave them one). */
-static inline void shim_committed(void)
-{
-    atomic_fetch_add_explicit(&shim_lane(g.slot)->allocs, 1, memory_order_relaxed);
-}
-
-/* A freed allocation's bytes leave the lane that charged them (its entry
- * says which). On this thread's own lane a large unused reservation goes
- * back; another thread's lane is trimmed by that thread. */
-static ALWAYS_INLINE void shim_released_in(struct gm_proc_slot *s, uint64_t value)
-{
-    int gd = alloc_gd(value);
-    uint64_t bytes = alloc_bytes(value);
-    struct gm_lane *l = &s->lane[alloc_lane(value)];
-    if (unlikely(alloc_lane(value) == GM_LANE_SHARED))
-        atomic_fetch_sub(&l->reserved[gd], bytes); /* exact there: reserved first */
-    uint64_t c = atomic_fetch_sub(&l->charged[gd], bytes) - bytes;
-    atomic_fetch_add_explicit(&l->frees, 1, memory_order_relaxed);
-    if (unlikely(atomic_load_explicit(&l->reserved[gd], memory_order_relaxed) > c + 2 * shim_tl_slack))
-        shim_lane_trim(l, gd);
-}
+/* Counts an allocation or a free (of a context or a pool allocation) on
+ * the shared lane of gd. */
+void shim_count(int gd, int free_);
 
 #endif

@@ -151,11 +151,10 @@ static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint
         g.ctx_charge[dev] = cost;
     pthread_mutex_unlock(&ctx_lock);
     if (!primary) {
-        struct at_entry old;
-        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, alloc_with_lane(alloc_pack(cost, AK_CTX, gd), GM_LANE_SHARED),
-                  0, &old);
+        uint64_t old;
+        at_insert(&live_allocs, (uint64_t)(uintptr_t)ctx, alloc_pack(cost, AK_CTX, GM_LANE_SHARED, gd), 0, &old);
     }
-    shim_committed();
+    shim_count(gd, 0);
     return r;
 }
 
@@ -201,7 +200,7 @@ EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
     if (r != CUDA_SUCCESS)
         at_put_back(&live_allocs, (uint64_t)(uintptr_t)ctx, v);
     else
-        shim_released_in(g.slot, v);
+        shim_release(g.slot, v);
     return r;
 }
 
@@ -248,8 +247,10 @@ static void primary_drop(CUdevice dev, int all)
     }
     pthread_mutex_unlock(&ctx_lock);
     int gd = atomic_load(&g.gd_of[dev]);
-    if (give && gd >= 0 && g.slot)
+    if (give && gd >= 0 && g.slot) {
         shim_unreserve(gd, give);
+        shim_count(gd, 1);
+    }
 }
 
 /* The four release/reset entry points differ only in the driver function

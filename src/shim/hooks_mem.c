@@ -2,59 +2,38 @@
  * the driver fails, release on free against the allocation's own device. */
 #include "account.h"
 
-/* Decides what happens to one allocation: on return *gd >= 0 means "charged,
- * finish with alloc_done()", *gd < 0 means "pass through uncharged" (no
- * group, or no current context for the driver to complain about). A non-zero
- * return is the error to give the application. */
-static ALWAYS_INLINE CUresult alloc_begin(int gd_hint, uint64_t bytes, int *gd)
-{
-    struct gm_proc_slot *s = shim_hot_slot();
-    *gd = -1;
-    if (unlikely(!s)) {
-        int m = shim_mode(); /* first call: start-up; else passthrough or fail-closed */
-        if (m != SHIM_ENFORCE || !(s = g.slot))
-            return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
-    }
-    int d = gd_hint >= 0 ? gd_hint : shim_current_gd();
-    if (unlikely(d < 0))
-        return CUDA_SUCCESS;
-    CUresult r = shim_reserve_in(s, d, bytes);
-    if (likely(r == CUDA_SUCCESS))
-        *gd = d;
-    return r;
-}
-
 /* The rare outcomes of recording an allocation (alloc_table.h at_insert). */
-static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, const struct at_entry *old, uint64_t bytes)
+static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, uint64_t old)
 {
-    if (rc < 0) {
-        shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit", (unsigned long long)bytes);
+    if (rc < 0) { /* old: the value that found no room */
+        shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit",
+                 (unsigned long long)alloc_bytes(old));
         return;
     }
     /* The driver handed out an address the shim still had as live: its free
      * went by another way (a destroyed context), so its bytes go back now
      * (a pool allocation's bytes are its pool's, settled by pool ops). */
-    if (alloc_kind(old->value) != AK_ASYNC)
-        shim_released_in(g.slot, old->value);
+    if (alloc_kind(old) != AK_ASYNC)
+        shim_release(g.slot, old);
 }
 
-static ALWAYS_INLINE CUresult alloc_done(CUresult r, int gd, uint64_t key, uint64_t bytes, int kind)
+static void __attribute__((noinline, cold)) alloc_failed(uint64_t v) { shim_uncharge(v); }
+
+/* After the driver call: an allocation charged as v (0: not charged) is
+ * recorded under its key with its call site (the hook's return address),
+ * or its charge taken back if the driver failed. */
+static ALWAYS_INLINE CUresult alloc_done(CUresult r, uint64_t key, uint64_t v, void *site)
 {
-    if (gd < 0)
+    if (v == 0)
         return r;
     if (unlikely(r != CUDA_SUCCESS)) {
-        shim_unreserve_own(gd, bytes);
+        alloc_failed(v);
         return r;
     }
-    /* Inlined into the hook, so the return address is the application's
-     * call site; recorded only while tracing (GPUMEM_TRACE). */
-    uint64_t site = unlikely(shim_tracing) ? (uint64_t)(uintptr_t)__builtin_return_address(0) : 0;
-    /* shim_reserve_in() gave this thread its lane. */
-    struct at_entry old;
-    int rc = at_insert(&live_allocs, key, alloc_pack(bytes, kind, gd) | shim_tl_lane_bits, site, &old);
+    uint64_t old;
+    int rc = at_insert(&live_allocs, key, v, (uint64_t)(uintptr_t)site, &old);
     if (unlikely(rc != 0))
-        alloc_record_trouble(rc, &old, bytes);
-    atomic_fetch_add_explicit(&shim_tl_lane->allocs, 1, memory_order_relaxed);
+        alloc_record_trouble(rc, old);
     return r;
 }
 
@@ -77,7 +56,7 @@ static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t 
         if (unlikely(r_ != CUDA_SUCCESS))                            \
             free_refused((key), v_);                                 \
         else                                                         \
-            shim_released_in(s_, v_);                                \
+            shim_release(s_, v_);                                    \
         return r_;                                                   \
     } while (0)
 
@@ -96,15 +75,25 @@ typedef PFN_cuMipmappedArrayDestroy_v5000 PFN_cuMipmappedArrayDestroy;
 
 #define EXPORT __attribute__((visibility("default")))
 
-EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+/* cuMemAlloc_v2 when its fast path does not apply (out of line, so that
+ * the hook itself holds nothing but the fast path: see at_yield). */
+static CUresult __attribute__((noinline)) mem_alloc_slow(CUdeviceptr *dptr, size_t bytesize, void *site)
 {
-    int gd;
-    uint64_t bytes = shim_charge_size(bytesize);
-    CUresult r = alloc_begin(-1, bytes, &gd);
+    uint64_t v;
+    CUresult r = shim_charge_slow(-1, shim_charge_size(bytesize), AK_MEM, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuMemAlloc_v2)(dptr, bytesize);
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_MEM);
+    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, site);
+}
+
+EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    uint64_t v;
+    if (unlikely(!shim_charge_fast(shim_charge_size(bytesize), AK_MEM, &v)))
+        return mem_alloc_slow(dptr, bytesize, __builtin_return_address(0));
+    CUresult r = REAL(cuMemAlloc_v2)(dptr, bytesize);
+    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { FREE_THROUGH(REAL(cuMemFree_v2)(dptr), dptr); }
@@ -114,55 +103,46 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { FREE_THROUGH(REAL(cuMemFree_v2)
 EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
                                    unsigned int ElementSizeBytes)
 {
-    int gd;
+    uint64_t v;
     uint64_t guess = shim_charge_size((uint64_t)((WidthInBytes + 511) & ~(size_t)511) * Height);
-    CUresult r = alloc_begin(-1, guess, &gd);
+    CUresult r = shim_charge(guess, AK_PITCH, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuMemAllocPitch_v2)(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-    if (gd >= 0 && r == CUDA_SUCCESS) {
-        uint64_t actual = shim_charge_size((uint64_t)*pPitch * Height);
-        if (actual > guess) {
-            CUresult more = shim_reserve_in(g.slot, gd, actual - guess);
-            if (more != CUDA_SUCCESS) {
-                REAL(cuMemFree_v2)(*dptr);
-                shim_unreserve_own(gd, guess);
-                return more;
-            }
-        } else if (actual < guess) {
-            shim_unreserve_own(gd, guess - actual);
-        }
-        guess = actual;
+    if (v && r == CUDA_SUCCESS && shim_recharge(&v, shim_charge_size((uint64_t)*pPitch * Height)) != CUDA_SUCCESS) {
+        REAL(cuMemFree_v2)(*dptr);
+        shim_uncharge(v);
+        return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, guess, AK_PITCH);
+    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    int gd;
-    uint64_t bytes = shim_charge_size(bytesize);
-    CUresult r = alloc_begin(-1, bytes, &gd);
+    uint64_t v;
+    CUresult r = shim_charge(shim_charge_size(bytesize), AK_MANAGED, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuMemAllocManaged)(dptr, bytesize, flags);
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? *dptr : 0, bytes, AK_MANAGED);
+    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
 }
 
 /* VMM: the physical handle is the device memory; cuMemMap only maps it. */
 EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
                             unsigned long long flags)
 {
-    int gd = -1, hint = -1;
+    int hint = -1;
     if (shim_mode() == SHIM_ENFORCE && prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
         hint = shim_gd_for_cudevice(prop->location.id);
         if (hint < 0) /* not a device we can name: let the driver judge it */
             return REAL(cuMemCreate)(handle, size, prop, flags);
     }
-    CUresult r = alloc_begin(hint, size, &gd);
+    uint64_t v;
+    CUresult r = hint >= 0 ? shim_charge_slow(hint, size, AK_VMM, &v) : shim_charge(size, AK_VMM, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuMemCreate)(handle, size, prop, flags);
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? *handle : 0, size, AK_VMM);
+    return alloc_done(r, r == CUDA_SUCCESS ? *handle : 0, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
@@ -188,26 +168,24 @@ EXPORT CUresult cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *
 {
     if (!desc)
         return REAL(cuArrayCreate_v2)(pHandle, desc);
-    int gd;
-    uint64_t bytes = array_bytes(desc->Width, desc->Height, 1, desc->Format, desc->NumChannels);
-    CUresult r = alloc_begin(-1, bytes, &gd);
+    uint64_t v;
+    CUresult r = shim_charge(array_bytes(desc->Width, desc->Height, 1, desc->Format, desc->NumChannels), AK_ARRAY, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuArrayCreate_v2)(pHandle, desc);
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, bytes, AK_ARRAY);
+    return alloc_done(r, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc)
 {
     if (!desc)
         return REAL(cuArray3DCreate_v2)(pHandle, desc);
-    int gd;
-    uint64_t bytes = array_bytes(desc->Width, desc->Height, desc->Depth, desc->Format, desc->NumChannels);
-    CUresult r = alloc_begin(-1, bytes, &gd);
+    uint64_t v;
+    CUresult r = shim_charge(array_bytes(desc->Width, desc->Height, desc->Depth, desc->Format, desc->NumChannels), AK_ARRAY, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuArray3DCreate_v2)(pHandle, desc);
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, bytes, AK_ARRAY);
+    return alloc_done(r, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuArrayDestroy(CUarray hArray)
@@ -228,12 +206,12 @@ EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARR
         h = h > 1 ? h / 2 : h;
         d = d > 1 ? d / 2 : d;
     }
-    int gd;
-    CUresult r = alloc_begin(-1, bytes, &gd);
+    uint64_t v;
+    CUresult r = shim_charge(bytes, AK_MIPMAP, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuMipmappedArrayCreate)(pHandle, desc, levels);
-    return alloc_done(r, gd, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, bytes, AK_MIPMAP);
+    return alloc_done(r, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray h)

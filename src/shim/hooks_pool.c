@@ -135,10 +135,11 @@ static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool
             fr(*dptr, stream);
             res = CUDA_ERROR_OUT_OF_MEMORY;
         } else {
-            struct at_entry old;
-            at_insert(&live_allocs, *dptr, alloc_pack_pool(shim_charge_size(bytesize), AK_ASYNC, gd, (unsigned)(r - pools)),
-                      shim_tracing ? (uint64_t)(uintptr_t)site : 0, &old);
-            shim_committed();
+            uint64_t old;
+            at_insert(&live_allocs, *dptr,
+                      alloc_pack_pool(shim_charge_size(bytesize), AK_ASYNC, GM_LANE_SHARED, gd, (unsigned)(r - pools)),
+                      (uint64_t)(uintptr_t)site, &old);
+            shim_count(gd, 0);
         }
     }
     pthread_mutex_unlock(&pool_lock);
@@ -186,7 +187,7 @@ static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_
         at_put_back(&live_allocs, dptr, v);
         return r;
     }
-    atomic_fetch_add_explicit(&shim_lane(s)->frees, 1, memory_order_relaxed);
+    shim_count(alloc_gd(v), 1);
     pthread_mutex_lock(&pool_lock);
     struct pool_rec *rec = &pools[alloc_pool(v) % MAX_POOLS];
     if (rec->pool)

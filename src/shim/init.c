@@ -94,7 +94,7 @@ static void claim_slot(void)
     /* Published for gpumem inspect and the daemon (gpumem/live_table.h). */
     s->table_addr = (uint64_t)(uintptr_t)&live_allocs;
     s->table_layout = GM_LIVE_TABLE_LAYOUT;
-    s->tracing = (uint32_t)shim_tracing;
+    s->tracing = 1; /* every entry carries its call site */
     gm_ticks_anchor();
     g.slot = s;
 }
@@ -220,6 +220,9 @@ __attribute__((destructor)) static void shim_destructor(void)
 {
     if (atomic_load(&g.mode) == SHIM_ENFORCE && g.slot && atomic_load(&g.slot->pid) == getpid()) {
         shim_leak_report();
+        /* Threads still running (exit does not stop them) pass through from
+         * here on: the slot may soon be another process's. */
+        atomic_store(&g.mode, SHIM_PASSTHROUGH);
         atomic_store(&g.hot, NULL);
         gm_slot_release(g.usage, g.slot);
     }

@@ -1,10 +1,9 @@
-/* Opt-in allocation tracing: GPUMEM_TRACE=1 records from where (the return
- * address of the hooked call) every device allocation was made, in its
- * entry of the live table (every entry carries its birth stamp anyway);
- * GPUMEM_LEAK_REPORT=1 (or =PATH) prints, when the process exits, every
- * allocation it never freed, like LeakSanitizer: size, API, GPU, age and
- * call site (library and function, from dladdr). With both unset the hot
- * path pays one predictable branch on `shim_tracing`. */
+/* The leak report: GPUMEM_LEAK_REPORT=1 (or =PATH) prints, when the process
+ * exits, every allocation it never freed, like LeakSanitizer: size, API,
+ * GPU, age and call site (library and function, from dladdr). Every entry
+ * of the live table carries its birth stamp and call site (the hooked
+ * call's return address: one load, cheaper than a branch on whether to
+ * record it), so there is nothing to switch on beforehand. */
 #include "account.h"
 #include "gpumem/live_peek.h"
 #include "gpumem/procinfo.h"
@@ -18,15 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-int shim_tracing;
 static int report_fd = -1;
 
 void shim_trace_init(void)
 {
-    const char *t = shim_getenv("GPUMEM_TRACE"), *r = shim_getenv("GPUMEM_LEAK_REPORT");
-    int report = r && *r && strcmp(r, "0") != 0;
-    shim_tracing = (t && strcmp(t, "1") == 0) || report;
-    if (!report)
+    const char *r = shim_getenv("GPUMEM_LEAK_REPORT");
+    if (!r || !*r || strcmp(r, "0") == 0)
         return;
     if (strcmp(r, "1") == 0)
         report_fd = 2;
@@ -78,7 +74,7 @@ static void one_leak(const struct at_entry *e, void *ctx)
         else
             snprintf(where, sizeof where, "%s+0x%lx", lib, (unsigned long)(site - (uintptr_t)info.dli_fbase));
     } else {
-        snprintf(where, sizeof where, "%s", site ? "?" : "(not traced)");
+        snprintf(where, sizeof where, "%s", site ? "?" : "(unknown)");
     }
     put("  %12s  %-22s %s  age %.3f s  0x%llx  at %s\n", size, gm_alloc_kind_name(kind), g.usage->dev[alloc_gd(value)].uuid,
         gm_ticks_age_s(e->born), (unsigned long long)key, where);

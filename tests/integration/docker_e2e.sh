@@ -10,7 +10,7 @@ docker_engine docker_e2e e2e
 out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init info alloc 600M expect 0 alloc 600M expect 2 2>&1)
 [ $? = 0 ] && expect_in limit_enforced_inside "total=1073741824" "$out" || fail limit_enforced_inside "$out"
 
-cid=$(docker run -d --name "$P-hold" "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 -e GPUMEM_TRACE=1 "$IMG" alloc_client init alloc 600M expect 0 hold)
+cid=$(docker run -d --name "$P-hold" "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=1024 "$IMG" alloc_client init alloc 600M expect 0 hold)
 short=${cid:0:12}
 for i in $(seq 100); do docker logs "$P-hold" 2>&1 | grep -q holding && break; sleep 0.1; done
 [ -e "$GPUMEM_STATE_DIR/$short/limits" ] && ok group_created_for_container || fail group_created_for_container "no $GPUMEM_STATE_DIR/$short"

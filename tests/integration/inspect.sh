@@ -1,6 +1,6 @@
 # gpumem inspect: the live allocations of real shimmed processes, read out of
 # their memory while they hold them: by API and size class, oldest and
-# largest first, call sites with GPUMEM_TRACE=1, one process by host pid.
+# largest first, call sites, one process by host pid.
 . tests/integration/lib.sh
 
 # hold_in NAME TAG CLIENT-ARGS...: a group member that allocates, then holds;
@@ -44,15 +44,16 @@ j=$("$GPUMEM" inspect --format json ia 2>"$T/err")
 # Births 0.3 s apart: the first is older than the third by at least 0.5 s.
 [ "$(py "int(d['processes'][0]['oldest'][0]['age_s'] - d['processes'][0]['oldest'][2]['age_s'] >= 0.5)" <<<"$j")" = 1 ] &&
     ok inspect_ages_follow_births || fail inspect_ages_follow_births "$j"
-[ "$(py "(d['processes'][0]['traced'], d['processes'][0]['sites'], d['processes'][0]['oldest'][0]['site'])" <<<"$j")" = \
-    "(False, [], None)" ] && ok inspect_untraced_has_no_sites || fail inspect_untraced_has_no_sites "$j"
+# Call sites are always recorded (the hook's return address: one load).
+[ "$(py "(d['processes'][0]['traced'], len(d['processes'][0]['sites']) > 0, d['processes'][0]['oldest'][0]['site'].split('+')[0])" <<<"$j" 2>&1)" = \
+    "(True, True, 'alloc_client(main')" ] && ok inspect_sites_always_recorded || fail inspect_sites_always_recorded "$j"
 out=$("$GPUMEM" inspect ia 2>&1)
 expect_in inspect_table_header "group ia: 4 live allocations, 26.00 MiB" "$out"
-expect_in inspect_table_says_how_to_trace "not recorded (start the group's processes with GPUMEM_TRACE=1)" "$out"
+expect_in inspect_table_lists_sites "call sites " "$out"
 
-# Traced, and a second process in the same group: the group lists both,
-# a pid lists one; call sites name the function that allocated.
-GPUMEM_TRACE=1 hold_in ib b init alloc 32M managed 4M
+# A second process in the same group: the group lists both, a pid lists
+# one; call sites name the function that allocated.
+hold_in ib b init alloc 32M managed 4M
 pb=$pid
 join_in ib c init alloc 1M
 pc=$pid

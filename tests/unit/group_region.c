@@ -108,7 +108,7 @@ TEST(slots_of_dead_processes_are_reclaimed)
     if (child == 0) {
         struct gm_proc_slot *s = gm_slot_claim(u, getpid(), gm_proc_start_time(getpid()), "child");
         atomic_store(&s->lanes_hw, 1); /* as the shim does before a lane's first add */
-        atomic_fetch_add(&s->lane[0].charged[d], 123 << 20);
+        atomic_fetch_add(&s->cell[GM_CELL_INDEX(0, d)].charged, 123 << 20);
         pause(); /* killed while holding bytes */
         _exit(0);
     }

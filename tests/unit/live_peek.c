@@ -38,16 +38,17 @@ TEST(empty_table_reads_as_nothing)
 TEST(entries_are_unpacked_and_invalid_ones_skipped)
 {
     static struct at_table t;
-    static struct at_entry e[8];
+    static struct at_entry e[10]; /* at_slots(7): 8 home slots, 2 past them */
     blank(&t);
     memset(e, 0, sizeof e);
     t.s[5].e = e;
     t.s[5].mask = 7;
-    e[1] = (struct at_entry){0x7f0000001000, alloc_with_lane(alloc_pack(4096, AK_MEM, 2), 1), 111, 0x401234};
-    e[2] = (struct at_entry){0x7f0000002000, alloc_pack_pool(1 << 20, AK_ASYNC, 0, 3), 222, 0};
-    e[3] = (struct at_entry){0x7f0000003000, alloc_pack(64, 15, 0), 333, 0};      /* no such kind: torn */
-    e[4] = (struct at_entry){0x7f0000004000, alloc_pack(64, AK_NKINDS, 0), 444, 0}; /* one past the kinds */
-    e[5] = (struct at_entry){0, alloc_pack(64, AK_MEM, 0), 555, 0};               /* empty slot */
+    e[1] = (struct at_entry){0x7f0000001000, alloc_pack(4096, AK_MEM, 1, 2), 111, 0x401234};
+    e[3] = (struct at_entry){0x7f0000003000, alloc_pack(64, 15, 0, 0), 333, 0};      /* no such kind: torn */
+    e[4] = (struct at_entry){0x7f0000004000, alloc_pack(64, AK_NKINDS, 0, 0), 444, 0}; /* one past the kinds */
+    e[5] = (struct at_entry){0, alloc_pack(64, AK_MEM, 0, 0), 555, 0};               /* empty slot */
+    e[6] = (struct at_entry){0x7f0000006000, 64 << 18, 666, 0};                     /* not a charged value */
+    e[9] = (struct at_entry){0x7f0000002000, alloc_pack_pool(1 << 20, AK_ASYNC, 3, 0, 3), 222, 0};
     struct gm_live_alloc *a;
     size_t n;
     CHECK_EQ_INT(peek_self(&t, GM_LIVE_TABLE_LAYOUT, &a, &n), 0);
