@@ -13,12 +13,78 @@
 #include "gpumem/size.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Allocations die with their context: cuCtxDestroy, and the last release
+ * or a reset of a primary context, free everything made in it, and no
+ * free of those reaches the shim. Before such a call the shim finds its
+ * live device pointers made in that context (the driver can be asked about
+ * a pointer only while it is valid: CU_POINTER_ATTRIBUTE_CONTEXT); after
+ * the call succeeds they leave the table and their bytes go back. Not a
+ * hot path: a context ends rarely, and this costs one driver query per
+ * live pointer. (Arrays and VMM handles are not pointers the driver can be
+ * asked about; an array whose context is gone stays charged until its
+ * address is handed out again or the process exits.) */
+struct sweep {
+    uint64_t *keys;
+    size_t n, cap;
+};
+
+static void sweep_add(const struct at_entry *e, void *arg)
+{
+    struct sweep *sw = arg;
+    int k = alloc_kind(e->value);
+    if (k != AK_MEM && k != AK_PITCH && k != AK_MANAGED)
+        return; /* (pool allocations: their pool settles its own charge) */
+    if (sw->n == sw->cap) {
+        size_t nc = sw->cap ? sw->cap * 2 : 256;
+        uint64_t *nk = realloc(sw->keys, nc * sizeof *nk);
+        if (!nk)
+            return; /* what is not swept stays charged: an over-count */
+        sw->keys = nk;
+        sw->cap = nc;
+    }
+    sw->keys[sw->n++] = e->key;
+}
+
+/* The live pointers of context ctx (keys copied under the table's locks,
+ * then asked about with none held: no lock across a driver call). */
+static void sweep_collect(CUcontext ctx, struct sweep *sw)
+{
+    memset(sw, 0, sizeof *sw);
+    if (!ctx || !shim_hot_slot() || !real.cuPointerGetAttribute)
+        return;
+    at_foreach(&live_allocs, sweep_add, sw);
+    size_t keep = 0;
+    for (size_t i = 0; i < sw->n; i++) {
+        CUcontext owner = NULL;
+        if (real.cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_CONTEXT, sw->keys[i]) == CUDA_SUCCESS &&
+            owner == ctx)
+            sw->keys[keep++] = sw->keys[i];
+    }
+    sw->n = keep;
+}
+
+/* The context is gone (done = 1): its allocations leave the table and give
+ * their bytes back. */
+static void sweep_finish(struct sweep *sw, int done)
+{
+    struct gm_proc_slot *s = shim_hot_slot();
+    for (size_t i = 0; done && s && i < sw->n; i++) {
+        uint64_t v;
+        if (at_remove(&live_allocs, sw->keys[i], &v))
+            shim_release(s, v);
+    }
+    if (done && sw->n)
+        shim_log(LOG_DEBUG, "context gone: %zu allocations released", sw->n);
+    free(sw->keys);
+}
 
 /* What this process holds on `gd` according to NVML, or -1 if unknown. */
 static int64_t nvml_self_used(int gd)
@@ -196,7 +262,10 @@ EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
     uint64_t v;
     if (!shim_hot_slot() || !at_remove(&live_allocs, (uint64_t)(uintptr_t)ctx, &v))
         return ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+    struct sweep sw;
+    sweep_collect(ctx, &sw);
     CUresult r = ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+    sweep_finish(&sw, r == CUDA_SUCCESS);
     if (r != CUDA_SUCCESS)
         at_put_back(&live_allocs, (uint64_t)(uintptr_t)ctx, v);
     else
@@ -220,6 +289,8 @@ EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
             return r;
     }
     CUresult r = ((PFN_cuDevicePrimaryCtxRetain_v7000)real.cuDevicePrimaryCtxRetain)(pctx, dev);
+    if (r == CUDA_SUCCESS && dev >= 0 && dev < GM_MAX_CU_DEVICES)
+        g.primary_ctx[dev] = *pctx;
     if (live) {
         if (r == CUDA_SUCCESS && atomic_load(&g.mode) == SHIM_ENFORCE) {
             pthread_mutex_lock(&ctx_lock);
@@ -253,12 +324,27 @@ static void primary_drop(CUdevice dev, int all)
     }
 }
 
+/* The primary context of dev when this release (or reset: all) ends it,
+ * else NULL. */
+static CUcontext primary_ending(CUdevice dev, int all)
+{
+    if (atomic_load(&g.mode) != SHIM_ENFORCE || dev < 0 || dev >= GM_MAX_CU_DEVICES)
+        return NULL;
+    pthread_mutex_lock(&ctx_lock);
+    int ends = g.primary_retained[dev] > 0 && (all || g.primary_retained[dev] == 1);
+    pthread_mutex_unlock(&ctx_lock);
+    return ends ? g.primary_ctx[dev] : NULL;
+}
+
 /* The four release/reset entry points differ only in the driver function
  * they call and whether they drop one retain or all. */
 #define PRIMARY_DROP(sym, all)                                                             \
     EXPORT CUresult sym(CUdevice dev)                                                      \
     {                                                                                      \
+        struct sweep sw;                                                                   \
+        sweep_collect(primary_ending(dev, all), &sw);                                      \
         CUresult r = ((PFN_cuDevicePrimaryCtxRelease_v11000)real.sym)(dev);                \
+        sweep_finish(&sw, r == CUDA_SUCCESS);                                              \
         if (r == CUDA_SUCCESS)                                                             \
             primary_drop(dev, all);                                                        \
         return r;                                                                          \

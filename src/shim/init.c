@@ -202,6 +202,7 @@ static void fork_child(void)
     g.slot = NULL;
     shim_lanes_fork_child();
     memset(g.primary_retained, 0, sizeof g.primary_retained);
+    memset(g.primary_ctx, 0, sizeof g.primary_ctx);
     shim_pools_fork_child();
     memset(g.ctx_charge, 0, sizeof g.ctx_charge);
     in_init = 0;

@@ -72,6 +72,7 @@ struct shim {
     /* Limit per group device, cached with the limits seq it was read at. */
     struct { _Atomic uint64_t seq, value; } lim[GM_MAX_DEVICES];
     int primary_retained[GM_MAX_CU_DEVICES];
+    CUcontext primary_ctx[GM_MAX_CU_DEVICES];  /* as the last retain returned it */
     uint64_t ctx_charge[GM_MAX_CU_DEVICES]; /* overhead charged for this device's contexts */
 };
 extern struct shim g SHIM_HIDDEN;

@@ -20,6 +20,10 @@ check cuArrayCreate            array 16384 12800 expect 0 array 16384 3200 expec
 check cuArray3DCreate          array3d 1024 1024 200 expect 0 array3d 1024 1024 50 expect 2 free 0 expect 0 array3d 1024 1024 50 expect 0
 check cuMipmappedArrayCreate   mipmap 16384 12800 1 expect 0 mipmap 16384 3200 1 expect 2 free 0 expect 0 mipmap 16384 3200 1 expect 0
 check second_context_is_charged alloc 800M expect 0 ctx expect 2 free 0 expect 0 ctx expect 0
+# A context's allocations die with it: destroying it, or resetting the
+# primary context, gives their bytes back (and nothing more).
+check destroyed_context_gives_back ctx expect 0 alloc 700M expect 0 ctxdestroy expect 0 alloc 700M expect 0 alloc 200M expect 2
+check primary_reset_gives_back  alloc 800M expect 0 reset expect 0 init alloc 800M expect 0 alloc 200M expect 2
 check mixed_apis_share_one_limit alloc 300M expect 0 vmm 300M expect 0 async 200M expect 0 array 16384 3200 expect 2 free 1 expect 0 array 16384 3200 expect 0
 check exactly_at_the_limit     alloc 896M expect 0 alloc 1K expect 2
 # The same through dlsym of each name (Triton, older cudart).

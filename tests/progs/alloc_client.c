@@ -8,6 +8,8 @@
  *   init                 cuInit + primary context of device 0, made current
  *   device N             primary context of device N, made current
  *   ctx                  cuCtxCreate on the current device (a second context)
+ *   ctxdestroy           cuCtxDestroy of the context the last `ctx` made
+ *   reset                cuDevicePrimaryCtxReset of the current device
  *   alloc SIZE           cuMemAlloc            managed SIZE  cuMemAllocManaged
  *   pitch W H            cuMemAllocPitch       async SIZE    cuMemAllocAsync
  *   pool SIZE            cuMemAllocFromPoolAsync on the device's default pool
@@ -51,6 +53,8 @@ static struct {
     PFN_cuDevicePrimaryCtxRetain ctx_retain;
     PFN_cuCtxSetCurrent ctx_set;
     PFN_cuCtxCreate_v3020 ctx_create;
+    PFN_cuCtxDestroy_v4000 ctx_destroy;
+    PFN_cuDevicePrimaryCtxReset_v11000 ctx_reset;
     PFN_cuMemAlloc_v3020 alloc;
     PFN_cuMemAllocPitch_v3020 pitch;
     PFN_cuMemAllocManaged_v6000 managed;
@@ -105,6 +109,7 @@ enum kind { K_MEM, K_ASYNC, K_VMM, K_ARRAY, K_MIPMAP };
 static struct { enum kind kind; uint64_t h; int live; } allocs[100000];
 static int nallocs;
 static CUdevice cur_dev;
+static CUcontext made_ctx; /* by the last `ctx` */
 static pid_t child;
 
 static CUresult free_one(int i)
@@ -175,6 +180,8 @@ int main(int argc, char **argv)
     L(ctx_retain, "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain", 7000);
     L(ctx_set, "cuCtxSetCurrent", "cuCtxSetCurrent", 4000);
     L(ctx_create, "cuCtxCreate", "cuCtxCreate_v2", 3020);
+    L(ctx_destroy, "cuCtxDestroy", "cuCtxDestroy_v2", 4000);
+    L(ctx_reset, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset_v2", 11000);
     L(alloc, "cuMemAlloc", "cuMemAlloc_v2", 3020);
     L(pitch, "cuMemAllocPitch", "cuMemAllocPitch_v2", 3020);
     L(managed, "cuMemAllocManaged", "cuMemAllocManaged", 6000);
@@ -209,8 +216,11 @@ int main(int argc, char **argv)
         } else if (!strcmp(op, "device")) {
             last = use_device(atoi(x)); a++;
         } else if (!strcmp(op, "ctx")) {
-            CUcontext c;
-            last = cu.ctx_create(&c, 0, cur_dev);
+            last = cu.ctx_create(&made_ctx, 0, cur_dev);
+        } else if (!strcmp(op, "ctxdestroy")) {
+            last = cu.ctx_destroy(made_ctx);
+        } else if (!strcmp(op, "reset")) {
+            last = cu.ctx_reset(cur_dev);
         } else if (!strcmp(op, "alloc")) {
             CUdeviceptr p = 0;
             last = cu.alloc(&p, size_arg(x)); a++;
