@@ -92,15 +92,22 @@ struct gm_usage_dev {
  * lanes, contexts, memory pools): exact and any thread's. Its `reserved`
  * and `cap` stay 0; what it holds against the limit is its `charged`.
  *
- * The limit holds over the sum of max(charged, reserved) of every cell of
- * every slot: whoever raises a charge or reservation adds first and sums
+ * A free from another thread that leaves a cell holding much more than it
+ * uses sets its cap to GM_CAP_GIVEN_BACK: the cell has no fast path then,
+ * and the sum counts only its `charged`, so the bytes go back to the group
+ * at once; its thread takes a new reservation at its next allocation.
+ *
+ * The limit holds over the sum, over every cell of every slot, of
+ * max(charged, reserved) (only `charged` for a cell whose reservation was
+ * given back): whoever raises a charge or reservation adds first and sums
  * after, so of two racing raises at least one sees the other. Usage is the
  * sum of `charged`. */
+#define GM_CAP_GIVEN_BACK 1
 #define GM_LANES            4
 #define GM_LANE_SHARED      (GM_LANES - 1)
 struct gm_cell {
     _Atomic uint64_t charged;           /* bytes of live allocations made here */
-    _Atomic uint64_t cap;               /* charged up to this fits the reservation; 0: look at the group */
+    _Atomic uint64_t cap;               /* charged up to this fits the reservation; 0 (or 1): look at the group */
     _Atomic uint64_t reserved;          /* bytes held against the limit (owned lanes) */
     _Atomic uint64_t trim_below;        /* a free leaving charged below this gives reservation back */
     _Atomic uint64_t allocs, frees;
@@ -234,9 +241,12 @@ static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)
 }
 
 /* What the limit is checked against on group device `d`: every cell's
- * max(charged, reserved) (the shared lane always, owned lanes below
- * lanes_hw). A charge above the reservation is an allocation on its way to
- * a raise or a refusal: counting it can only refuse, never admit. */
+ * max(charged, reserved), or its charge alone where its reservation was
+ * given back (the shared lane always, owned lanes below lanes_hw). A
+ * charge above the reservation is an allocation on its way to a raise or a
+ * refusal: counting it can only refuse, never admit. The cap is read
+ * before the charge: a thread that passed its fast path under the old cap
+ * had added its bytes before (account.h), so they are counted. */
 static inline uint64_t gm_usage_reserved(const struct gm_usage *u, int d)
 {
     uint64_t sum = 0;
@@ -248,8 +258,9 @@ static inline uint64_t gm_usage_reserved(const struct gm_usage *u, int d)
             if (l >= lanes && l != GM_LANE_SHARED)
                 continue;
             const struct gm_cell *c = &s->cell[GM_CELL_INDEX(l, d)];
+            uint64_t cap = atomic_load(&c->cap);
             uint64_t ch = atomic_load(&c->charged), r = atomic_load(&c->reserved);
-            sum += ch > r ? ch : r;
+            sum += ch > r || cap == GM_CAP_GIVEN_BACK ? ch : r;
         }
     }
     return sum;

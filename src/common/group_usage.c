@@ -148,8 +148,13 @@ void gm_usage_clear_caps(struct gm_usage *u)
     uint32_t hw = atomic_load(&u->slots_hw);
     for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++)
         for (int c = 0; c < GM_LANES * GM_MAX_DEVICES; c++)
-            if (atomic_load_explicit(&u->slot[i].cell[c].cap, memory_order_relaxed))
-                atomic_store(&u->slot[i].cell[c].cap, 0);
+        {
+            /* A cap of GM_CAP_GIVEN_BACK already sends its thread to the
+             * group (and keeps its reservation out of the sum). */
+            uint64_t cap = atomic_load(&u->slot[i].cell[c].cap);
+            while (cap > GM_CAP_GIVEN_BACK && !atomic_compare_exchange_weak(&u->slot[i].cell[c].cap, &cap, 0))
+                ;
+        }
 }
 
 static void reclaim_locked(struct gm_usage *u, int *count);

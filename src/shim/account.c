@@ -128,7 +128,7 @@ static int try_reserve(struct gm_cell *c, int gd, uint64_t want, uint64_t limit)
 static void cell_publish(struct gm_cell *c, uint64_t reserved, uint64_t slack, uint64_t seq)
 {
     atomic_store(&c->trim_below, reserved > 2 * slack ? reserved - 2 * slack : 0);
-    atomic_store(&c->cap, reserved);
+    atomic_store(&c->cap, reserved > GM_CAP_GIVEN_BACK ? reserved : 0);
     if (atomic_load(&g.limits->seq) != seq)
         atomic_store(&c->cap, 0);
 }
@@ -237,17 +237,30 @@ CUresult shim_recharge(uint64_t *v, uint64_t bytes)
 
 void shim_cell_trim(uint64_t off)
 {
-    if ((int)alloc_lane(off) != shim_tl.lane || shim_tl.lane == GM_LANE_SHARED || !g.slot)
-        return; /* another thread's lane: that thread trims it */
-    struct gm_cell *c = shim_cell(g.slot, off);
+    struct gm_proc_slot *s = g.slot;
+    if (!s)
+        return;
+    struct gm_cell *c = shim_cell(s, off);
+    uint64_t cap = atomic_load(&c->cap);
+    if ((int)alloc_lane(off) != shim_tl.lane || shim_tl.lane == GM_LANE_SHARED) {
+        /* Another thread's cell. Only its thread lowers its reservation
+         * (its fast path trusts the cap it read), but the reservation stops
+         * counting at once: with the cap at GM_CAP_GIVEN_BACK the cell has
+         * no fast path and the group's sum counts its charge alone. A
+         * thread that passed its fast path under the old cap had added its
+         * bytes before reading the cap, and the sum reads the charge after
+         * the cap, so they are counted (group.h gm_usage_reserved). */
+        if (cap > GM_CAP_GIVEN_BACK)
+            atomic_compare_exchange_strong(&c->cap, &cap, GM_CAP_GIVEN_BACK);
+        return;
+    }
     uint64_t slack = shim_tl.slack, want = atomic_load(&c->charged) + slack;
     if (atomic_load(&c->reserved) <= want)
         return;
     /* The cap comes down first, and only from what we set (a cap cleared by
-     * `gpumem limit` stays cleared). */
-    uint64_t cap = atomic_load(&c->cap);
+     * `gpumem limit`, or given back, stays so). */
     if (cap > want)
-        atomic_compare_exchange_strong(&c->cap, &cap, want);
+        atomic_compare_exchange_strong(&c->cap, &cap, want > GM_CAP_GIVEN_BACK ? want : 0);
     atomic_store(&c->reserved, want);
     atomic_store(&c->trim_below, want > 2 * slack ? want - 2 * slack : 0);
 }

@@ -90,8 +90,10 @@ static ALWAYS_INLINE int shim_charge_fast(uint64_t bytes, int kind, uint64_t *v)
      * lane's cap is 0), others only subtract, so what it reads includes
      * its own bytes and is at most what the cell holds. */
     atomic_fetch_add(&c->charged, bytes);
-    if (unlikely(atomic_load_explicit(&c->charged, memory_order_relaxed) >
-                 atomic_load_explicit(&c->cap, memory_order_relaxed))) {
+    /* The cap is read after the add (seq_cst: a plain load on x86-64), so
+     * that a thread giving this cell's reservation back, which clears the
+     * cap and then reads the charge, counts these bytes if we pass. */
+    if (unlikely(atomic_load_explicit(&c->charged, memory_order_relaxed) > atomic_load(&c->cap))) {
         atomic_fetch_sub(&c->charged, bytes);
         return 0;
     }

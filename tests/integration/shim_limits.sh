@@ -24,6 +24,10 @@ check second_context_is_charged alloc 800M expect 0 ctx expect 2 free 0 expect 0
 # primary context, gives their bytes back (and nothing more).
 check destroyed_context_gives_back ctx expect 0 alloc 700M expect 0 ctxdestroy expect 0 alloc 700M expect 0 alloc 200M expect 2
 check primary_reset_gives_back  alloc 800M expect 0 reset expect 0 init alloc 800M expect 0 alloc 200M expect 2
+# A thread's allocation freed by another thread: its bytes go back to the
+# group at once, though the allocating thread still holds its reservation
+# (which it gives back at its next allocation); the limit still holds.
+check freed_by_another_thread_gives_back talloc 800M expect 0 free 0 expect 0 alloc 800M expect 0 talloc 1M expect 0 talloc 100M expect 2
 check mixed_apis_share_one_limit alloc 300M expect 0 vmm 300M expect 0 async 200M expect 0 array 16384 3200 expect 2 free 1 expect 0 array 16384 3200 expect 0
 check exactly_at_the_limit     alloc 896M expect 0 alloc 1K expect 2
 # The same through dlsym of each name (Triton, older cudart).

@@ -11,6 +11,9 @@
  *   ctxdestroy           cuCtxDestroy of the context the last `ctx` made
  *   reset                cuDevicePrimaryCtxReset of the current device
  *   alloc SIZE           cuMemAlloc            managed SIZE  cuMemAllocManaged
+ *   talloc SIZE          cuMemAlloc on a second thread that stays alive (the
+ *                        same one every time; `free` of it is then a free
+ *                        from another thread)
  *   pitch W H            cuMemAllocPitch       async SIZE    cuMemAllocAsync
  *   pool SIZE            cuMemAllocFromPoolAsync on the device's default pool
  *   vmm SIZE             cuMemCreate (physical handle) on the current device
@@ -34,6 +37,7 @@
 #include "gpumem/cuda.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +143,8 @@ static void keep(CUresult r, enum kind k, uint64_t h)
     }
 }
 
+static CUcontext cur_ctx;
+
 static CUresult use_device(int n)
 {
     CUdevice d;
@@ -148,8 +154,50 @@ static CUresult use_device(int n)
         r = cu.ctx_retain(&c, d);
     if (!r)
         r = cu.ctx_set(c);
-    if (!r)
+    if (!r) {
         cur_dev = d;
+        cur_ctx = c;
+    }
+    return r;
+}
+
+/* `talloc`: one helper thread, alive until exit, allocates on request. */
+static pthread_mutex_t worker_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t worker_cv = PTHREAD_COND_INITIALIZER;
+static struct { size_t want; int busy; CUresult r; CUdeviceptr p; } job;
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&worker_lock);
+    for (;;) {
+        while (!job.busy)
+            pthread_cond_wait(&worker_cv, &worker_lock);
+        job.r = cu.ctx_set(cur_ctx);
+        if (!job.r)
+            job.r = cu.alloc(&job.p, job.want);
+        job.busy = 0;
+        pthread_cond_broadcast(&worker_cv);
+    }
+    return NULL;
+}
+
+static CUresult worker_alloc(size_t want, CUdeviceptr *p)
+{
+    static pthread_t t;
+    static int started;
+    if (!started && pthread_create(&t, NULL, worker, NULL) == 0)
+        started = 1;
+    pthread_mutex_lock(&worker_lock);
+    job.want = want;
+    job.p = 0;
+    job.busy = 1;
+    pthread_cond_broadcast(&worker_cv);
+    while (job.busy)
+        pthread_cond_wait(&worker_cv, &worker_lock);
+    *p = job.p;
+    CUresult r = job.r;
+    pthread_mutex_unlock(&worker_lock);
     return r;
 }
 
@@ -224,6 +272,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(op, "alloc")) {
             CUdeviceptr p = 0;
             last = cu.alloc(&p, size_arg(x)); a++;
+            keep(last, K_MEM, p);
+        } else if (!strcmp(op, "talloc")) {
+            CUdeviceptr p = 0;
+            last = worker_alloc(size_arg(x), &p); a++;
             keep(last, K_MEM, p);
         } else if (!strcmp(op, "managed")) {
             CUdeviceptr p = 0;
