@@ -215,6 +215,24 @@ typedef struct CUDA_ARRAY3D_DESCRIPTOR_st {
     unsigned int Flags;
 } CUDA_ARRAY3D_DESCRIPTOR;
 
+/* The 32-bit (v2000) forms' types: NVIDIA's headers keep them for the
+ * driver's own use only, but libcuda still exports the functions. */
+typedef unsigned int CUdeviceptr_v1;
+typedef struct CUDA_ARRAY_DESCRIPTOR_v1_st {
+    unsigned int Width;
+    unsigned int Height;
+    CUarray_format Format;
+    unsigned int NumChannels;
+} CUDA_ARRAY_DESCRIPTOR_v1;
+typedef struct CUDA_ARRAY3D_DESCRIPTOR_v1_st {
+    unsigned int Width;
+    unsigned int Height;
+    unsigned int Depth;
+    CUarray_format Format;
+    unsigned int NumChannels;
+    unsigned int Flags;
+} CUDA_ARRAY3D_DESCRIPTOR_v1;
+
 typedef struct CUDA_MEMCPY2D_st {
     size_t srcXInBytes;
     size_t srcY;
@@ -462,6 +480,12 @@ typedef CUresult (*PFN_cuMemAllocPitch_v3020)(CUdeviceptr *dptr, size_t *pPitch,
                                               unsigned int ElementSizeBytes);
 typedef CUresult (*PFN_cuMemAllocManaged_v6000)(CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
 typedef CUresult (*PFN_cuMemFree_v3020)(CUdeviceptr dptr);
+typedef CUresult (*PFN_cuMemAlloc_v2000)(CUdeviceptr_v1 *dptr, unsigned int bytesize);
+typedef CUresult (*PFN_cuMemAllocPitch_v2000)(CUdeviceptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,
+                                              unsigned int Height, unsigned int ElementSizeBytes);
+typedef CUresult (*PFN_cuMemFree_v2000)(CUdeviceptr_v1 dptr);
+typedef CUresult (*PFN_cuCtxCreate_v2000)(CUcontext *pctx, unsigned int flags, CUdevice dev);
+typedef CUresult (*PFN_cuCtxDestroy_v2000)(CUcontext ctx);
 typedef CUresult (*PFN_cuMemAllocAsync_v11020)(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
 typedef CUresult (*PFN_cuMemAllocFromPoolAsync_v11020)(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                                        CUstream hStream);
@@ -476,6 +500,8 @@ typedef CUresult (*PFN_cuMemRelease_v10020)(CUmemGenericAllocationHandle handle)
 typedef CUresult (*PFN_cuMemImportFromShareableHandle_v10020)(CUmemGenericAllocationHandle *handle, void *osHandle,
                                                               CUmemAllocationHandleType shHandleType);
 typedef CUresult (*PFN_cuArrayCreate_v3020)(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray);
+typedef CUresult (*PFN_cuArrayCreate_v2000)(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *pAllocateArray);
+typedef CUresult (*PFN_cuArray3DCreate_v2000)(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *pAllocateArray);
 typedef CUresult (*PFN_cuArray3DCreate_v3020)(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray);
 typedef CUresult (*PFN_cuArrayDestroy_v2000)(CUarray hArray);
 typedef CUresult (*PFN_cuMipmappedArrayCreate_v5000)(CUmipmappedArray *pHandle,

@@ -42,6 +42,18 @@ SIM_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
+/* The 32-bit form: what NVIDIA's driver still does with it, clamped to
+ * what 32 bits hold. */
+SIM_API CUresult cuDeviceTotalMem(unsigned int *bytes, CUdevice dev)
+{
+    size_t b;
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = cuDeviceTotalMem_v2(&b, dev);
+    if (r) return r;
+    *bytes = b > UINT32_MAX ? UINT32_MAX : (unsigned int)b;
+    return CUDA_SUCCESS;
+}
+
 static CUresult get_uuid(CUuuid *uuid, CUdevice dev)
 {
     if (!uuid) return CUDA_ERROR_INVALID_VALUE;

@@ -164,6 +164,18 @@ SIM_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
     return CUDA_SUCCESS;
 }
 
+/* The 32-bit form, clamped like NVIDIA's. */
+SIM_API CUresult cuMemGetInfo(unsigned int *free_bytes, unsigned int *total)
+{
+    size_t f, t;
+    if (!free_bytes || !total) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = cuMemGetInfo_v2(&f, &t);
+    if (r) return r;
+    *free_bytes = f > UINT32_MAX ? UINT32_MAX : (unsigned int)f;
+    *total = t > UINT32_MAX ? UINT32_MAX : (unsigned int)t;
+    return CUDA_SUCCESS;
+}
+
 SIM_API CUresult cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
 {
     struct sim_ctx *c;

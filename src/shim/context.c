@@ -224,15 +224,26 @@ static CUresult ctx_finish(CUresult r, CUcontext ctx, CUdevice dev, int gd, uint
     return r;
 }
 
-EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+/* cuCtxCreate and cuCtxCreate_v2 (the same arguments). */
+static CUresult ctx_create(CUcontext *pctx, unsigned int flags, CUdevice dev, PFN_cuCtxCreate_v3020 create)
 {
     int gd;
     uint64_t res;
     CUresult r = ctx_begin(dev, &gd, &res);
     if (r != CUDA_SUCCESS)
         return r;
-    r = ((PFN_cuCtxCreate_v3020)real.cuCtxCreate_v2)(pctx, flags, dev);
+    r = create(pctx, flags, dev);
     return ctx_finish(r, r == CUDA_SUCCESS ? *pctx : NULL, dev, gd, res, 0);
+}
+
+EXPORT CUresult cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    return ctx_create(pctx, flags, dev, (PFN_cuCtxCreate_v2000)real.cuCtxCreate);
+}
+
+EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    return ctx_create(pctx, flags, dev, (PFN_cuCtxCreate_v3020)real.cuCtxCreate_v2);
 }
 
 EXPORT CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params, int n, unsigned int flags, CUdevice dev)
@@ -257,14 +268,14 @@ EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsig
     return ctx_finish(r, r == CUDA_SUCCESS ? *pctx : NULL, dev, gd, res, 0);
 }
 
-EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
+static CUresult ctx_destroy(CUcontext ctx, PFN_cuCtxDestroy_v4000 destroy)
 {
     uint64_t v;
     if (!shim_hot_slot() || !at_remove(&live_allocs, (uint64_t)(uintptr_t)ctx, &v))
-        return ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+        return destroy(ctx);
     struct sweep sw;
     sweep_collect(ctx, &sw);
-    CUresult r = ((PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2)(ctx);
+    CUresult r = destroy(ctx);
     sweep_finish(&sw, r == CUDA_SUCCESS);
     if (r != CUDA_SUCCESS)
         at_put_back(&live_allocs, (uint64_t)(uintptr_t)ctx, v);
@@ -272,6 +283,14 @@ EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
         shim_release(g.slot, v);
     return r;
 }
+
+EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+    return ctx_destroy(ctx, (PFN_cuCtxDestroy_v4000)real.cuCtxDestroy_v2);
+}
+
+/* The v2000 form (same arguments). */
+EXPORT CUresult cuCtxDestroy(CUcontext ctx) { return ctx_destroy(ctx, (PFN_cuCtxDestroy_v2000)real.cuCtxDestroy); }
 
 EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {

@@ -50,3 +50,30 @@ EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
         *bytes = min_u64(shim_limit(gd), *bytes);
     return r;
 }
+
+/* The 32-bit forms: the driver clamps what they report to 32 bits; the
+ * group's view is worked out at full width (from the driver's 64-bit
+ * figures) and clamped the same way. The driver's own answer comes first,
+ * so a driver without them still says so. */
+static unsigned int clamp32(uint64_t x) { return x > UINT32_MAX ? UINT32_MAX : (unsigned int)x; }
+
+EXPORT CUresult cuMemGetInfo(unsigned int *free, unsigned int *total)
+{
+    CUresult r = ((PFN_cuMemGetInfo_v2000)real.cuMemGetInfo)(free, total);
+    size_t f, t;
+    if (r != CUDA_SUCCESS || shim_mode() == SHIM_PASSTHROUGH || !free || !total || cuMemGetInfo_v2(&f, &t) != CUDA_SUCCESS)
+        return r;
+    *free = clamp32(f);
+    *total = clamp32(t);
+    return r;
+}
+
+EXPORT CUresult cuDeviceTotalMem(unsigned int *bytes, CUdevice dev)
+{
+    CUresult r = ((PFN_cuDeviceTotalMem_v2000)real.cuDeviceTotalMem)(bytes, dev);
+    size_t t;
+    if (r != CUDA_SUCCESS || shim_mode() != SHIM_ENFORCE || !bytes || cuDeviceTotalMem_v2(&t, dev) != CUDA_SUCCESS)
+        return r;
+    *bytes = clamp32(t);
+    return r;
+}

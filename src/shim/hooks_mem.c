@@ -60,8 +60,44 @@ static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t 
         return r_;                                                   \
     } while (0)
 
+/* The body of most allocation hooks: charge `bytes` as `kind`, make the
+ * driver call, record the allocation under `key` (read only when the
+ * call succeeded) or take the charge back. */
+#define CHARGE_THROUGH(bytes, kind, call, key)                                                      \
+    do {                                                                                        \
+        uint64_t v_;                                                                            \
+        CUresult r_ = shim_charge((bytes), (kind), &v_);                                        \
+        if (unlikely(r_ != CUDA_SUCCESS))                                                       \
+            return r_;                                                                          \
+        r_ = (call);                                                                            \
+        return alloc_done(r_, r_ == CUDA_SUCCESS ? (uint64_t)(key) : 0, v_, __builtin_return_address(0)); \
+    } while (0)
+
+/* Pitched allocations, both widths: reserved at a 512-byte pitch, settled
+ * on the driver's (freed again if the real pitch does not fit). */
+#define PITCH_THROUGH(call, free_call)                                                              \
+    do {                                                                                        \
+        uint64_t v_, guess_ = shim_charge_size((uint64_t)((WidthInBytes + 511) & ~(uint64_t)511) * Height); \
+        CUresult r_ = shim_charge(guess_, AK_PITCH, &v_);                                       \
+        if (unlikely(r_ != CUDA_SUCCESS))                                                       \
+            return r_;                                                                          \
+        r_ = (call);                                                                            \
+        if (v_ && r_ == CUDA_SUCCESS &&                                                         \
+            shim_recharge(&v_, shim_charge_size((uint64_t)*pPitch * Height)) != CUDA_SUCCESS) { \
+            (free_call);                                                                        \
+            shim_uncharge(v_);                                                                  \
+            return CUDA_ERROR_OUT_OF_MEMORY;                                                    \
+        }                                                                                       \
+        return alloc_done(r_, r_ == CUDA_SUCCESS ? (uint64_t)*dptr : 0, v_, __builtin_return_address(0)); \
+    } while (0)
+
 #define REAL(sym) ((PFN_##sym)real.sym)
 typedef PFN_cuMemAlloc_v3020 PFN_cuMemAlloc_v2;
+typedef PFN_cuMemAlloc_v2000 PFN_cuMemAlloc;
+typedef PFN_cuMemAllocPitch_v2000 PFN_cuMemAllocPitch;
+typedef PFN_cuMemFree_v2000 PFN_cuMemFree;
+typedef PFN_cuArrayCreate_v2000 PFN_cuArrayCreate;
+typedef PFN_cuArray3DCreate_v2000 PFN_cuArray3DCreate;
 typedef PFN_cuMemAllocPitch_v3020 PFN_cuMemAllocPitch_v2;
 typedef PFN_cuMemAllocManaged_v6000 PFN_cuMemAllocManaged;
 typedef PFN_cuMemFree_v3020 PFN_cuMemFree_v2;
@@ -76,7 +112,7 @@ typedef PFN_cuMipmappedArrayDestroy_v5000 PFN_cuMipmappedArrayDestroy;
 #define EXPORT __attribute__((visibility("default")))
 
 /* cuMemAlloc_v2 when its fast path does not apply (out of line, so that
- * the hook itself holds nothing but the fast path: see at_yield). */
+ * the hook itself holds nothing but the fast path: see alloc_table.h at_lock). */
 static CUresult __attribute__((noinline)) mem_alloc_slow(CUdeviceptr *dptr, size_t bytesize, void *site)
 {
     uint64_t v;
@@ -103,28 +139,13 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { FREE_THROUGH(REAL(cuMemFree_v2)
 EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
                                    unsigned int ElementSizeBytes)
 {
-    uint64_t v;
-    uint64_t guess = shim_charge_size((uint64_t)((WidthInBytes + 511) & ~(size_t)511) * Height);
-    CUresult r = shim_charge(guess, AK_PITCH, &v);
-    if (unlikely(r != CUDA_SUCCESS))
-        return r;
-    r = REAL(cuMemAllocPitch_v2)(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-    if (v && r == CUDA_SUCCESS && shim_recharge(&v, shim_charge_size((uint64_t)*pPitch * Height)) != CUDA_SUCCESS) {
-        REAL(cuMemFree_v2)(*dptr);
-        shim_uncharge(v);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
+    PITCH_THROUGH(REAL(cuMemAllocPitch_v2)(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes),
+                  REAL(cuMemFree_v2)(*dptr));
 }
 
 EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    uint64_t v;
-    CUresult r = shim_charge(shim_charge_size(bytesize), AK_MANAGED, &v);
-    if (unlikely(r != CUDA_SUCCESS))
-        return r;
-    r = REAL(cuMemAllocManaged)(dptr, bytesize, flags);
-    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
+    CHARGE_THROUGH(shim_charge_size(bytesize), AK_MANAGED, REAL(cuMemAllocManaged)(dptr, bytesize, flags), *dptr);
 }
 
 /* VMM: the physical handle is the device memory; cuMemMap only maps it. */
@@ -164,29 +185,20 @@ static uint64_t array_bytes(size_t w, size_t h, size_t d, CUarray_format f, unsi
     return b > (1ull << 50) ? (1ull << 50) : shim_charge_size((uint64_t)b);
 }
 
-EXPORT CUresult cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc)
-{
-    if (!desc)
-        return REAL(cuArrayCreate_v2)(pHandle, desc);
-    uint64_t v;
-    CUresult r = shim_charge(array_bytes(desc->Width, desc->Height, 1, desc->Format, desc->NumChannels), AK_ARRAY, &v);
-    if (unlikely(r != CUDA_SUCCESS))
-        return r;
-    r = REAL(cuArrayCreate_v2)(pHandle, desc);
-    return alloc_done(r, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, v, __builtin_return_address(0));
-}
-
-EXPORT CUresult cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc)
-{
-    if (!desc)
-        return REAL(cuArray3DCreate_v2)(pHandle, desc);
-    uint64_t v;
-    CUresult r = shim_charge(array_bytes(desc->Width, desc->Height, desc->Depth, desc->Format, desc->NumChannels), AK_ARRAY, &v);
-    if (unlikely(r != CUDA_SUCCESS))
-        return r;
-    r = REAL(cuArray3DCreate_v2)(pHandle, desc);
-    return alloc_done(r, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, v, __builtin_return_address(0));
-}
+/* cuArrayCreate and cuArray3DCreate, both widths (the v2000 descriptors
+ * have 32-bit sizes); depth is 1 for the 2D ones. */
+#define ARRAY_HOOK(sym, desc_type, depth)                                                                   \
+    EXPORT CUresult sym(CUarray *pHandle, const desc_type *desc)                                            \
+    {                                                                                                       \
+        if (!desc)                                                                                          \
+            return REAL(sym)(pHandle, desc);                                                                \
+        CHARGE_THROUGH(array_bytes(desc->Width, desc->Height, depth, desc->Format, desc->NumChannels), AK_ARRAY, \
+                       REAL(sym)(pHandle, desc), (uintptr_t)*pHandle);                                      \
+    }
+ARRAY_HOOK(cuArrayCreate, CUDA_ARRAY_DESCRIPTOR_v1, 1)
+ARRAY_HOOK(cuArrayCreate_v2, CUDA_ARRAY_DESCRIPTOR, 1)
+ARRAY_HOOK(cuArray3DCreate, CUDA_ARRAY3D_DESCRIPTOR_v1, desc->Depth)
+ARRAY_HOOK(cuArray3DCreate_v2, CUDA_ARRAY3D_DESCRIPTOR, desc->Depth)
 
 EXPORT CUresult cuArrayDestroy(CUarray hArray)
 {
@@ -206,15 +218,29 @@ EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARR
         h = h > 1 ? h / 2 : h;
         d = d > 1 ? d / 2 : d;
     }
-    uint64_t v;
-    CUresult r = shim_charge(bytes, AK_MIPMAP, &v);
-    if (unlikely(r != CUDA_SUCCESS))
-        return r;
-    r = REAL(cuMipmappedArrayCreate)(pHandle, desc, levels);
-    return alloc_done(r, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, v, __builtin_return_address(0));
+    CHARGE_THROUGH(bytes, AK_MIPMAP, REAL(cuMipmappedArrayCreate)(pHandle, desc, levels), (uintptr_t)*pHandle);
 }
 
 EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray h)
 {
     FREE_THROUGH(REAL(cuMipmappedArrayDestroy)(h), (uint64_t)(uintptr_t)h);
 }
+
+/* The 32-bit forms (v2000: 32-bit pointers and sizes). NVIDIA's headers no
+ * longer declare them, but libcuda still exports them, so a program can
+ * reach them by name: they are charged like the others, or they would be a
+ * way around the limit. An allocation's key is its pointer's value, so a
+ * free by either form finds it. */
+EXPORT CUresult cuMemAlloc(CUdeviceptr_v1 *dptr, unsigned int bytesize)
+{
+    CHARGE_THROUGH(shim_charge_size(bytesize), AK_MEM, REAL(cuMemAlloc)(dptr, bytesize), *dptr);
+}
+
+EXPORT CUresult cuMemFree(CUdeviceptr_v1 dptr) { FREE_THROUGH(REAL(cuMemFree)(dptr), dptr); }
+
+EXPORT CUresult cuMemAllocPitch(CUdeviceptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,
+                                unsigned int Height, unsigned int ElementSizeBytes)
+{
+    PITCH_THROUGH(REAL(cuMemAllocPitch)(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), REAL(cuMemFree)(*dptr));
+}
+

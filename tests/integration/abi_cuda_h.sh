@@ -30,11 +30,12 @@ CFLAGS_ABI="-std=c11 -D_GNU_SOURCE -w"
 check() {
     local inc=$1 out=$2 header=$1/gpumem/cuda.h
     mkdir -p "$out"
-    # 1. layout
+    # 1. layout (NVIDIA's side with __CUDA_API_VERSION_INTERNAL, which
+    #    declares the 32-bit v1 types our header has for the v2000 hooks)
     if ! $CC $CFLAGS_ABI -I"$inc" -Itests/abi -DABI_HEADER='"gpumem/cuda.h"' tests/abi/abi_dump.c \
             -o "$out/ours" 2>"$out/ours.err"; then
         echo "FAIL abi_cuda_h/layout: the list does not compile against our header: $(head -c 600 "$out/ours.err")"
-    elif ! $CC $CFLAGS_ABI -I"$cuda_inc" -Itests/abi -DABI_HEADER='<cuda.h>' tests/abi/abi_dump.c \
+    elif ! $CC $CFLAGS_ABI -D__CUDA_API_VERSION_INTERNAL -I"$cuda_inc" -Itests/abi -DABI_HEADER='<cuda.h>' tests/abi/abi_dump.c \
             -o "$out/nvidia" 2>"$out/nvidia.err"; then
         echo "FAIL abi_cuda_h/layout: NVIDIA's cuda.h lacks names our header declares:" \
              "$(grep -o "error: .*" "$out/nvidia.err" | head -5 | tr '\n' ' ')"

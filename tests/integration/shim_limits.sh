@@ -28,6 +28,10 @@ check primary_reset_gives_back  alloc 800M expect 0 reset expect 0 init alloc 80
 # group at once, though the allocating thread still holds its reservation
 # (which it gives back at its next allocation); the limit still holds.
 check freed_by_another_thread_gives_back talloc 800M expect 0 free 0 expect 0 alloc 800M expect 0 talloc 1M expect 0 talloc 100M expect 2
+# The 32-bit cuMemAlloc goes through the limit too; the simulated driver
+# refuses it (its pointer cannot hold a 64-bit address), and the charge
+# taken for it comes back: 896 MiB still fit.
+check cuMemAlloc_v1_charge_rolled_back alloc32 100M expect 801 alloc 896M expect 0
 check mixed_apis_share_one_limit alloc 300M expect 0 vmm 300M expect 0 async 200M expect 0 array 16384 3200 expect 2 free 1 expect 0 array 16384 3200 expect 0
 check exactly_at_the_limit     alloc 896M expect 0 alloc 1K expect 2
 # The same through dlsym of each name (Triton, older cudart).

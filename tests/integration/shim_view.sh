@@ -13,6 +13,16 @@ out=$(sim_client init info total 2>&1)
 expect_in no_group_sees_physical_size "total=$((16 * G))" "$out"
 out=$(run_sim --limit 64G -- "$CLIENT" init info 2>&1)
 expect_in limit_above_device_reports_device "total=$((16 * G))" "$out"
+# The 32-bit forms (still exported by libcuda): the same view, clamped to
+# 32 bits as the driver clamps them; outside a group the driver's clamp.
+out=$(run_sim --limit 1G -- "$CLIENT" init info32 total32 alloc 512M info32 2>&1)
+expect_in meminfo_v1_total_is_limit "info32 free=$((G - 128 * M)) total=$G" "$out"
+expect_in device_total_v1_is_limit "total32=$G" "$out"
+expect_in meminfo_v1_free_follows_usage "info32 free=$((G - 640 * M)) total=$G" "$out"
+out=$(sim_client init total32 2>&1)
+expect_in device_total_v1_clamped_outside "total32=4294967295" "$out"
+out=$(run_sim --limit 6G -- "$CLIENT" init total32 2>&1)
+expect_in device_total_v1_clamps_a_big_limit "total32=4294967295" "$out"
 
 # NVML inside the group, while a group process holds 300 MiB.
 run_sim --limit 1G --name viewg --keep -- "$CLIENT" init alloc 300M hold >"$T/holder" 2>&1 &

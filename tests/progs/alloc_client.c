@@ -25,6 +25,8 @@
  *   trim                 cuMemPoolTrimTo(the device's default pool, 0)
  *   freeall              free every live allocation
  *   info                 cuMemGetInfo: "info free=F total=T"
+ *   info32, total32      the same through the 32-bit (v2000) forms
+ *   alloc32 SIZE         cuMemAlloc through the 32-bit (v2000) form
  *   total                cuDeviceTotalMem of the current device
  *   expect RC            exit 3 unless the last operation returned RC (0, 2, ...)
  *   sleep MS             hold                  pause until killed
@@ -58,6 +60,9 @@ static struct {
     PFN_cuCtxSetCurrent ctx_set;
     PFN_cuCtxCreate_v3020 ctx_create;
     PFN_cuCtxDestroy_v4000 ctx_destroy;
+    PFN_cuMemAlloc_v2000 alloc32;
+    PFN_cuMemGetInfo_v2000 info32;
+    PFN_cuDeviceTotalMem_v2000 total32;
     PFN_cuDevicePrimaryCtxReset_v11000 ctx_reset;
     PFN_cuMemAlloc_v3020 alloc;
     PFN_cuMemAllocPitch_v3020 pitch;
@@ -229,6 +234,9 @@ int main(int argc, char **argv)
     L(ctx_set, "cuCtxSetCurrent", "cuCtxSetCurrent", 4000);
     L(ctx_create, "cuCtxCreate", "cuCtxCreate_v2", 3020);
     L(ctx_destroy, "cuCtxDestroy", "cuCtxDestroy_v2", 4000);
+    L(alloc32, "cuMemAlloc", "cuMemAlloc", 2000);
+    L(info32, "cuMemGetInfo", "cuMemGetInfo", 2000);
+    L(total32, "cuDeviceTotalMem", "cuDeviceTotalMem", 2000);
     L(ctx_reset, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset_v2", 11000);
     L(alloc, "cuMemAlloc", "cuMemAlloc_v2", 3020);
     L(pitch, "cuMemAllocPitch", "cuMemAllocPitch_v2", 3020);
@@ -346,6 +354,18 @@ int main(int argc, char **argv)
             size_t f = 0, t = 0;
             last = cu.info(&f, &t);
             printf("info free=%zu total=%zu\n", f, t);
+        } else if (!strcmp(op, "alloc32")) {
+            CUdeviceptr_v1 p = 0;
+            last = cu.alloc32(&p, (unsigned int)size_arg(x)); a++;
+            keep(last, K_MEM, p);
+        } else if (!strcmp(op, "info32")) {
+            unsigned int f = 0, t = 0;
+            last = cu.info32(&f, &t);
+            printf("info32 free=%u total=%u\n", f, t);
+        } else if (!strcmp(op, "total32")) {
+            unsigned int t = 0;
+            last = cu.total32(&t, cur_dev);
+            printf("total32=%u\n", t);
         } else if (!strcmp(op, "total")) {
             size_t t = 0;
             last = cu.total(&t, cur_dev);

@@ -58,6 +58,19 @@ int main(void)
     expect("cuMemAlloc_3020_hooked", "cuMemAlloc", 3020, 0, "shim");
     expect("cuMemAlloc_13000_hooked", "cuMemAlloc", 13000, 0, "shim");
     expect("cuMemFree_hooked", "cuMemFree", 3020, 0, "shim");
+    /* The 32-bit forms a program can still ask for: a way around the limit
+     * unless hooked, each its own hook (not the 64-bit one). */
+    expect("cuMemAlloc_2000_hooked", "cuMemAlloc", 2000, 0, "shim");
+    expect("cuMemFree_2000_hooked", "cuMemFree", 2000, 0, "shim");
+    expect("cuMemAllocPitch_2000_hooked", "cuMemAllocPitch", 2000, 0, "shim");
+    expect("cuArrayCreate_2000_hooked", "cuArrayCreate", 2000, 0, "shim");
+    expect("cuArray3DCreate_2000_hooked", "cuArray3DCreate", 2000, 0, "shim");
+    expect("cuMemGetInfo_2000_hooked", "cuMemGetInfo", 2000, 0, "shim");
+    expect("cuDeviceTotalMem_2000_hooked", "cuDeviceTotalMem", 2000, 0, "shim");
+    expect("cuCtxCreate_2000_hooked", "cuCtxCreate", 2000, 0, "shim");
+    expect("cuCtxDestroy_2000_hooked", "cuCtxDestroy", 2000, 0, "shim");
+    void *a1 = get("cuMemAlloc", 2000, 0, &rc, &st), *a2 = get("cuMemAlloc", 3020, 0, &rc, &st);
+    printf("%s v2000_and_v3020_hooks_distinct\n", a1 && a2 && a1 != a2 && a1 == dlsym(h, "cuMemAlloc") ? "ok" : "FAIL");
     expect("cuMemcpyHtoD_is_the_drivers_own", "cuMemcpyHtoD", 3020, 0, "driver");
     expect("cuLaunchKernel_is_the_drivers_own", "cuLaunchKernel", 4000, 0, "driver");
     expect("cuCtxGetDevice_13000_is_the_drivers_own", "cuCtxGetDevice", 13000, 0, "driver");
