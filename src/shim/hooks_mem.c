@@ -77,7 +77,7 @@ static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t 
  * on the driver's (freed again if the real pitch does not fit). */
 #define PITCH_THROUGH(call, free_call)                                                              \
     do {                                                                                        \
-        uint64_t v_, guess_ = shim_charge_size((uint64_t)((WidthInBytes + 511) & ~(uint64_t)511) * Height); \
+        uint64_t v_, guess_ = shim_charge_size((((uint64_t)WidthInBytes + 511) & ~(uint64_t)511) * Height); \
         CUresult r_ = shim_charge(guess_, AK_PITCH, &v_);                                       \
         if (unlikely(r_ != CUDA_SUCCESS))                                                       \
             return r_;                                                                          \
