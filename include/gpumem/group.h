@@ -134,7 +134,6 @@ struct gm_proc_slot {
      * readers with ptrace rights: gpumem inspect, the daemon. 0 = none. */
     uint64_t table_addr;
     uint32_t table_layout;
-    uint32_t tracing;                   /* 1: entries carry call sites */
     _Atomic uint32_t lanes_hw;          /* owned lanes [0, lanes_hw) ever claimed */
     _Atomic uint32_t lane_owned[GM_LANES]; /* owned lanes: 1 while a thread has it */
     struct gm_cell cell[GM_LANES * GM_MAX_DEVICES];
@@ -229,6 +228,16 @@ void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s);
  * start time differs). Returns how many were reclaimed. Takes the admin
  * mutex itself. */
 int gm_reclaim_dead(struct gm_usage *u);
+
+/* How many slots of the group hold a process (alive or not yet reclaimed). */
+static inline int gm_usage_live_slots(const struct gm_usage *u)
+{
+    int n = 0;
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++)
+        n += atomic_load(&u->slot[i].pid) != 0;
+    return n;
+}
 
 /* The group's usage on group device `d`: every slot's charged bytes. */
 static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)

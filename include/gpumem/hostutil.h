@@ -13,4 +13,10 @@ int gm_mkdir_p(const char *dir);
  * it to buf and returns buf, or NULL when unknown. */
 const char *gm_nvml_index_uuid(const char *lib, unsigned index, char *buf, size_t len);
 
+/* Calls fn(name, dir, ctx) for every group directory under state_dir (the
+ * entries with valid group names), in name order, with /proc reads cached
+ * for the pass (gm_proc_cache_begin): the walk of `gpumem ps` and of the
+ * daemon's scrapes. A missing state directory has no groups. */
+void gm_each_group(const char *state_dir, void (*fn)(const char *name, const char *dir, void *ctx), void *ctx);
+
 #endif

@@ -14,7 +14,7 @@ struct gm_live_alloc {
     uint64_t key;   /* device pointer or handle */
     uint64_t bytes; /* charged (for pool allocations: asked for, rounded) */
     uint64_t born;  /* gm_ticks() stamp */
-    uint64_t site;  /* call site in that process, 0 = not traced */
+    uint64_t site;  /* call site in that process, 0 = unknown */
     int kind;       /* enum alloc_kind */
     int gd;         /* group device index */
 };

@@ -63,9 +63,14 @@ struct at_table {
 #define ALLOC_CHARGED 0x10u
 #define ALLOC_CELL_MASK 0xfc0u
 static inline uint64_t alloc_cell_bits(unsigned lane, int gd) { return (uint64_t)(lane & 3) << 10 | (uint64_t)(gd & 0xf) << 6; }
+/* The value of an allocation charged to the cell at byte offset `cell`. */
+static inline uint64_t alloc_pack_cell(uint64_t bytes, int kind, uint64_t cell)
+{
+    return bytes << 18 | cell | ALLOC_CHARGED | (uint64_t)kind;
+}
 static inline uint64_t alloc_pack_pool(uint64_t bytes, int kind, unsigned lane, int gd, unsigned pool)
 {
-    return bytes << 18 | (uint64_t)(pool & 0x3f) << 12 | alloc_cell_bits(lane, gd) | ALLOC_CHARGED | (uint64_t)kind;
+    return alloc_pack_cell(bytes, kind, alloc_cell_bits(lane, gd)) | (uint64_t)(pool & 0x3f) << 12;
 }
 static inline uint64_t alloc_pack(uint64_t bytes, int kind, unsigned lane, int gd)
 {

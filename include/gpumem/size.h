@@ -23,6 +23,10 @@ enum gm_bare_unit {
  * quotes s) when s is not a valid nonzero size. */
 int gm_parse_size(const char *s, enum gm_bare_unit bare, uint64_t *out, char *err, size_t errlen);
 
+/* bytes in its largest binary unit: returns the unit's power of 1024 (0 =
+ * bytes .. 6 = EiB) and the value in it in *v. */
+int gm_size_scale(uint64_t bytes, double *v);
+
 /* Formats bytes for people: "4.00 GiB", "512 MiB", "100 B". */
 const char *gm_format_size(uint64_t bytes, char *buf, size_t len);
 

@@ -217,16 +217,11 @@ int cmd_daemon(int argc, char **argv)
         return die(1, "--log \"%s\": %s", log_path, strerror(errno));
     dm_log_open(log);
 
-    char sim_dir[PATH_MAX];
-    const char *env_sim = getenv("GPUMEM_SIM_DIR");
-    if (sim || (env_sim && *env_sim)) {
-        if (find_sim_dir(sim_dir, sizeof sim_dir) < 0)
-            return die(1, "--sim: the simulated GPU was not found (build/sim, or set GPUMEM_SIM_DIR)");
-        if (dm_nvml_open(sim_dir, err, sizeof err) < 0)
-            return die(1, "--sim: %s", err);
-    } else if (dm_nvml_open(NULL, err, sizeof err) < 0) {
+    int nv = open_nvml_view(sim, err, sizeof err);
+    if (nv < 0)
+        return die(1, "%s", err);
+    if (nv > 0)
         log_str("warn", "nvml_unavailable", "message", err);
-    }
 
     /* Signals are taken synchronously by the loop; the HTTP thread,
      * started after this, inherits the mask. */

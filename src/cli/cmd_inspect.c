@@ -84,7 +84,7 @@ static int by_site(const void *a, const void *b)
     return (x->site > y->site) - (x->site < y->site);
 }
 
-/* Call sites of the traced allocations, largest total first (a[] is
+/* Call sites of the allocations, largest total first (a[] is
  * reordered). Returns how many, in *out (malloc'd). */
 static size_t sum_sites(struct gm_live_alloc *a, size_t n, struct site_sum **out)
 {
@@ -179,7 +179,7 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
     }
     uint64_t total = 0, api_count[AK_NKINDS] = {0}, api_bytes[AK_NKINDS] = {0};
     uint64_t cls_count[NCLASSES] = {0}, cls_bytes[NCLASSES] = {0}, cls_oldest[NCLASSES] = {0};
-    size_t traced = 0;
+    size_t with_site = 0;
     for (size_t i = 0; i < n; i++) {
         total += a[i].bytes;
         api_count[a[i].kind]++;
@@ -191,14 +191,13 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
         cls_bytes[c] += a[i].bytes;
         if (!cls_oldest[c] || a[i].born < cls_oldest[c])
             cls_oldest[c] = a[i].born;
-        traced += a[i].site != 0;
+        with_site += a[i].site != 0;
     }
-    struct gm_symbolizer *sym = traced ? gm_symbolizer_open(t->host_pid) : NULL;
+    struct gm_symbolizer *sym = with_site ? gm_symbolizer_open(t->host_pid) : NULL;
     if (o->json) {
         printf("%s{\"pid\":%d,\"host_pid\":%d,\"comm\":", first ? "" : ",", pid, (int)t->host_pid);
         json_str(comm);
-        printf(",\"count\":%zu,\"bytes\":%llu,\"traced\":%s,\"by_api\":[", n, (unsigned long long)total,
-               t->slot->tracing ? "true" : "false");
+        printf(",\"count\":%zu,\"bytes\":%llu,\"by_api\":[", n, (unsigned long long)total);
         for (int k = 0, f = 1; k < AK_NKINDS; k++)
             if (api_count[k]) {
                 printf("%s{\"api\":\"%s\",\"count\":%llu,\"bytes\":%llu}", f ? "" : ",", gm_alloc_kind_name(k),
@@ -253,8 +252,6 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
             printf(",\"count\":%llu,\"bytes\":%llu}", (unsigned long long)s[i].count, (unsigned long long)s[i].bytes);
         }
         printf("]}");
-    } else if (n && !t->slot->tracing) {
-        printf("  call sites: not recorded by this process's shim\n");
     } else if (k) {
         printf("  call sites %zu of %zu:\n    %8s %10s  %s\n", k, ns, "COUNT", "BYTES", "SITE");
         for (size_t i = 0; i < k; i++)

@@ -46,16 +46,10 @@ static void install_usage(FILE *out, int uninstall)
 
 static int runtime_next_to_us(char *buf, size_t len)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    char dir[PATH_MAX];
+    if (exe_dir(dir, sizeof dir, 0) < 0)
         return -1;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    snprintf(buf, len, "%.4000s/gpumem-runtime", exe);
+    snprintf(buf, len, "%.4000s/gpumem-runtime", dir);
     return access(buf, X_OK);
 }
 

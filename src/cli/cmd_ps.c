@@ -3,7 +3,6 @@
  * are reclaimed on the way (that is what a reader of a group may do). */
 #include "cli.h"
 
-#include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
 
 static void ps_usage(FILE *out)
@@ -34,15 +34,6 @@ static void ps_usage(FILE *out)
 struct ps_opts {
     int all, procs, json;
 };
-
-static int live_procs(const struct gm_usage *u)
-{
-    int n = 0;
-    uint32_t hw = atomic_load(&u->slots_hw);
-    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++)
-        n += atomic_load(&u->slot[i].pid) != 0;
-    return n;
-}
 
 /* A process's bytes held and peak, over the group's devices. */
 static void proc_totals(const struct gm_proc_slot *s, uint32_t ndev, uint64_t *used, uint64_t *peak)
@@ -71,7 +62,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         return -1;
     }
     gm_reclaim_dead(u);
-    int nproc = live_procs(u);
+    int nproc = gm_usage_live_slots(u);
     if (nproc == 0 && !o->all) {
         gm_usage_unmap(u);
         gm_limits_unmap(l);
@@ -175,6 +166,17 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
     return 0;
 }
 
+/* One group of the gm_each_group walk. */
+struct ps_pass {
+    const struct ps_opts *o;
+    int first;
+};
+static void show_one(const char *name, const char *dir, void *ctx)
+{
+    struct ps_pass *p = ctx;
+    show_group(name, dir, p->o, &p->first);
+}
+
 int cmd_ps(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -202,27 +204,13 @@ int cmd_ps(int argc, char **argv)
         return die(2, "ps: unexpected argument \"%s\"", argv[optind]);
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
-    struct dirent **ents = NULL;
-    int n = scandir(state, &ents, NULL, alphasort);
     if (o.json)
         printf("[");
     else
         printf("%-20s %-14s %-14s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "LIMIT", "USED", "PEAK", "%LIM",
                "PROCS", "REFUSED");
-    int first = 1;
-    /* The same processes fill many slots: /proc is read once per pid. */
-    gm_proc_cache_begin();
-    for (int i = 0; i < n; i++) {
-        const char *name = ents[i]->d_name;
-        char dir[PATH_MAX + 300];
-        if (name[0] != '.' && gm_valid_group_name(name) == 0) {
-            snprintf(dir, sizeof dir, "%s/%s", state, name);
-            show_group(name, dir, &o, &first);
-        }
-        free(ents[i]);
-    }
-    gm_proc_cache_end();
-    free(ents);
+    struct ps_pass pass = {&o, 1};
+    gm_each_group(state, show_one, &pass);
     if (o.json)
         printf("]\n");
     return 0;

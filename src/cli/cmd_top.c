@@ -7,7 +7,6 @@
 #include "top.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -70,18 +69,6 @@ static void top_usage(FILE *out)
             "Examples:\n"
             "  gpumem top              refresh every second\n"
             "  gpumem top -d 0.5 -a    twice a second, with groups that have no processes\n");
-}
-
-static int top_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int top_die(int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("gpumem top: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return status;
 }
 
 /* Seconds as plain decimal digits ("1", "0.25"); no signs, exponents,
@@ -296,6 +283,7 @@ int cmd_top(int argc, char **argv)
         {"delay", required_argument, 0, 'd'}, {"all", no_argument, 0, 'a'}, {"sim", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
+    die_name = "gpumem top";
     struct top_view v;
     memset(&v, 0, sizeof v);
     v.delay = 1.0;
@@ -305,7 +293,7 @@ int cmd_top(int argc, char **argv)
         switch (c) {
         case 'd':
             if (parse_delay(optarg, &v.delay) < 0)
-                return top_die(2, "--delay \"%s\": expected seconds from 0.05 to 3600 (e.g. 1 or 0.5)", optarg);
+                return die(2, "--delay \"%s\": expected seconds from 0.05 to 3600 (e.g. 1 or 0.5)", optarg);
             break;
         case 'a': v.all = 1; break;
         case 'S': sim = 1; break;
@@ -314,25 +302,21 @@ int cmd_top(int argc, char **argv)
         }
     }
     if (optind < argc)
-        return top_die(2, "unexpected argument \"%s\"", argv[optind]);
+        return die(2, "unexpected argument \"%s\"", argv[optind]);
     if (!isatty(STDOUT_FILENO))
-        return top_die(2, "stdout is not a terminal; use gpumem ps for a snapshot");
+        return die(2, "stdout is not a terminal; use gpumem ps for a snapshot");
 
-    char sim_dir[PATH_MAX], err[512];
-    const char *env_sim = getenv("GPUMEM_SIM_DIR");
-    if (sim || (env_sim && *env_sim)) {
-        if (find_sim_dir(sim_dir, sizeof sim_dir) < 0)
-            return top_die(1, "--sim: the simulated GPU was not found (build/sim, or set GPUMEM_SIM_DIR)");
-        if (dm_nvml_open(sim_dir, err, sizeof err) < 0)
-            return top_die(1, "--sim: %s", err);
-    } else if (dm_nvml_open(NULL, err, sizeof err) < 0) {
+    char err[512];
+    int nv = open_nvml_view(sim, err, sizeof err);
+    if (nv < 0)
+        return die(1, "%s", err);
+    if (nv > 0)
         snprintf(v.nvml_err, sizeof v.nvml_err, "%s", err);
-    }
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
 
     if (top_term_enter(err, sizeof err) < 0)
-        return top_die(1, "%s", err);
+        return die(1, "%s", err);
     atexit(top_term_leave);
     top_term_size(&v.rows, &v.cols);
 

@@ -16,11 +16,13 @@ static const struct command commands[] = {
     {"daemon", cmd_daemon, "serve Prometheus metrics, reclaim dead processes, log events"},
 };
 
+const char *die_name = "gpumem";
+
 int die(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("gpumem: ", stderr);
+    fprintf(stderr, "%s: ", die_name);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

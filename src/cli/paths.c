@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gpumem/hostutil.h"
+#include "../daemon/daemon.h"
 
 static int exists(const char *p)
 {
@@ -18,16 +19,14 @@ static int exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-/* The directory above the one holding the gpumem binary (build/ or the
- * install prefix). */
-static int prefix(char *buf, size_t len)
+int exe_dir(char *buf, size_t len, int up)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)
         return -1;
     exe[n] = '\0';
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i <= up; i++) {
         char *slash = strrchr(exe, '/');
         if (!slash)
             return -1;
@@ -45,7 +44,7 @@ int find_shim(char *buf, size_t len)
         snprintf(buf, len, "%s", env);
         return exists(buf) ? 0 : -1;
     }
-    if (prefix(pre, sizeof pre) < 0)
+    if (exe_dir(pre, sizeof pre, 1) < 0)
         return -1;
     const char *cands[] = {"lib/libgpumem.so", "lib/gpumem/libgpumem.so"};
     for (size_t i = 0; i < 2; i++) {
@@ -63,7 +62,7 @@ int find_sim_dir(char *buf, size_t len)
     if (env && *env) {
         snprintf(buf, len, "%s", env);
     } else {
-        if (prefix(pre, sizeof pre) < 0)
+        if (exe_dir(pre, sizeof pre, 1) < 0)
             return -1;
         snprintf(buf, len, "%s/sim", pre);
         snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
@@ -72,6 +71,24 @@ int find_sim_dir(char *buf, size_t len)
     }
     snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
     return exists(probe) ? 0 : -1;
+}
+
+int open_nvml_view(int sim, char *err, size_t errlen)
+{
+    const char *env_sim = getenv("GPUMEM_SIM_DIR");
+    if (sim || (env_sim && *env_sim)) {
+        char dir[PATH_MAX], why[400];
+        if (find_sim_dir(dir, sizeof dir) < 0) {
+            snprintf(err, errlen, "--sim: the simulated GPU was not found (build/sim, or set GPUMEM_SIM_DIR)");
+            return -1;
+        }
+        if (dm_nvml_open(dir, why, sizeof why) < 0) {
+            snprintf(err, errlen, "--sim: %s", why);
+            return -1;
+        }
+        return 0;
+    }
+    return dm_nvml_open(NULL, err, errlen) < 0 ? 1 : 0;
 }
 
 /* A group whose recorded identity matches `who`: its name (a container's

@@ -22,12 +22,8 @@ const char *top_size(uint64_t bytes, char *buf, size_t len)
         snprintf(buf, len, "none");
         return buf;
     }
-    double v = (double)bytes;
-    int i = 0;
-    while (v >= 1024.0 && i < 6) {
-        v /= 1024.0;
-        i++;
-    }
+    double v;
+    int i = gm_size_scale(bytes, &v);
     if (i == 0)
         snprintf(buf, len, "%llu", (unsigned long long)bytes);
     else if (v == (double)(uint64_t)v)

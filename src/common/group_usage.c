@@ -219,7 +219,6 @@ static void clear_slot(struct gm_proc_slot *s)
     s->host_pid = 0;
     s->table_addr = 0;
     s->table_layout = 0;
-    s->tracing = 0;
     s->start_time = 0;
     s->comm[0] = '\0';
     atomic_store(&s->pid, 0); /* last: the slot is free only once it is clean */

@@ -2,13 +2,17 @@
 #include "gpumem/hostutil.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
+#include "gpumem/group.h"
 #include "gpumem/nvml.h"
+#include "gpumem/procinfo.h"
 
 int gm_mkdir_p(const char *dir)
 {
@@ -41,4 +45,23 @@ const char *gm_nvml_index_uuid(const char *lib, unsigned index, char *buf, size_
     for (char *c = buf + 4; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     return buf;
+}
+
+void gm_each_group(const char *state_dir, void (*fn)(const char *name, const char *dir, void *ctx), void *ctx)
+{
+    struct dirent **ents = NULL;
+    int n = scandir(state_dir, &ents, NULL, alphasort);
+    /* The same processes fill many slots: /proc is read once per pid. */
+    gm_proc_cache_begin();
+    for (int i = 0; i < n; i++) {
+        const char *name = ents[i]->d_name;
+        char dir[PATH_MAX + 300];
+        if (name[0] != '.' && gm_valid_group_name(name) == 0) {
+            snprintf(dir, sizeof dir, "%s/%s", state_dir, name);
+            fn(name, dir, ctx);
+        }
+        free(ents[i]);
+    }
+    gm_proc_cache_end();
+    free(ents);
 }

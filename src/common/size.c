@@ -96,6 +96,17 @@ int gm_parse_size(const char *s, enum gm_bare_unit bare, uint64_t *out, char *er
     return 0;
 }
 
+int gm_size_scale(uint64_t bytes, double *v)
+{
+    int i = 0;
+    *v = (double)bytes;
+    while (*v >= 1024.0 && i < 6) {
+        *v /= 1024.0;
+        i++;
+    }
+    return i;
+}
+
 const char *gm_format_size(uint64_t bytes, char *buf, size_t len)
 {
     static const char *names[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
@@ -103,12 +114,8 @@ const char *gm_format_size(uint64_t bytes, char *buf, size_t len)
         snprintf(buf, len, "unlimited");
         return buf;
     }
-    int i = 0;
-    double v = (double)bytes;
-    while (v >= 1024.0 && i < 6) {
-        v /= 1024.0;
-        i++;
-    }
+    double v;
+    int i = gm_size_scale(bytes, &v);
     if (i == 0)
         snprintf(buf, len, "%llu B", (unsigned long long)bytes);
     else if (v == (double)(uint64_t)v)

@@ -6,12 +6,12 @@
 #include "daemon.h"
 #include "gc.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
 
 /* Fields of a file in shared memory are not trusted to be terminated. */
@@ -208,26 +208,24 @@ static int row_order(const void *a, const void *b)
     return c ? c : strcmp(x->uuid, y->uuid);
 }
 
+/* One group of the gm_each_group walk. */
+struct collect_pass {
+    struct dm_snapshot *s;
+    int reclaim, procs;
+};
+static void read_one(const char *name, const char *dir, void *ctx)
+{
+    struct collect_pass *p = ctx;
+    read_group(p->s, name, dir, p->reclaim, p->procs);
+}
+
 static void collect(struct dm_snapshot *s, const char *state_dir, int reclaim, int procs)
 {
     memset(s, 0, sizeof *s);
     s->nvml = dm_nvml_available();
     s->ndevs = dm_nvml_read(s->devs, DM_MAX_NVML_DEVS);
-    struct dirent **ents = NULL;
-    int n = scandir(state_dir, &ents, NULL, alphasort);
-    /* The same processes fill many slots: /proc is read once per pid. */
-    gm_proc_cache_begin();
-    for (int i = 0; i < n; i++) {
-        const char *name = ents[i]->d_name;
-        char dir[PATH_MAX + 300];
-        if (name[0] != '.' && gm_valid_group_name(name) == 0) {
-            snprintf(dir, sizeof dir, "%s/%s", state_dir, name);
-            read_group(s, name, dir, reclaim, procs);
-        }
-        free(ents[i]);
-    }
-    gm_proc_cache_end();
-    free(ents);
+    struct collect_pass pass = {s, reclaim, procs};
+    gm_each_group(state_dir, read_one, &pass);
     if (s->nrows > 1)
         qsort(s->rows, s->nrows, sizeof *s->rows, row_order);
 }

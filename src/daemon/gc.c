@@ -48,15 +48,6 @@ static int exists(const char *p)
     return lstat(p, &st) == 0;
 }
 
-static int live_slots(const struct gm_usage *u)
-{
-    int n = 0;
-    uint32_t hw = atomic_load(&u->slots_hw);
-    for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++)
-        n += atomic_load(&u->slot[i].pid) != 0;
-    return n;
-}
-
 int dm_gc_group(const char *name, const char *dir, const struct gm_limits *l, struct gm_usage *u)
 {
     struct record r;
@@ -72,7 +63,7 @@ int dm_gc_group(const char *name, const char *dir, const struct gm_limits *l, st
     /* Under the mutex no slot can be claimed meanwhile; a process that
      * still maps the region but holds no slot holds no GPU memory. */
     int removed = 0;
-    if (live_slots(u) == 0)
+    if (gm_usage_live_slots(u) == 0)
         (void)gm_group_remove(dir), removed = 1; /* files gone even if rmdir found strangers */
     gm_admin_unlock(u);
     if (!removed)

@@ -175,14 +175,14 @@ static CUresult cell_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, 
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-static CUresult charge_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, uint64_t charged, int kind,
-                            uint64_t *v)
+/* Adds `bytes` to cell `off`, raising its reservation when they do not
+ * fit under its cap (or taking them back and refusing). */
+static CUresult cell_add(struct gm_proc_slot *s, uint64_t off, uint64_t bytes)
 {
-    CUresult r = cell_grow(s, off, bytes, charged);
-    if (r != CUDA_SUCCESS)
-        return r;
-    atomic_fetch_add_explicit(&shim_cell(s, off)->allocs, 1, memory_order_relaxed);
-    *v = bytes << 18 | off | ALLOC_CHARGED | (uint64_t)kind;
+    struct gm_cell *c = shim_cell(s, off);
+    uint64_t charged = atomic_fetch_add(&c->charged, bytes) + bytes;
+    if (charged > atomic_load(&c->cap))
+        return cell_grow(s, off, bytes, charged);
     return CUDA_SUCCESS;
 }
 
@@ -203,12 +203,11 @@ CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v)
      * device is always that one: later allocations go the fast way. */
     if (g.ncu == 1 && gd == atomic_load_explicit(&g.gd_of[0], memory_order_relaxed))
         shim_tl.fast = (int64_t)off;
-    struct gm_cell *c = shim_cell(s, off);
-    uint64_t charged = atomic_fetch_add(&c->charged, bytes) + bytes;
-    if (charged > atomic_load(&c->cap))
-        return charge_grow(s, off, bytes, charged, kind, v);
-    atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed);
-    *v = bytes << 18 | off | ALLOC_CHARGED | (uint64_t)kind;
+    CUresult r = cell_add(s, off, bytes);
+    if (r != CUDA_SUCCESS)
+        return r;
+    atomic_fetch_add_explicit(&shim_cell(s, off)->allocs, 1, memory_order_relaxed);
+    *v = alloc_pack_cell(bytes, kind, off);
     return CUDA_SUCCESS;
 }
 
@@ -222,14 +221,11 @@ void shim_uncharge(uint64_t v)
 CUresult shim_recharge(uint64_t *v, uint64_t bytes)
 {
     uint64_t off = alloc_cell_off(*v), old = alloc_bytes(*v);
-    struct gm_cell *c = shim_cell(g.slot, off);
     if (bytes > old) {
-        uint64_t more = bytes - old;
-        uint64_t charged = atomic_fetch_add(&c->charged, more) + more;
-        if (charged > atomic_load(&c->cap) && cell_grow(g.slot, off, more, charged) != CUDA_SUCCESS)
+        if (cell_add(g.slot, off, bytes - old) != CUDA_SUCCESS)
             return CUDA_ERROR_OUT_OF_MEMORY;
     } else {
-        atomic_fetch_sub(&c->charged, old - bytes);
+        atomic_fetch_sub(&shim_cell(g.slot, off)->charged, old - bytes);
     }
     *v = bytes << 18 | (*v & ((1u << 18) - 1));
     return CUDA_SUCCESS;
@@ -267,10 +263,7 @@ void shim_cell_trim(uint64_t off)
 
 CUresult shim_reserve(int gd, uint64_t bytes)
 {
-    uint64_t off = alloc_cell_bits(GM_LANE_SHARED, gd);
-    struct gm_cell *c = shim_cell(g.slot, off);
-    uint64_t charged = atomic_fetch_add(&c->charged, bytes) + bytes;
-    return cell_grow(g.slot, off, bytes, charged);
+    return cell_add(g.slot, alloc_cell_bits(GM_LANE_SHARED, gd), bytes); /* cap 0: always checked */
 }
 
 void shim_unreserve(int gd, uint64_t bytes)

@@ -5,7 +5,7 @@
  * there against the group's limit. An allocation that fits under the
  * cell's `cap` adds its bytes to `charged` and compares: one cache line,
  * no other thread's. One that does not fit raises the reservation
- * (shim_charge_grow, account.c):
+ * (cell_grow, account.c):
  *   1. store the cell's new reservation (seq_cst);
  *   2. sum every cell's reservation in the group (seq_cst loads);
  *   3. over the limit -> take it back (and the bytes) and refuse.
@@ -98,7 +98,7 @@ static ALWAYS_INLINE int shim_charge_fast(uint64_t bytes, int kind, uint64_t *v)
         return 0;
     }
     atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed);
-    *v = bytes << 18 | (uint64_t)off | ALLOC_CHARGED | (uint64_t)kind;
+    *v = alloc_pack_cell(bytes, kind, (uint64_t)off);
     return 1;
 }
 

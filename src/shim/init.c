@@ -94,7 +94,6 @@ static void claim_slot(void)
     /* Published for gpumem inspect and the daemon (gpumem/live_table.h). */
     s->table_addr = (uint64_t)(uintptr_t)&live_allocs;
     s->table_layout = GM_LIVE_TABLE_LAYOUT;
-    s->tracing = 1; /* every entry carries its call site */
     gm_ticks_anchor();
     g.slot = s;
 }

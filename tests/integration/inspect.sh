@@ -25,7 +25,7 @@ join_in() {
 # jq-like field reads with python3 (json from stdin): py EXPR
 py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-# Untraced: an order of births (sleeps between), several APIs and sizes, one
+# An order of births (sleeps between), several APIs and sizes, one
 # freed again.
 hold_in ia a init alloc 8M sleep 300 alloc 16M sleep 300 alloc 4K managed 2M alloc 64M free 4
 j=$("$GPUMEM" inspect --format json ia 2>"$T/err")
@@ -45,8 +45,8 @@ j=$("$GPUMEM" inspect --format json ia 2>"$T/err")
 [ "$(py "int(d['processes'][0]['oldest'][0]['age_s'] - d['processes'][0]['oldest'][2]['age_s'] >= 0.5)" <<<"$j")" = 1 ] &&
     ok inspect_ages_follow_births || fail inspect_ages_follow_births "$j"
 # Call sites are always recorded (the hook's return address: one load).
-[ "$(py "(d['processes'][0]['traced'], len(d['processes'][0]['sites']) > 0, d['processes'][0]['oldest'][0]['site'].split('+')[0])" <<<"$j" 2>&1)" = \
-    "(True, True, 'alloc_client(main')" ] && ok inspect_sites_always_recorded || fail inspect_sites_always_recorded "$j"
+[ "$(py "(len(d['processes'][0]['sites']) > 0, d['processes'][0]['oldest'][0]['site'].split('+')[0])" <<<"$j" 2>&1)" = \
+    "(True, 'alloc_client(main')" ] && ok inspect_sites_always_recorded || fail inspect_sites_always_recorded "$j"
 out=$("$GPUMEM" inspect ia 2>&1)
 expect_in inspect_table_header "group ia: 4 live allocations, 26.00 MiB" "$out"
 expect_in inspect_table_lists_sites "call sites " "$out"
@@ -61,11 +61,11 @@ j=$("$GPUMEM" inspect --format json ib 2>&1)
 [ "$(py "sorted(p['count'] for p in d['processes'])" <<<"$j" 2>&1)" = "[1, 2]" ] && ok inspect_group_lists_every_process ||
     fail inspect_group_lists_every_process "$j"
 j=$("$GPUMEM" inspect --format json "$pb" 2>&1)
-[ "$(py "(len(d['processes']), d['processes'][0]['host_pid'], d['processes'][0]['traced'])" <<<"$j" 2>&1)" = \
-    "(1, $pb, True)" ] && ok inspect_by_pid || fail inspect_by_pid "$pb: $j"
+[ "$(py "(len(d['processes']), d['processes'][0]['host_pid'])" <<<"$j" 2>&1)" = \
+    "(1, $pb)" ] && ok inspect_by_pid || fail inspect_by_pid "$pb: $j"
 sites=$(py "[(s['site'].split('+')[0], s['count']) for s in d['processes'][0]['sites']]" <<<"$j" 2>&1)
-[ "$sites" = "[('alloc_client(main', 1), ('alloc_client(main', 1)]" ] && ok inspect_traced_call_sites ||
-    fail inspect_traced_call_sites "$sites"
+[ "$sites" = "[('alloc_client(main', 1), ('alloc_client(main', 1)]" ] && ok inspect_call_sites ||
+    fail inspect_call_sites "$sites"
 out=$("$GPUMEM" inspect "$pb" 2>&1)
 expect_in inspect_table_call_sites "alloc_client(main+0x" "$out"
 
