@@ -118,12 +118,18 @@ struct gm_cell {
 #define GM_CELL_INDEX(l, d) ((l) * GM_MAX_DEVICES + (d))
 _Static_assert(sizeof(struct gm_cell) == 64, "a cell is one cache line");
 
+/* The start time of a process that could not read its own /proc/self/stat
+ * when it claimed its slot: nothing can prove it dead, so only its own exit
+ * frees the slot (gm_proc_alive). */
+#define GM_START_UNKNOWN UINT64_MAX
+
 /* One process. Only its owner writes the counters; slots never move (no
  * compaction), so a pointer to one stays valid for the process's life. */
 struct gm_proc_slot {
     _Atomic int32_t pid;                /* pid as the group sees it; 0 = free */
     int32_t host_pid;                   /* filled by the host side when known */
-    uint64_t start_time;                /* /proc/<pid>/stat field 22: pid reuse guard */
+    uint64_t start_time;                /* /proc/<pid>/stat field 22: pid reuse guard;
+                                         * GM_START_UNKNOWN: /proc unreadable at claim */
     char comm[32];
     _Atomic uint64_t peak[GM_MAX_DEVICES];
     _Atomic uint64_t refusals;

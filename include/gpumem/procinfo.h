@@ -13,7 +13,11 @@ uint64_t gm_proc_start_time(pid_t pid);
 /* The process's short command name (/proc/<pid>/comm), "" if unknown. */
 void gm_proc_comm(pid_t pid, char *buf, size_t len);
 
-/* 1 when (pid, start_time) is still alive, 0 when it has gone. Reads /proc
+/* 0 when (pid, start_time) has gone, as /proc proves now: no such process,
+ * another process with that pid, or a zombie with no thread left (or
+ * start_time 0: a slot a dying claimer left half-written). 1 otherwise,
+ * including when nothing can be proved (start_time GM_START_UNKNOWN, /proc
+ * unreadable): a slot is never reclaimed on missing evidence. Reads /proc
  * now, never the pass cache below: what a reclaim decides by. */
 int gm_proc_alive(pid_t pid, uint64_t start_time);
 
@@ -35,7 +39,14 @@ int gm_proc_cache_begin(void);
 void gm_proc_cache_end(void);
 
 /* Start time (as gm_proc_start_time) and state letter (/proc/<pid>/stat
- * field 3, '?' when unknown) of `pid`; 0 if it is gone. */
+ * field 3, '?' when unknown) of `pid`; 0 if it is gone. The letter is the
+ * thread-group leader's, except that a zombie leader beside threads that
+ * still run (main called pthread_exit, or the process is midway through a
+ * SIGKILL) reads GM_PROC_LEADER_GONE: that process lives and still holds
+ * its device memory, which the driver gives back only when its last thread
+ * has gone. 'Z' means no thread is left. */
+#define GM_PROC_LEADER_GONE 'L'
+
 uint64_t gm_proc_stat(pid_t pid, char *state);
 
 /* The pid `host` (a pid as this reader sees it) has in its own innermost

@@ -86,9 +86,15 @@ struct thread_credit {
 };
 static __thread struct thread_credit tcredit;
 
-static uint64_t read_start_time(pid_t pid)
+/* Start time of pid (/proc/<pid>/stat field 22), 0 when unknown; *gone set
+ * when the process has no thread left (a zombie whose thread count, field
+ * 20, is the leader alone). Like NVIDIA's driver, which frees a process's
+ * memory when its last thread closes the device files, a process holds its
+ * memory until then: a zombie leader beside running threads still does. */
+static uint64_t read_start_time(pid_t pid, int *gone)
 {
     char path[64], buf[1024];
+    *gone = 0;
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
@@ -97,12 +103,15 @@ static uint64_t read_start_time(pid_t pid)
     if (n <= 0) return 0;
     buf[n] = 0;
     /* The command name may hold spaces and parentheses: fields start after
-     * the last ')'. Field 3 is the state; 22 is starttime. */
+     * the last ')'. Field 3 is the state; 20 the threads; 22 is starttime. */
     char *p = strrchr(buf, ')');
-    if (!p) return 0;
+    if (!p || !p[1]) return 0;
+    char state = p[2];
     p++;
+    long threads = 0;
     for (int field = 2; field < 22 && *p; p++)
-        if (*p == ' ') field++;
+        if (*p == ' ' && ++field == 20) threads = strtol(p + 1, NULL, 10);
+    *gone = state == 'X' || (state == 'Z' && threads <= 1);
     return strtoull(p, NULL, 10);
 }
 
@@ -111,8 +120,9 @@ static int slot_is_dead(struct sim_slot *s)
     uint64_t owner = atomic_load(&s->owner);
     if (owner == 0) return 0;
     if (kill((pid_t)owner, 0) != 0 && errno == ESRCH) return 1;
-    uint64_t st = read_start_time((pid_t)owner);
-    return st != 0 && st != atomic_load(&s->start_time);
+    int gone;
+    uint64_t st = read_start_time((pid_t)owner, &gone);
+    return st != 0 && (st != atomic_load(&s->start_time) || gone);
 }
 
 static void zero_slot(struct sim_slot *s)
@@ -157,7 +167,8 @@ int sim_reclaim_dead(void)
 static int claim_slot(void)
 {
     pid_t pid = getpid();
-    uint64_t st = read_start_time(pid);
+    int gone;
+    uint64_t st = read_start_time(pid, &gone);
     shared_lock();
     int got = -1;
     for (int pass = 0; pass < 2 && got < 0; pass++) {

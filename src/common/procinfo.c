@@ -9,6 +9,7 @@
  * namespaces. The pass cache is the only thing here that allocates; the
  * shim never opens one. */
 #include "gpumem/procinfo.h"
+#include "gpumem/group.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,19 +45,26 @@ static void proc_path(char *buf, size_t len, int dirfd, pid_t pid, const char *f
 uint64_t gm_parse_proc_stat(const char *buf, char *state)
 {
     /* comm (field 2) may hold spaces and parentheses: fields resume after the
-     * last ')'. Field 3 is the state; start time is field 22. */
+     * last ')'. Field 3 is the state, 20 the number of threads, 22 the start
+     * time. */
     *state = '?';
     const char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ')
         return 0;
-    *state = p[2];
+    char st = p[2];
     p++;
-    for (int field = 2; field < 22 && *p; p++)
-        if (*p == ' ')
-            field++;
+    uint64_t threads = 0;
+    for (int field = 2; field < 22 && *p; p++) {
+        if (*p == ' ' && ++field == 20)
+            for (threads = 0; p[1] >= '0' && p[1] <= '9'; p++)
+                threads = threads * 10 + (uint64_t)(p[1] - '0');
+    }
     uint64_t v = 0;
     while (*p >= '0' && *p <= '9')
         v = v * 10 + (uint64_t)(*p++ - '0');
+    /* The letter is the leader's. A zombie leader still counts itself among
+     * the threads; beside other threads, the process lives on. */
+    *state = st == 'Z' && threads > 1 ? GM_PROC_LEADER_GONE : st;
     return v;
 }
 
@@ -75,6 +83,16 @@ static uint64_t read_stat(int dirfd, pid_t pid, char *state)
     char buf[1024];
     *state = '?';
     return read_proc(dirfd, pid, "stat", buf, sizeof buf) ? gm_parse_proc_stat(buf, state) : 0;
+}
+
+/* read_stat, telling a process that is gone (1: no such /proc entry, or one
+ * that does not parse) from /proc that could not be read (0: out of file
+ * descriptors, no /proc mounted...), which proves nothing. */
+static int read_stat_known(pid_t pid, char *state, uint64_t *start)
+{
+    errno = 0;
+    *start = read_stat(AT_FDCWD, pid, state);
+    return *start != 0 || errno == ENOENT || errno == ESRCH || errno == 0;
 }
 
 pid_t gm_parse_nspid(const char *status)
@@ -245,7 +263,9 @@ pid_t gm_proc_inner_pid(pid_t host)
     return e->inner;
 }
 
-/* A zombie has exited: the driver has already taken its memory back. */
+/* A zombie has exited, and none of its threads runs any more (a zombie
+ * leader beside running threads reads GM_PROC_LEADER_GONE): the driver has
+ * taken its memory back. */
 static int live_state(char state) { return state != 'Z' && state != 'X'; }
 
 /* Calls fn for every process in /proc until it returns nonzero, which is
@@ -300,7 +320,7 @@ static int ns_match_now(pid_t h, void *arg)
 static int alive_in_other_ns(pid_t pid, uint64_t start_time)
 {
     struct ns_want w = {pid, start_time};
-    return for_each_proc(ns_match_now, &w) > 0;
+    return for_each_proc(ns_match_now, &w) != 0; /* -1: /proc unreadable, proves nothing */
 }
 
 static int pc_add_proc(pid_t h, void *arg)
@@ -358,16 +378,26 @@ static uint64_t stat_of(pid_t pid, char *state, int cached)
     return cached ? gm_proc_stat(pid, state) : read_stat(AT_FDCWD, pid, state);
 }
 
+/* Dead only on evidence: a process that holds memory must never be
+ * reclaimed. A slot whose process could not read its start time
+ * (GM_START_UNKNOWN), or /proc that cannot be read now, proves nothing. A
+ * start time of 0 is a slot caught mid-claim or mid-clear by its holder's
+ * death: no process has it. */
 static int alive(pid_t pid, uint64_t start_time, pid_t host_hint, int cached)
 {
-    if (pid <= 0)
+    if (pid <= 0 || start_time == 0)
         return 0;
+    if (start_time == GM_START_UNKNOWN)
+        return 1;
     char state;
-    uint64_t st = stat_of(pid, &state, cached);
-    if (st != 0 && st == start_time)
+    uint64_t st;
+    if (cached) {
+        st = gm_proc_stat(pid, &state);
+    } else if (!read_stat_known(pid, &state, &st)) {
+        return 1;
+    }
+    if (st == start_time)
         return live_state(state);
-    if (start_time == 0)
-        return 0;
     /* A host pid a reader found before: checked like any candidate. */
     if (host_hint > 0 && host_hint != pid && stat_of(host_hint, &state, cached) == start_time &&
         live_state(state) && (cached ? gm_proc_inner_pid(host_hint) : read_inner_pid(AT_FDCWD, host_hint)) == pid)

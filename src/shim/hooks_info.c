@@ -14,6 +14,10 @@ void shim_view(int gd, uint64_t *free, uint64_t *total)
     uint64_t limit = shim_limit(gd);
     if (limit == GM_UNLIMITED)
         return;
+    /* Not a hot path: leave out the processes that have gone since the last
+     * reclaim (a SIGKILLed one is otherwise counted until an allocation
+     * needs its room), so the view is as fresh as the driver's own. */
+    gm_reclaim_dead(g.usage);
     uint64_t used = gm_usage_total(g.usage, gd);
     uint64_t room = limit > used ? limit - used : 0;
     *total = min_u64(limit, *total);

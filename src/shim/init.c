@@ -84,7 +84,17 @@ static void claim_slot(void)
     pid_t pid = getpid();
     char comm[32];
     gm_proc_comm(pid, comm, sizeof comm);
-    struct gm_proc_slot *s = gm_slot_claim(g.usage, pid, gm_proc_start_time(pid), comm);
+    /* The start time tells this process from a later one with its pid. If
+     * /proc cannot say (not mounted, out of descriptors), the slot is marked
+     * so that nobody reclaims it on that missing evidence: only our exit
+     * frees it. */
+    uint64_t start = gm_proc_start_time(pid);
+    if (start == 0) {
+        start = GM_START_UNKNOWN;
+        shim_log(LOG_WARN, "cannot read /proc/%d/stat: this process's slot is freed only by its own exit",
+                 (int)pid);
+    }
+    struct gm_proc_slot *s = gm_slot_claim(g.usage, pid, start, comm);
     if (!s) {
         shim_log(LOG_ERROR, "group has no free process slot (%d in use): refusing device allocations",
                  GM_MAX_PROCS);

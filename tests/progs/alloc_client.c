@@ -35,6 +35,8 @@
  *   forkhold SIZE        fork a child that initialises CUDA, allocates SIZE
  *                        and waits; the parent goes on when it holds it
  *   killchild            SIGKILL that child and reap it
+ *   mainexit             the main thread ends (pthread_exit) while the
+ *                        `talloc` thread lives on, holding what it allocated
  * SIZE takes K/M/G suffixes. Exit status 0 unless an `expect` failed. */
 #include "gpumem/cuda.h"
 
@@ -402,6 +404,9 @@ int main(int argc, char **argv)
             last = read(fds[0], &c, 1) == 1 && c == '1' ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
         } else if (!strcmp(op, "killchild")) {
             last = kill(child, SIGKILL) == 0 && waitpid(child, NULL, 0) == child ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
+        } else if (!strcmp(op, "mainexit")) {
+            printf("mainexit\n");
+            pthread_exit(NULL);
         } else if (!strcmp(op, "hold")) {
             printf("holding\n");
             pause();
