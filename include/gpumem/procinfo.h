@@ -10,6 +10,9 @@
  * process for the life of the machine. */
 uint64_t gm_proc_start_time(pid_t pid);
 
+/* How many threads `pid` has (/proc/<pid>/stat field 20), 0 if unknown. */
+unsigned gm_proc_threads(pid_t pid);
+
 /* The process's short command name (/proc/<pid>/comm), "" if unknown. */
 void gm_proc_comm(pid_t pid, char *buf, size_t len);
 

@@ -236,6 +236,21 @@ uint64_t gm_proc_stat(pid_t pid, char *state)
     return e->start;
 }
 
+unsigned gm_proc_threads(pid_t pid)
+{
+    char buf[1024];
+    if (!read_proc(AT_FDCWD, pid, "stat", buf, sizeof buf))
+        return 0;
+    const char *p = strrchr(buf, ')');
+    for (int field = 2; p && *p && field < 20; p++)
+        if (*p == ' ')
+            field++;
+    unsigned n = 0;
+    while (p && *p >= '0' && *p <= '9' && n < 1u << 24)
+        n = n * 10 + (unsigned)(*p++ - '0');
+    return n;
+}
+
 uint64_t gm_proc_start_time(pid_t pid)
 {
     char state;

@@ -224,16 +224,19 @@ __attribute__((constructor)) static void shim_constructor(void)
 }
 
 /* A normal exit gives the group its bytes back at once (the driver frees the
- * process's memory as it goes); a killed process is reclaimed by the next
- * one that needs the room, or by the CLI and daemon. */
+ * process's memory as it goes) when this is the process's last thread. While
+ * other threads run (exit() does not stop them until its very end), they may
+ * be inside a hook with the slot in hand, and they still hold and allocate
+ * device memory: the slot stays ours, enforcing, until the process has gone,
+ * and the next reclaim frees it then. */
 __attribute__((destructor)) static void shim_destructor(void)
 {
-    if (atomic_load(&g.mode) == SHIM_ENFORCE && g.slot && atomic_load(&g.slot->pid) == getpid()) {
-        shim_leak_report();
-        /* Threads still running (exit does not stop them) pass through from
-         * here on: the slot may soon be another process's. */
-        atomic_store(&g.mode, SHIM_PASSTHROUGH);
-        atomic_store(&g.hot, NULL);
-        gm_slot_release(g.usage, g.slot);
-    }
+    if (atomic_load(&g.mode) != SHIM_ENFORCE || !g.slot || atomic_load(&g.slot->pid) != getpid())
+        return;
+    shim_leak_report();
+    if (gm_proc_threads(getpid()) != 1)
+        return;
+    atomic_store(&g.mode, SHIM_PASSTHROUGH);
+    atomic_store(&g.hot, NULL);
+    gm_slot_release(g.usage, g.slot);
 }

@@ -1,9 +1,12 @@
 # Threads x processes churning random allocations (freed as often by
 # another thread of the process as by the one that made them) in one group under a
-# storm of SIGKILLs (some inside the shim's start-up) and injected driver
-# faults. After every step the simulated driver's own per-process truth must
-# show the group within its limit; at the end everything returns to 0, in
-# the driver and in the group's accounting (DESIGN section 5).
+# storm of SIGKILLs (some inside the shim's start-up), injected driver
+# faults, workers whose main thread ends in pthread_exit (they live on in
+# their other threads) and workers that exit while their threads allocate.
+# For the whole run, every 2 ms, the simulated driver's own per-process
+# truth must show the group within its limit; at the end everything returns
+# to 0, in the driver and in the group's accounting. Each run prints its
+# seed; STRESS_SEED=N reruns the judge's choices.
 . tests/integration/lib.sh
 export GPUMEM_SIM_CTX_OVERHEAD=64M GPUMEM_SIM_DEVICES=1x16G GPUMEM_SIM_ALLOC_DELAY_US=${STRESS_DELAY_US:-200}
 secs=${STRESS_SECONDS:-12}
