@@ -208,11 +208,14 @@ struct gm_usage *gm_usage_map(const char *dir, char *err, size_t errlen);
 void gm_limits_unmap(const struct gm_limits *l);
 void gm_usage_unmap(struct gm_usage *u);
 
-/* Consistent copy of a mapped limits file (seqlock read; gives up after a
- * bounded number of tries if a writer died mid-update and returns -1). */
+/* Consistent copy of a mapped limits file (seqlock read). A writer midway
+ * through a rewrite is waited out; -1 when one died mid-update (an odd
+ * counter nobody holds the file's lock for) or stays midway for seconds
+ * (stopped by a signal). */
 int gm_limits_read(const struct gm_limits *l, struct gm_limits *copy);
 
-/* The limit for a device UUID: its entry, else the default. Lock-free. */
+/* The limit for a device UUID: its entry, else the default. Lock-free, as
+ * gm_limits_read; 0 (refuse everything) where that gives -1. */
 uint64_t gm_limits_for(const struct gm_limits *l, const char *uuid);
 
 /* Rewrites the limits of an existing group in place (flock + seqlock). */

@@ -77,6 +77,9 @@ static inline uint64_t alloc_pack(uint64_t bytes, int kind, unsigned lane, int g
     return alloc_pack_pool(bytes, kind, lane, gd, 0);
 }
 static inline uint64_t alloc_bytes(uint64_t v) { return v >> 18; }
+/* The most an entry can say an allocation is charged (64 TiB, far past any
+ * GPU): the shim refuses anything larger rather than truncate it. */
+#define ALLOC_BYTES_MAX ((1ull << 46) - 1)
 static inline unsigned alloc_pool(uint64_t v) { return (unsigned)(v >> 12) & 0x3f; }
 static inline unsigned alloc_lane(uint64_t v) { return (unsigned)(v >> 10) & 3; }
 static inline int alloc_gd(uint64_t v) { return (int)((v >> 6) & 0xf); }

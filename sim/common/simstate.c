@@ -35,13 +35,13 @@
 #include <unistd.h>
 
 #define SIM_MAGIC        0x4d49534d454d5047ULL   /* "GPMEMSIM" */
-#define SIM_LAYOUT       3
+#define SIM_LAYOUT       4
 #define SIM_STRIPES      16
 #define CREDIT_CHUNK     (2ULL << 20)
 #define CREDIT_MAX       (4ULL << 20)
 
 struct sim_stripe {
-    _Atomic uint64_t used[SIM_MAX_DEVICES];          /* 128 bytes: two cache lines */
+    _Atomic uint64_t used[SIM_MAX_DEVICES];          /* whole cache lines */
 };
 
 struct sim_slot {

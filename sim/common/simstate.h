@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SIM_MAX_DEVICES 16
+#define SIM_MAX_DEVICES 64
 #define SIM_MAX_PROCS   256
 
 struct sim_device_info {

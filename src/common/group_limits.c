@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *gm_state_dir(char *buf, size_t len)
@@ -128,6 +130,110 @@ static int limits_entries_valid(const struct gm_limits *l)
     return 1;
 }
 
+/* Where each mapped limits file lives, so that a reader that finds a
+ * rewrite in progress can ask whether its writer is still alive (it holds
+ * the file's flock). A few entries: a process maps one group, the CLI and
+ * the daemon one at a time. */
+#define MAPPED_MAX 8
+static struct mapped {
+    const struct gm_limits *map;
+    dev_t dev;
+    ino_t ino;
+    char path[512];
+} mapped[MAPPED_MAX];
+static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void mapped_add(const struct gm_limits *l, const char *dir)
+{
+    char path[sizeof mapped[0].path];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/limits", dir);
+    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0)
+        return; /* not remembered: a stuck rewrite is then waited out for a while, then refused */
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAPPED_MAX; i++)
+        if (!mapped[i].map) {
+            mapped[i].map = l;
+            mapped[i].dev = st.st_dev;
+            mapped[i].ino = st.st_ino;
+            memcpy(mapped[i].path, path, (size_t)n + 1);
+            break;
+        }
+    pthread_mutex_unlock(&mapped_lock);
+}
+
+static void mapped_remove(const struct gm_limits *l)
+{
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAPPED_MAX; i++)
+        if (mapped[i].map == l)
+            mapped[i].map = NULL;
+    pthread_mutex_unlock(&mapped_lock);
+}
+
+enum writer { WRITER_ALIVE, WRITER_DEAD, WRITER_UNKNOWN };
+
+/* Is anyone rewriting the limits file mapped at l? Writers hold its flock
+ * (limits_write), which the kernel drops when they die. */
+static enum writer writer_state(const struct gm_limits *l)
+{
+    char path[sizeof mapped[0].path] = "";
+    dev_t dev = 0;
+    ino_t ino = 0;
+    pthread_mutex_lock(&mapped_lock);
+    for (int i = 0; i < MAPPED_MAX; i++)
+        if (mapped[i].map == l) {
+            memcpy(path, mapped[i].path, sizeof path);
+            dev = mapped[i].dev;
+            ino = mapped[i].ino;
+        }
+    pthread_mutex_unlock(&mapped_lock);
+    if (!path[0])
+        return WRITER_UNKNOWN;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    enum writer w = WRITER_UNKNOWN;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+            w = WRITER_DEAD; /* (unlocked by the close) */
+        else if (errno == EWOULDBLOCK)
+            w = WRITER_ALIVE;
+    }
+    if (fd >= 0)
+        close(fd);
+    return w;
+}
+
+/* An even sequence number of l, waiting out a writer mid-update: -1 only
+ * when the odd number was left by a writer that died (nobody holds the
+ * lock), or when a rewrite goes on for so long (LIMITS_WAIT_NS; a writer
+ * stopped by a signal) that the limit cannot be trusted. Never a guess
+ * from a merely slow writer. */
+#define LIMITS_WAIT_NS (10ull * 1000000000ull)
+static int limits_seq(const struct gm_limits *l, uint64_t *seq)
+{
+    uint64_t waited = 0;
+    for (int tries = 0;; tries++) {
+        uint64_t s = atomic_load_explicit(&l->seq, memory_order_acquire);
+        if (!(s & 1)) {
+            *seq = s;
+            return 0;
+        }
+        if (tries < 100) { /* a live writer is done in microseconds */
+            sched_yield();
+            continue;
+        }
+        enum writer w = writer_state(l);
+        if (w == WRITER_DEAD && atomic_load(&l->seq) == s)
+            return -1;
+        if (waited >= LIMITS_WAIT_NS)
+            return -1;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        waited += 1000000;
+    }
+}
+
 const struct gm_limits *gm_limits_map(const char *dir, char *err, size_t errlen)
 {
     struct gm_limits *l = map_file(dir, "limits", 0, sizeof *l, err, errlen);
@@ -137,37 +243,38 @@ const struct gm_limits *gm_limits_map(const char *dir, char *err, size_t errlen)
         munmap(l, sizeof *l);
         return NULL;
     }
+    if (l)
+        mapped_add(l, dir);
     return l;
 }
 
 void gm_limits_unmap(const struct gm_limits *l)
 {
-    if (l)
+    if (l) {
+        mapped_remove(l);
         munmap((void *)l, sizeof *l);
+    }
 }
 
 int gm_limits_read(const struct gm_limits *l, struct gm_limits *copy)
 {
-    for (int tries = 0; tries < 10000; tries++) {
-        uint64_t s1 = atomic_load_explicit(&l->seq, memory_order_acquire);
-        if (s1 & 1) {
-            sched_yield();
-            continue;
-        }
+    for (;;) {
+        uint64_t s1;
+        if (limits_seq(l, &s1) < 0)
+            return -1;
         memcpy(copy, (const void *)l, sizeof *copy);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&l->seq, memory_order_relaxed) == s1)
             return 0;
     }
-    return -1;
 }
 
 uint64_t gm_limits_for(const struct gm_limits *l, const char *uuid)
 {
-    for (int tries = 0; tries < 1000; tries++) {
-        uint64_t s1 = atomic_load_explicit(&l->seq, memory_order_acquire);
-        if (s1 & 1)
-            continue;
+    for (;;) {
+        uint64_t s1;
+        if (limits_seq(l, &s1) < 0)
+            return 0; /* a writer died mid-update: fail closed until `gpumem limit` repairs it */
         uint64_t v = l->default_limit;
         uint32_t n = l->ndev < GM_MAX_DEVICES ? l->ndev : GM_MAX_DEVICES;
         for (uint32_t i = 0; i < n; i++)
@@ -179,7 +286,6 @@ uint64_t gm_limits_for(const struct gm_limits *l, const char *uuid)
         if (atomic_load_explicit(&l->seq, memory_order_relaxed) == s1)
             return v;
     }
-    return 0; /* a writer died mid-update: fail closed until `gpumem limit` repairs it */
 }
 
 static int limits_write(const char *dir, const struct gm_limits *nl, char *err, size_t errlen)

@@ -3,6 +3,7 @@
 #include "account.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -69,30 +70,8 @@ void shim_lanes_fork_child(void)
     pthread_setspecific(lane_key, NULL);
 }
 
-uint64_t shim_limit_reload(int gd, uint64_t seq)
-{
-    const struct gm_limits *l = g.limits;
-    for (int tries = 0; tries < 1000; tries++, seq = atomic_load_explicit(&l->seq, memory_order_acquire)) {
-        if (seq & 1)
-            continue;
-        uint64_t v = l->default_limit;
-        uint32_t n = l->ndev < GM_MAX_DEVICES ? l->ndev : GM_MAX_DEVICES;
-        for (uint32_t i = 0; i < n; i++)
-            if (strncmp(l->dev[i].uuid, g.usage->dev[gd].uuid, GM_UUID_LEN) == 0) {
-                v = l->dev[i].limit;
-                break;
-            }
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&l->seq, memory_order_relaxed) != seq)
-            continue;
-        /* Value before seq: a thread that sees the new seq sees its value. */
-        atomic_store_explicit(&g.lim[gd].value, v, memory_order_relaxed);
-        atomic_store_explicit(&g.lim[gd].seq, seq + 2, memory_order_release);
-        return v;
-    }
-    return 0; /* a writer died mid-update: refuse until `gpumem limit` repairs it */
-}
-
+/* Counted for gpumem ps, and said once a second at most: who, where, how
+ * much, and the command that would change it. */
 static void note_refusal(int gd, uint64_t bytes)
 {
     struct timespec ts;
@@ -102,8 +81,23 @@ static void note_refusal(int gd, uint64_t bytes)
     atomic_store(&g.slot->last_activity_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
     atomic_fetch_add(&g.usage->dev[gd].refusals, 1);
     atomic_store(&g.usage->dev[gd].last_refused_size, bytes);
-    shim_log(LOG_INFO, "refused %llu bytes on %s: group limit %llu", (unsigned long long)bytes,
-             g.usage->dev[gd].uuid, (unsigned long long)shim_limit(gd));
+    int cu = -1;
+    for (int i = 0; i < GM_MAX_CU_DEVICES && cu < 0; i++)
+        if (atomic_load_explicit(&g.gd_of[i], memory_order_relaxed) == gd)
+            cu = i;
+    char asked[40], used[32], limit[32];
+    uint64_t lim = shim_limit(gd);
+    gm_format_size(bytes > ALLOC_BYTES_MAX ? ALLOC_BYTES_MAX + 1 : bytes, asked, sizeof asked);
+    if (bytes > ALLOC_BYTES_MAX) /* the most one allocation can be charged */
+        memmove(asked + 5, asked, strlen(asked) + 1), memcpy(asked, "over ", 5);
+    gm_format_size(gm_usage_total(g.usage, gd), used, sizeof used);
+    if (lim == GM_UNLIMITED)
+        snprintf(limit, sizeof limit, "no");
+    else
+        gm_format_size(lim, limit, sizeof limit);
+    shim_log_refusal("out of memory: refused %s on GPU %d (%s) in group %.64s: the group uses %s of its %s limit "
+                     "(to change it: gpumem limit %.64s SIZE)",
+                     asked, cu, g.usage->dev[gd].uuid, g.limits->name, used, limit, g.limits->name);
 }
 
 static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
@@ -128,7 +122,10 @@ static int try_reserve(struct gm_cell *c, int gd, uint64_t want, uint64_t limit)
 static void cell_publish(struct gm_cell *c, uint64_t reserved, uint64_t slack, uint64_t seq)
 {
     atomic_store(&c->trim_below, reserved > 2 * slack ? reserved - 2 * slack : 0);
-    atomic_store(&c->cap, reserved > GM_CAP_GIVEN_BACK ? reserved : 0);
+    /* Never above ALLOC_BYTES_MAX: a SHIM_TOO_BIG charge always comes to
+     * the slow path (an unlimited group's reservations can grow large). */
+    uint64_t cap = reserved < ALLOC_BYTES_MAX ? reserved : ALLOC_BYTES_MAX;
+    atomic_store(&c->cap, cap > GM_CAP_GIVEN_BACK ? cap : 0);
     if (atomic_load(&g.limits->seq) != seq)
         atomic_store(&c->cap, 0);
 }
@@ -158,9 +155,13 @@ static CUresult cell_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, 
                 cell_publish(c, held, slack, seq);
             /* The fast path does not look at the group (that would read the
              * other lanes), so peaks are raised here, whenever a reservation
-             * changes: exact to within a lane's slack. */
-            raise_peak(&g.usage->dev[gd].peak, gm_usage_total(g.usage, gd));
-            raise_peak(&s->peak[gd], gm_slot_charged(s, gd));
+             * changes: exact to within a lane's slack. The sum of charges
+             * also holds other threads' charges in flight, some of which
+             * will be refused: what the group held never passed the limit,
+             * so neither does its peak. */
+            uint64_t total = gm_usage_total(g.usage, gd), mine = gm_slot_charged(s, gd);
+            raise_peak(&g.usage->dev[gd].peak, total < limit ? total : limit);
+            raise_peak(&s->peak[gd], mine < limit ? mine : limit);
             return CUDA_SUCCESS;
         }
         if (tries == 1 || gm_reclaim_dead(g.usage) == 0)
@@ -179,6 +180,10 @@ static CUresult cell_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, 
  * fit under its cap (or taking them back and refusing). */
 static CUresult cell_add(struct gm_proc_slot *s, uint64_t off, uint64_t bytes)
 {
+    if (unlikely(bytes > ALLOC_BYTES_MAX)) { /* SHIM_TOO_BIG: more than any GPU has */
+        note_refusal(alloc_gd(off), bytes);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     struct gm_cell *c = shim_cell(s, off);
     uint64_t charged = atomic_fetch_add(&c->charged, bytes) + bytes;
     if (charged > atomic_load(&c->cap))
@@ -196,12 +201,12 @@ CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v)
             return m == SHIM_FAIL_CLOSED ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
     }
     int gd = gd_hint >= 0 ? gd_hint : shim_current_gd();
-    if (gd < 0)
-        return CUDA_SUCCESS;
+    if (gd < 0) /* none: the driver refuses the call itself */
+        return gd == SHIM_GD_REFUSE ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
     uint64_t off = alloc_cell_bits((unsigned)lane_claim(s), gd);
     /* With one visible device (the common case in a container) the current
      * device is always that one: later allocations go the fast way. */
-    if (g.ncu == 1 && gd == atomic_load_explicit(&g.gd_of[0], memory_order_relaxed))
+    if (shim_ncu() == 1 && gd == atomic_load_explicit(&g.gd_of[0], memory_order_relaxed))
         shim_tl.fast = (int64_t)off;
     CUresult r = cell_add(s, off, bytes);
     if (r != CUDA_SUCCESS)

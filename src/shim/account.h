@@ -26,6 +26,12 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* A charge past ALLOC_BYTES_MAX: no cap admits it (caps stay at or below
+ * ALLOC_BYTES_MAX) and the slow path refuses it, so a size near 2^64 can
+ * neither wrap a counter nor be truncated in the live table. */
+#define SHIM_TOO_BIG (ALLOC_BYTES_MAX + 1)
+static inline uint64_t shim_charge_clamp(uint64_t bytes) { return bytes > ALLOC_BYTES_MAX ? SHIM_TOO_BIG : bytes; }
+
 /* The driver's own rounding (as modelled by the simulated GPU, and close to
  * what NVIDIA's driver reports per process): small allocations are packed at
  * 512-byte granularity, larger ones take whole 2 MiB pages. */
@@ -33,20 +39,16 @@ static inline uint64_t shim_charge_size(uint64_t bytes)
 {
     if (bytes <= (1u << 20))
         return (bytes + 511) & ~(uint64_t)511;
+    if (unlikely(bytes > ALLOC_BYTES_MAX - (2u << 20)))
+        return SHIM_TOO_BIG;
     return (bytes + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
 }
 
-/* The limit for group device gd. The value is cached per process against
- * the limits file's seqlock counter; `gpumem limit` bumps the counter (and
- * clears every cell's cap, so the next allocation comes here). */
-uint64_t shim_limit_reload(int gd, uint64_t seq);
-static inline uint64_t shim_limit(int gd)
-{
-    uint64_t seq = atomic_load_explicit(&g.limits->seq, memory_order_acquire);
-    if (likely(atomic_load_explicit(&g.lim[gd].seq, memory_order_acquire) == seq + 2))
-        return atomic_load_explicit(&g.lim[gd].value, memory_order_relaxed);
-    return shim_limit_reload(gd, seq);
-}
+/* The limit for group device gd, read from the limits file each time: only
+ * the slow paths ask (a reservation to raise, the view), and the fast path
+ * never needs it (`gpumem limit` clears every cell's cap, so the next
+ * allocation comes here). 0 while the file is left torn by a dead writer. */
+static inline uint64_t shim_limit(int gd) { return gm_limits_for(g.limits, g.usage->dev[gd].uuid); }
 
 /* A thread's accounting state. Initial-exec TLS: one load, no call (the
  * shim is loaded at start-up, never by a later dlopen). */

@@ -143,8 +143,8 @@ static CUresult ctx_begin(CUdevice dev, int *gd, uint64_t *reserved)
     if (m != SHIM_ENFORCE)
         return CUDA_SUCCESS;
     int d = shim_gd_for_cudevice(dev);
-    if (d < 0)
-        return CUDA_SUCCESS; /* not initialised or bad device: the driver will say so */
+    if (d < 0) /* none: not initialised or bad device, the driver will say so */
+        return d == SHIM_GD_REFUSE ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
     uint64_t known = atomic_load(&g.usage->dev[d].ctx_overhead);
     if (known) {
         CUresult r = shim_reserve(d, known);
@@ -308,8 +308,11 @@ EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
             return r;
     }
     CUresult r = ((PFN_cuDevicePrimaryCtxRetain_v7000)real.cuDevicePrimaryCtxRetain)(pctx, dev);
-    if (r == CUDA_SUCCESS && dev >= 0 && dev < GM_MAX_CU_DEVICES)
+    if (r == CUDA_SUCCESS && dev >= 0 && dev < GM_MAX_CU_DEVICES) {
+        pthread_mutex_lock(&ctx_lock);
         g.primary_ctx[dev] = *pctx;
+        pthread_mutex_unlock(&ctx_lock);
+    }
     if (live) {
         if (r == CUDA_SUCCESS && atomic_load(&g.mode) == SHIM_ENFORCE) {
             pthread_mutex_lock(&ctx_lock);
@@ -351,8 +354,9 @@ static CUcontext primary_ending(CUdevice dev, int all)
         return NULL;
     pthread_mutex_lock(&ctx_lock);
     int ends = g.primary_retained[dev] > 0 && (all || g.primary_retained[dev] == 1);
+    CUcontext ctx = ends ? g.primary_ctx[dev] : NULL;
     pthread_mutex_unlock(&ctx_lock);
-    return ends ? g.primary_ctx[dev] : NULL;
+    return ctx;
 }
 
 /* The four release/reset entry points differ only in the driver function

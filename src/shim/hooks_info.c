@@ -40,6 +40,8 @@ EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
         shim_view(gd, &f, &t);
         *free = f;
         *total = t;
+    } else if (gd == SHIM_GD_REFUSE) {
+        *free = 0; /* nothing can be allocated there */
     }
     return r;
 }

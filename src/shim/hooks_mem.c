@@ -6,8 +6,14 @@
 static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, uint64_t old)
 {
     if (rc < 0) { /* old: the value that found no room */
-        shim_log(LOG_WARN, "allocation table full: %llu bytes stay charged until exit",
-                 (unsigned long long)alloc_bytes(old));
+        shim_log_once(SHIM_ONCE_TABLE_FULL, LOG_WARN, "allocation table full: %llu bytes stay charged until exit",
+                      (unsigned long long)alloc_bytes(old));
+        return;
+    }
+    if (rc == 2) { /* the driver said success and handed out 0 */
+        shim_log_once(SHIM_ONCE_KEY_ZERO, LOG_WARN,
+                      "the driver returned a null allocation: its %llu bytes stay charged until exit",
+                      (unsigned long long)alloc_bytes(old));
         return;
     }
     /* The driver handed out an address the shim still had as live: its free
@@ -30,8 +36,10 @@ static ALWAYS_INLINE CUresult alloc_done(CUresult r, uint64_t key, uint64_t v, v
         alloc_failed(v);
         return r;
     }
-    uint64_t old;
-    int rc = at_insert(&live_allocs, key, v, (uint64_t)(uintptr_t)site, &old);
+    uint64_t old = v;
+    /* Key 0 marks an empty table entry: such an allocation cannot be
+     * recorded (nor freed: a free of 0 does nothing). */
+    int rc = likely(key != 0) ? at_insert(&live_allocs, key, v, (uint64_t)(uintptr_t)site, &old) : 2;
     if (unlikely(rc != 0))
         alloc_record_trouble(rc, old);
     return r;
@@ -73,11 +81,19 @@ static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t 
         return alloc_done(r_, r_ == CUDA_SUCCESS ? (uint64_t)(key) : 0, v_, __builtin_return_address(0)); \
     } while (0)
 
+/* What a pitched allocation is reserved at before the driver picks its
+ * pitch: a 512-byte pitch, at full width (no wrap near 2^64). */
+static inline uint64_t pitch_guess(uint64_t width, uint64_t height)
+{
+    unsigned __int128 b = ((unsigned __int128)width + 511) / 512 * 512 * height;
+    return b > ALLOC_BYTES_MAX ? SHIM_TOO_BIG : shim_charge_size((uint64_t)b);
+}
+
 /* Pitched allocations, both widths: reserved at a 512-byte pitch, settled
  * on the driver's (freed again if the real pitch does not fit). */
 #define PITCH_THROUGH(call, free_call)                                                              \
     do {                                                                                        \
-        uint64_t v_, guess_ = shim_charge_size((((uint64_t)WidthInBytes + 511) & ~(uint64_t)511) * Height); \
+        uint64_t v_, guess_ = pitch_guess(WidthInBytes, Height);                                \
         CUresult r_ = shim_charge(guess_, AK_PITCH, &v_);                                       \
         if (unlikely(r_ != CUDA_SUCCESS))                                                       \
             return r_;                                                                          \
@@ -155,11 +171,14 @@ EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, c
     int hint = -1;
     if (shim_mode() == SHIM_ENFORCE && prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
         hint = shim_gd_for_cudevice(prop->location.id);
-        if (hint < 0) /* not a device we can name: let the driver judge it */
+        if (hint == SHIM_GD_REFUSE)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        if (hint < 0) /* not a device (or no driver yet): the driver refuses it */
             return REAL(cuMemCreate)(handle, size, prop, flags);
     }
     uint64_t v;
-    CUresult r = hint >= 0 ? shim_charge_slow(hint, size, AK_VMM, &v) : shim_charge(size, AK_VMM, &v);
+    uint64_t bytes = shim_charge_clamp(size);
+    CUresult r = hint >= 0 ? shim_charge_slow(hint, bytes, AK_VMM, &v) : shim_charge(bytes, AK_VMM, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
     r = REAL(cuMemCreate)(handle, size, prop, flags);
@@ -182,7 +201,7 @@ static uint64_t array_bytes(size_t w, size_t h, size_t d, CUarray_format f, unsi
     default: elem = 4; break;
     }
     unsigned __int128 b = (unsigned __int128)w * (h ? h : 1) * (d ? d : 1) * (ch ? ch : 1) * elem;
-    return b > (1ull << 50) ? (1ull << 50) : shim_charge_size((uint64_t)b);
+    return b > ALLOC_BYTES_MAX ? SHIM_TOO_BIG : shim_charge_size((uint64_t)b);
 }
 
 /* cuArrayCreate and cuArray3DCreate, both widths (the v2000 descriptors
@@ -213,7 +232,7 @@ EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARR
     uint64_t bytes = 0;
     size_t w = desc->Width, h = desc->Height, d = desc->Depth;
     for (unsigned l = 0; l < levels && l < 32; l++) {
-        bytes += array_bytes(w, h, d, desc->Format, desc->NumChannels);
+        bytes = shim_charge_clamp(bytes + array_bytes(w, h, d, desc->Format, desc->NumChannels));
         w = w > 1 ? w / 2 : 1;
         h = h > 1 ? h / 2 : h;
         d = d > 1 ? d / 2 : d;

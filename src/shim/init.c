@@ -166,20 +166,34 @@ static void format_uuid(const CUuuid *u, char *out)
 
 int shim_gd_for_cudevice(CUdevice dev)
 {
-    if (dev < 0 || dev >= GM_MAX_CU_DEVICES)
-        return -1;
+    if (dev < 0)
+        return SHIM_GD_NONE; /* not a device: the driver says so */
+    if (dev >= GM_MAX_CU_DEVICES) {
+        shim_log_once(SHIM_ONCE_CU_DEVICES, LOG_ERROR,
+                      "CUDA device %d: the shim accounts for at most %d devices a process: refusing allocations there",
+                      (int)dev, GM_MAX_CU_DEVICES);
+        return SHIM_GD_REFUSE;
+    }
     int gd = atomic_load_explicit(&g.gd_of[dev], memory_order_acquire);
     if (likely(gd >= 0))
         return gd;
     CUuuid u;
-    if (!real.cuDeviceGetUuid_v2 || real.cuDeviceGetUuid_v2(&u, dev) != CUDA_SUCCESS)
-        return -1;
+    CUresult r = real.cuDeviceGetUuid_v2 ? real.cuDeviceGetUuid_v2(&u, dev) : CUDA_ERROR_NOT_FOUND;
+    if (r == CUDA_ERROR_NOT_INITIALIZED || r == CUDA_ERROR_DEINITIALIZED || r == CUDA_ERROR_INVALID_DEVICE)
+        return SHIM_GD_NONE; /* the driver refuses anything on it as well */
+    if (r != CUDA_SUCCESS) {
+        shim_log_once(SHIM_ONCE_NO_UUID, LOG_ERROR,
+                      "cannot tell which GPU CUDA device %d is (cuDeviceGetUuid: %s %d): refusing allocations there",
+                      (int)dev, real.cuDeviceGetUuid_v2 ? "error" : "not in the driver", (int)r);
+        return SHIM_GD_REFUSE;
+    }
     char uuid[GM_UUID_LEN];
     format_uuid(&u, uuid);
     gd = gm_usage_device(g.usage, uuid);
     if (gd < 0) {
-        shim_log(LOG_ERROR, "group device table full: refusing allocations on %s", uuid);
-        return -1;
+        shim_log_once(SHIM_ONCE_GROUP_DEVICES, LOG_ERROR,
+                      "group device table full (%d GPUs): refusing allocations on %s", GM_MAX_DEVICES, uuid);
+        return SHIM_GD_REFUSE;
     }
     atomic_store_explicit(&g.gd_of[dev], gd, memory_order_release);
     return gd;
@@ -188,15 +202,19 @@ int shim_gd_for_cudevice(CUdevice dev)
 /* shim_current_gd() without its fast path (shim.h). */
 int shim_current_gd_slow(void)
 {
-    if (g.ncu == 0) {
-        int n = 0;
+    int n = shim_ncu();
+    if (n == 0) {
         if (!real.cuDeviceGetCount || real.cuDeviceGetCount(&n) != CUDA_SUCCESS || n <= 0)
-            return -1;
-        g.ncu = n;
+            return SHIM_GD_NONE; /* not initialised, or no device: the driver refuses */
+        atomic_store_explicit(&g.ncu, n, memory_order_relaxed);
     }
     CUdevice dev = 0;
-    if (g.ncu > 1 && (!real.cuCtxGetDevice || real.cuCtxGetDevice(&dev) != CUDA_SUCCESS))
-        return -1;
+    if (n > 1) {
+        if (!real.cuCtxGetDevice)
+            return SHIM_GD_REFUSE;
+        if (real.cuCtxGetDevice(&dev) != CUDA_SUCCESS)
+            return SHIM_GD_NONE; /* no current context: the driver refuses */
+    }
     return shim_gd_for_cudevice(dev);
 }
 

@@ -67,10 +67,8 @@ struct shim {
     /* == slot while enforcing, else NULL: the one test a hot-path hook makes
      * (mode and slot in one load). */
     struct gm_proc_slot *_Atomic hot;
-    int ncu;                            /* CUDA devices this process sees */
+    _Atomic int ncu;                    /* CUDA devices this process sees, 0 = not yet known */
     _Atomic int gd_of[GM_MAX_CU_DEVICES];   /* CUdevice -> group device index, -1 = not yet */
-    /* Limit per group device, cached with the limits seq it was read at. */
-    struct { _Atomic uint64_t seq, value; } lim[GM_MAX_DEVICES];
     int primary_retained[GM_MAX_CU_DEVICES];
     CUcontext primary_ctx[GM_MAX_CU_DEVICES];  /* as the last retain returned it */
     uint64_t ctx_charge[GM_MAX_CU_DEVICES]; /* overhead charged for this device's contexts */
@@ -94,13 +92,25 @@ static inline struct gm_proc_slot *shim_hot_slot(void)
 }
 int shim_resolve_driver(void);
 int shim_resolve_nvml(void);
+
+/* A CUDA device's index in the group (>= 0), or one of these. */
+enum {
+    /* Nothing to account: the driver is not initialised, there is no
+     * current context, or the device is not one: the driver refuses the
+     * call itself. */
+    SHIM_GD_NONE = -1,
+    /* A device that cannot be accounted (the driver cannot name it, more
+     * devices than the group can hold): refuse, fail closed. */
+    SHIM_GD_REFUSE = -2,
+};
 int shim_gd_for_cudevice(CUdevice dev);
 int shim_current_gd_slow(void);
+static inline int shim_ncu(void) { return atomic_load_explicit(&g.ncu, memory_order_relaxed); }
 /* The group device of the calling thread's current context. With one
  * visible device (the common case in a container) there is nothing to ask. */
 static inline int shim_current_gd(void)
 {
-    if (likely(g.ncu == 1)) {
+    if (likely(shim_ncu() == 1)) {
         int gd = atomic_load_explicit(&g.gd_of[0], memory_order_relaxed);
         if (likely(gd >= 0))
             return gd;
@@ -116,6 +126,22 @@ int shim_gd_for_nvml_device(nvmlDevice_t dev);
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
 void shim_log_init(void);
 void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Causes of errors that repeat on every call (a full table, a device that
+ * cannot be accounted): each is logged once a process, not once a call. */
+enum shim_once {
+    SHIM_ONCE_TABLE_FULL,
+    SHIM_ONCE_KEY_ZERO,
+    SHIM_ONCE_CU_DEVICES,
+    SHIM_ONCE_NO_UUID,
+    SHIM_ONCE_GROUP_DEVICES,
+    SHIM_ONCE_LIMITS_TORN,
+    SHIM_ONCE_POOLS_FULL,
+    SHIM_ONCE_COUNT
+};
+void shim_log_once(enum shim_once cause, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A refused allocation: one warning a second at most, saying how many
+ * were refused since the last. */
+void shim_log_refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *shim_getenv(const char *name);
 
 /* trace.c: GPUMEM_LEAK_REPORT. */

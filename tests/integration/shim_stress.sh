@@ -22,6 +22,10 @@ case "$json" in
 *'"group":"storm"'*'"processes":0'*) ok stress_no_slot_left_behind ;;
 *) fail stress_no_slot_left_behind "$json" ;;
 esac
+# The peak is what the group held, never charges in flight that were refused.
+peak=$(sed -n 's/.*"group":"storm".*"peak":\([0-9]*\).*/\1/p' <<<"$json")
+[ -n "$peak" ] && [ "$peak" -le $((2 << 30)) ] && ok stress_peak_within_limit ||
+    fail stress_peak_within_limit "peak $peak of limit $((2 << 30))"
 
 # The same with small allocations (1-512 KiB, the allocation table's and
 # the 512-byte rounding's regime) against a 16 MiB limit.

@@ -37,7 +37,7 @@
  *   killchild            SIGKILL that child and reap it
  *   mainexit             the main thread ends (pthread_exit) while the
  *                        `talloc` thread lives on, holding what it allocated
- * SIZE takes K/M/G suffixes. Exit status 0 unless an `expect` failed. */
+ * SIZE takes K/M/G/T suffixes (a plain number is exact, up to 2^64 - 1). Exit status 0 unless an `expect` failed. */
 #include "gpumem/cuda.h"
 
 #include <dlfcn.h>
@@ -106,11 +106,15 @@ static void *lookup(void *h, int by_procaddress, PFN_cuGetProcAddress_v12000 gpa
 static uint64_t size_arg(const char *s)
 {
     char *end;
+    uint64_t n = strtoull(s, &end, 10);
+    if (!*end)
+        return n; /* exact, up to 2^64 - 1 */
     double v = strtod(s, &end);
     switch (*end) {
     case 'K': case 'k': v *= 1024; break;
     case 'M': case 'm': v *= 1024 * 1024; break;
     case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
+    case 'T': case 't': v *= 1024.0 * 1024 * 1024 * 1024; break;
     default: break;
     }
     return (uint64_t)v;
