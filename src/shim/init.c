@@ -30,6 +30,35 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_init;
 static void *driver_handle;
 
+/* An entry point the driver does not export by name, asked of the driver's
+ * own cuGetProcAddress at the version whose signature our pointer has (a
+ * driver need not export every function: cudart never asks it by name).
+ * Start-up only; NULL when the driver has no answer. */
+static void *lookup_unnamed(const char *name, int version, int per_thread)
+{
+    cuuint64_t flags = per_thread ? CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM : 0;
+    void *p = NULL;
+    CUresult r = CUDA_ERROR_NOT_FOUND;
+    if (real.cuGetProcAddress_v2) {
+        CUdriverProcAddressQueryResult st;
+        r = ((PFN_cuGetProcAddress_v12000)real.cuGetProcAddress_v2)(name, &p, version, flags, &st);
+    } else if (real.cuGetProcAddress) {
+        r = ((PFN_cuGetProcAddress_v11030)real.cuGetProcAddress)(name, &p, version, flags);
+    }
+    if (r != CUDA_SUCCESS || !p)
+        return NULL;
+    shim_log(LOG_DEBUG, "%s@%d%s: not exported by name, resolved through cuGetProcAddress", name, version,
+             per_thread ? " (per-thread stream)" : "");
+    return p;
+}
+
+/* By name, else through cuGetProcAddress. */
+static void *resolve(void *h, const char *sym, const char *name, int version, int per_thread)
+{
+    void *p = shim_real_dlsym(h, sym);
+    return p ? p : lookup_unnamed(name, version, per_thread);
+}
+
 int shim_resolve_driver(void)
 {
     if (driver_handle)
@@ -41,18 +70,24 @@ int shim_resolve_driver(void)
         h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return -1;
-#define HOOK(sym, name, ver, ptds) if (!real.sym) real.sym = shim_real_dlsym(h, #sym);
+    /* cuGetProcAddress and _v2 come first in hooked.def: the lookups of
+     * the names after them can use them. */
+#define HOOK(sym, name, ver, ptds) if (!real.sym) real.sym = resolve(h, #sym, #name, ver, ptds);
 #include "hooked.def"
 #undef HOOK
-    real.cuCtxGetDevice = (PFN_cuCtxGetDevice_v2000)shim_real_dlsym(h, "cuCtxGetDevice");
-    real.cuDeviceGetCount = (PFN_cuDeviceGetCount_v2000)shim_real_dlsym(h, "cuDeviceGetCount");
-    real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)shim_real_dlsym(h, "cuDeviceGetUuid_v2");
+    real.cuCtxGetDevice = (PFN_cuCtxGetDevice_v2000)resolve(h, "cuCtxGetDevice", "cuCtxGetDevice", 2000, 0);
+    real.cuDeviceGetCount = (PFN_cuDeviceGetCount_v2000)resolve(h, "cuDeviceGetCount", "cuDeviceGetCount", 2000, 0);
+    real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid_v2", "cuDeviceGetUuid", 11040, 0);
     if (!real.cuDeviceGetUuid_v2)
-        real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)shim_real_dlsym(h, "cuDeviceGetUuid");
-    real.cuMemGetAddressRange_v2 = (PFN_cuMemGetAddressRange_v3020)shim_real_dlsym(h, "cuMemGetAddressRange_v2");
-    real.cuPointerGetAttribute = (PFN_cuPointerGetAttribute_v4000)shim_real_dlsym(h, "cuPointerGetAttribute");
-    real.cuMemPoolGetAttribute = (PFN_cuMemPoolGetAttribute_v11020)shim_real_dlsym(h, "cuMemPoolGetAttribute");
-    real.cuDeviceGetMemPool = (PFN_cuDeviceGetMemPool_v11020)shim_real_dlsym(h, "cuDeviceGetMemPool");
+        real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid", "cuDeviceGetUuid", 9020, 0);
+    real.cuMemGetAddressRange_v2 =
+        (PFN_cuMemGetAddressRange_v3020)resolve(h, "cuMemGetAddressRange_v2", "cuMemGetAddressRange", 3020, 0);
+    real.cuPointerGetAttribute =
+        (PFN_cuPointerGetAttribute_v4000)resolve(h, "cuPointerGetAttribute", "cuPointerGetAttribute", 4000, 0);
+    real.cuMemPoolGetAttribute =
+        (PFN_cuMemPoolGetAttribute_v11020)resolve(h, "cuMemPoolGetAttribute", "cuMemPoolGetAttribute", 11020, 0);
+    real.cuDeviceGetMemPool =
+        (PFN_cuDeviceGetMemPool_v11020)resolve(h, "cuDeviceGetMemPool", "cuDeviceGetMemPool", 11020, 0);
     __atomic_store_n(&driver_handle, h, __ATOMIC_RELEASE);
     return 0;
 }
