@@ -30,11 +30,9 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_init;
 static void *driver_handle;
 
-/* An entry point the driver does not export by name, asked of the driver's
- * own cuGetProcAddress at the version whose signature our pointer has (a
- * driver need not export every function: cudart never asks it by name).
+/* Asks the driver's own cuGetProcAddress for (name, version, stream flag).
  * Start-up only; NULL when the driver has no answer. */
-static void *lookup_unnamed(const char *name, int version, int per_thread)
+static void *lookup(const char *name, int version, int per_thread)
 {
     cuuint64_t flags = per_thread ? CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM : 0;
     void *p = NULL;
@@ -45,18 +43,38 @@ static void *lookup_unnamed(const char *name, int version, int per_thread)
     } else if (real.cuGetProcAddress) {
         r = ((PFN_cuGetProcAddress_v11030)real.cuGetProcAddress)(name, &p, version, flags);
     }
-    if (r != CUDA_SUCCESS || !p)
-        return NULL;
-    shim_log(LOG_DEBUG, "%s@%d%s: not exported by name, resolved through cuGetProcAddress", name, version,
-             per_thread ? " (per-thread stream)" : "");
-    return p;
+    return r == CUDA_SUCCESS ? p : NULL;
 }
 
-/* By name, else through cuGetProcAddress. */
+static const struct { const char *name; int version, per_thread; } hooked[] = {
+#define HOOK(sym, name, ver, ptds) {#name, ver, ptds},
+#include "hooked.def"
+#undef HOOK
+};
+
+/* The driver's function `sym` (the signature of `name` at `version`): by
+ * its exported name, else (a driver need not export every function by
+ * name: cudart never asks for one) through the driver's cuGetProcAddress.
+ * A driver older than `version` answers that lookup with an older variant
+ * of another signature: that answer is the same as the one at the older
+ * version hooked.def lists, and is not taken. */
 static void *resolve(void *h, const char *sym, const char *name, int version, int per_thread)
 {
     void *p = shim_real_dlsym(h, sym);
-    return p ? p : lookup_unnamed(name, version, per_thread);
+    if (p)
+        return p;
+    p = lookup(name, version, per_thread);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < sizeof hooked / sizeof hooked[0]; i++)
+        if (hooked[i].version < version && hooked[i].per_thread == per_thread && !strcmp(hooked[i].name, name) &&
+            lookup(name, hooked[i].version, per_thread) == p) {
+            shim_log(LOG_DEBUG, "%s: the driver has no %s@%d", sym, name, version);
+            return NULL;
+        }
+    shim_log(LOG_DEBUG, "%s: not exported by name, resolved through cuGetProcAddress (%s@%d%s)", sym, name, version,
+             per_thread ? ", per-thread stream" : "");
+    return p;
 }
 
 int shim_resolve_driver(void)

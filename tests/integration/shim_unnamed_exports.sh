@@ -34,4 +34,4 @@ check cuMemAllocAsync_limited async 800M expect 0 async 200M expect 2 free 0 exp
 out=$(in_group "$CLIENT" init info 2>&1)
 expect_in view_is_the_limit "total=1073741824" "$out"
 out=$(GPUMEM_LOG=debug in_group "$CLIENT" init 2>&1)
-expect_in logs_the_fallback "cuDeviceGetUuid@11040: not exported by name, resolved through cuGetProcAddress" "$out"
+expect_in logs_the_fallback "cuDeviceGetUuid_v2: not exported by name, resolved through cuGetProcAddress (cuDeviceGetUuid@11040)" "$out"
