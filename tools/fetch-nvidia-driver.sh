@@ -10,22 +10,25 @@
 # DEST (default $GPUMEM_NVIDIA_DIR, else /var/cache/gpumem/nvidia) receives
 #   lib/      libcuda.so.1, libnvidia-ml.so.1 (and their versioned files)
 #   include/  nvml.h
-#   VERSION   the packages unpacked, one "name version" a line
-# Nothing is done when DEST already holds them. Packages: libcuda1,
-# libnvidia-ml1 (the driver, 535 in bookworm) and libnvidia-ml-dev (nvml.h);
-# GPUMEM_NVIDIA_SUITE picks another suite (trixie: 550). apt reads its own
-# sources list and keeps its own lists in a temporary directory: the
-# system's apt sources and state are not touched.
+#   VERSION   the packages unpacked, one "name version suite" a line
+# Nothing is done when DEST already holds them. Packages: libcuda1 and
+# libnvidia-ml1, the driver, from $GPUMEM_NVIDIA_SUITE (default bookworm:
+# 535; trixie: 550), and libnvidia-ml-dev (nvml.h) from
+# $GPUMEM_NVIDIA_HEADER_SUITE (default trixie: CUDA 12.4's, bookworm's is
+# 11.8's). apt reads a sources list of its own (the non-free component of
+# those suites) and keeps its lists in a temporary directory: the system's
+# apt sources and state are not touched.
 set -euo pipefail
 
 dest=${1:-${GPUMEM_NVIDIA_DIR:-/var/cache/gpumem/nvidia}}
 suite=${GPUMEM_NVIDIA_SUITE:-bookworm}
+header_suite=${GPUMEM_NVIDIA_HEADER_SUITE:-trixie}
 mirror=${GPUMEM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=(libcuda1 libnvidia-ml1 libnvidia-ml-dev)
+packages=("libcuda1/$suite" "libnvidia-ml1/$suite" "libnvidia-ml-dev/$header_suite")
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 case "${1:-}" in
--h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 
 if [ -e "$dest/lib/libcuda.so.1" ] && [ -e "$dest/lib/libnvidia-ml.so.1" ] && [ -f "$dest/include/nvml.h" ] &&
@@ -41,13 +44,15 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpumem-nvidia.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
-echo "deb [signed-by=$keyring] $mirror $suite main contrib non-free non-free-firmware" >"$work/sources.list"
+for s in $(printf '%s\n' "$suite" "$header_suite" | sort -u); do
+    echo "deb [signed-by=$keyring] $mirror $s non-free"
+done >"$work/sources.list"
 : >"$work/status"
 apt=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=-
      -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "Dir::State::status=$work/status"
      -o Dir::Etc::preferencesparts=- -o APT::Sandbox::User=root)
 
-echo "fetch-nvidia-driver.sh: ${packages[*]} from $suite non-free"
+echo "fetch-nvidia-driver.sh: ${packages[*]} (non-free)"
 if ! apt-get "${apt[@]}" -qq update >"$work/update.log" 2>&1; then
     echo "fetch-nvidia-driver.sh: apt-get update failed: $(tail -3 "$work/update.log" | tr '\n' ' ')" >&2
     exit 1
@@ -59,7 +64,9 @@ fi
 : >"$work/VERSION"
 for deb in "$work"/debs/*.deb; do
     dpkg-deb -x "$deb" "$work/root"
-    echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" >>"$work/VERSION"
+    pkg=$(dpkg-deb -f "$deb" Package)
+    from=$suite; [ "$pkg" = libnvidia-ml-dev ] && from=$header_suite
+    echo "$pkg $(dpkg-deb -f "$deb" Version) $from" >>"$work/VERSION"
 done
 
 # Debian installs the libraries under /usr/lib/<triplet>/nvidia/current/ and

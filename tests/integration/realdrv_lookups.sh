@@ -27,7 +27,7 @@ if [ ! -e "$NV/lib/libcuda.so.1" ] || [ ! -e "$NV/lib/libnvidia-ml.so.1" ]; then
     if [ "${GPUMEM_REQUIRE_NVIDIA:-0}" = 1 ]; then fail realdrv "$why"; else skip realdrv "$why"; fi
     exit 0
 fi
-pkgs=$(tr '\n' ' ' <"$NV/VERSION" 2>/dev/null)
+pkgs=$(awk '{ printf "%s%s %s%s", sep, $1, $2, ($3 ? " (" $3 ")" : ""); sep = ", " }' "$NV/VERSION" 2>/dev/null)
 
 # One lookup per hooked.def entry ("name ver=V flags=F", with the symbol it
 # stands for in $T/hooked.syms) and per function init.c resolves with
@@ -74,7 +74,7 @@ compare() {
     fi
     if [ "$name" = cudart13 ]; then
         version=$(sed -n 's/^# driver .* version \([0-9]*\) .*/\1/p' "$T/$name.bare")
-        ok "realdrv_lookups/driver_loads (${pkgs% }; cuDriverGetVersion $version; of $n lookups $(grep -c ' driver:cu' "$T/$name.bare") found at a named export, $(grep -c ' driver:+' "$T/$name.bare") elsewhere, $(grep -c ' null$' "$T/$name.bare") not found)"
+        ok "realdrv_lookups/driver_loads ($pkgs; cuDriverGetVersion $version; of $n lookups $(grep -c ' driver:cu' "$T/$name.bare") found at a named export, $(grep -c ' driver:+' "$T/$name.bare") elsewhere, $(grep -c ' null$' "$T/$name.bare") not found)"
     fi
     # Line by line: NAME VER FLAGS rc=R status=S WHERE, in the same order.
     local diffs
