@@ -44,13 +44,14 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 SHIM    := $(BUILD)/lib/libgpumem.so
 SIMCUDA := $(BUILD)/sim/libcuda.so.1
 SIMNVML := $(BUILD)/sim/libnvidia-ml.so.1
+SIMCUDA_UNNAMED := $(BUILD)/tests/sim-unnamed/libcuda.so.1
 CLI     := $(BUILD)/bin/gpumem
 RUNTIME := $(BUILD)/bin/gpumem-runtime
 UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 PROGS   := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES)
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -78,6 +79,17 @@ $(SIMNVML): $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) sim/nvml/libnvidia-ml.map
 	$(CC) -shared -Wl,-soname,libnvidia-ml.so.1 -Wl,-Bsymbolic-functions \
 	    -Wl,--version-script=sim/nvml/libnvidia-ml.map $(LDSAN) -o $@ $(call obj,$(SIMNV_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
 	ln -sf libnvidia-ml.so.1 $(BUILD)/sim/libnvidia-ml.so
+
+# The simulated driver once more, without the named exports of some entry
+# points the shim interposes or calls: it answers them only through
+# cuGetProcAddress, as a driver may (tests/integration/shim_unnamed_exports.sh).
+SIM_UNNAMED := cuMemAlloc_v2 cuMemFree_v2 cuMemGetInfo_v2 cuDeviceGetUuid cuDeviceGetUuid_v2 cuCtxCreate_v2 \
+               cuMemAllocAsync_ptsz cuDeviceGetCount
+$(SIMCUDA_UNNAMED): $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) sim/cuda/libcuda.map Makefile
+	@mkdir -p $(dir $@)
+	grep -v -E '^ +($(subst $(eval) ,|,$(strip $(SIM_UNNAMED))));$$' sim/cuda/libcuda.map >$@.map
+	$(CC) -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic-functions \
+	    -Wl,--version-script=$@.map $(LDSAN) -o $@ $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
 
 $(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
 $(CLI): $(call obj,$(CLI_SRC) $(DAEMON_SRC) $(COMMON_SRC))

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what gpumem needs to build (`make`) and
 # what its tests use (`make test`); packages already installed are left
-# alone, and apt-get update runs only when something is missing. Run as
-# root (or with sudo). Starts no service: Docker's end-to-end tests need
-# dockerd running, which .ci/run starts.
+# alone, and apt-get update runs only when something is missing. For the
+# tests it also unpacks NVIDIA's driver libraries and nvml.h from Debian's
+# non-free packages into /var/cache/gpumem/nvidia without installing them
+# (tools/fetch-nvidia-driver.sh; once). Run as root (or with sudo). Starts no
+# service: Docker's end-to-end tests need dockerd running, which .ci/run starts.
 #
 #   tools/install-deps.sh            build and test packages
 #   tools/install-deps.sh --build    only what `make` needs
@@ -21,7 +23,7 @@ tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libcla
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;
 --build) want=("${build[@]}") ;;
--h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 *) echo "install-deps.sh: unknown option \"$1\" (try --help)" >&2; exit 2 ;;
 esac
 
@@ -29,13 +31,20 @@ missing=()
 for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps.sh: everything is installed"
-    exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
+elif [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: run as root to install: ${missing[*]}" >&2
     exit 1
+else
+    echo "install-deps.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps.sh: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# NVIDIA's real libcuda/libnvidia-ml and nvml.h (tests/integration/
+# realdrv_lookups.sh, abi_nvml_h.sh). Without network those tests skip; CI
+# makes that a failure (GPUMEM_REQUIRE_NVIDIA=1 in .ci/run).
+if [ "${1:-}" != --build ]; then
+    "$(dirname "$0")/fetch-nvidia-driver.sh" ||
+        echo "install-deps.sh: could not fetch NVIDIA's driver packages: the tests against it will skip" >&2
+fi

@@ -30,6 +30,53 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_init;
 static void *driver_handle;
 
+/* Asks the driver's own cuGetProcAddress for (name, version, stream flag).
+ * Start-up only; NULL when the driver has no answer. */
+static void *lookup(const char *name, int version, int per_thread)
+{
+    cuuint64_t flags = per_thread ? CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM : 0;
+    void *p = NULL;
+    CUresult r = CUDA_ERROR_NOT_FOUND;
+    if (real.cuGetProcAddress_v2) {
+        CUdriverProcAddressQueryResult st;
+        r = ((PFN_cuGetProcAddress_v12000)real.cuGetProcAddress_v2)(name, &p, version, flags, &st);
+    } else if (real.cuGetProcAddress) {
+        r = ((PFN_cuGetProcAddress_v11030)real.cuGetProcAddress)(name, &p, version, flags);
+    }
+    return r == CUDA_SUCCESS ? p : NULL;
+}
+
+static const struct { const char *name; int version, per_thread; } hooked[] = {
+#define HOOK(sym, name, ver, ptds) {#name, ver, ptds},
+#include "hooked.def"
+#undef HOOK
+};
+
+/* The driver's function `sym` (the signature of `name` at `version`): by
+ * its exported name, else (a driver need not export every function by
+ * name: cudart never asks for one) through the driver's cuGetProcAddress.
+ * A driver older than `version` answers that lookup with an older variant
+ * of another signature: that answer is the same as the one at the older
+ * version hooked.def lists, and is not taken. */
+static void *resolve(void *h, const char *sym, const char *name, int version, int per_thread)
+{
+    void *p = shim_real_dlsym(h, sym);
+    if (p)
+        return p;
+    p = lookup(name, version, per_thread);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < sizeof hooked / sizeof hooked[0]; i++)
+        if (hooked[i].version < version && hooked[i].per_thread == per_thread && !strcmp(hooked[i].name, name) &&
+            lookup(name, hooked[i].version, per_thread) == p) {
+            shim_log(LOG_DEBUG, "%s: the driver has no %s@%d", sym, name, version);
+            return NULL;
+        }
+    shim_log(LOG_DEBUG, "%s: not exported by name, resolved through cuGetProcAddress (%s@%d%s)", sym, name, version,
+             per_thread ? ", per-thread stream" : "");
+    return p;
+}
+
 int shim_resolve_driver(void)
 {
     if (driver_handle)
@@ -41,18 +88,24 @@ int shim_resolve_driver(void)
         h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return -1;
-#define HOOK(sym, name, ver, ptds) if (!real.sym) real.sym = shim_real_dlsym(h, #sym);
+    /* cuGetProcAddress and _v2 come first in hooked.def: the lookups of
+     * the names after them can use them. */
+#define HOOK(sym, name, ver, ptds) if (!real.sym) real.sym = resolve(h, #sym, #name, ver, ptds);
 #include "hooked.def"
 #undef HOOK
-    real.cuCtxGetDevice = (PFN_cuCtxGetDevice_v2000)shim_real_dlsym(h, "cuCtxGetDevice");
-    real.cuDeviceGetCount = (PFN_cuDeviceGetCount_v2000)shim_real_dlsym(h, "cuDeviceGetCount");
-    real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)shim_real_dlsym(h, "cuDeviceGetUuid_v2");
+    real.cuCtxGetDevice = (PFN_cuCtxGetDevice_v2000)resolve(h, "cuCtxGetDevice", "cuCtxGetDevice", 2000, 0);
+    real.cuDeviceGetCount = (PFN_cuDeviceGetCount_v2000)resolve(h, "cuDeviceGetCount", "cuDeviceGetCount", 2000, 0);
+    real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid_v2", "cuDeviceGetUuid", 11040, 0);
     if (!real.cuDeviceGetUuid_v2)
-        real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)shim_real_dlsym(h, "cuDeviceGetUuid");
-    real.cuMemGetAddressRange_v2 = (PFN_cuMemGetAddressRange_v3020)shim_real_dlsym(h, "cuMemGetAddressRange_v2");
-    real.cuPointerGetAttribute = (PFN_cuPointerGetAttribute_v4000)shim_real_dlsym(h, "cuPointerGetAttribute");
-    real.cuMemPoolGetAttribute = (PFN_cuMemPoolGetAttribute_v11020)shim_real_dlsym(h, "cuMemPoolGetAttribute");
-    real.cuDeviceGetMemPool = (PFN_cuDeviceGetMemPool_v11020)shim_real_dlsym(h, "cuDeviceGetMemPool");
+        real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid", "cuDeviceGetUuid", 9020, 0);
+    real.cuMemGetAddressRange_v2 =
+        (PFN_cuMemGetAddressRange_v3020)resolve(h, "cuMemGetAddressRange_v2", "cuMemGetAddressRange", 3020, 0);
+    real.cuPointerGetAttribute =
+        (PFN_cuPointerGetAttribute_v4000)resolve(h, "cuPointerGetAttribute", "cuPointerGetAttribute", 4000, 0);
+    real.cuMemPoolGetAttribute =
+        (PFN_cuMemPoolGetAttribute_v11020)resolve(h, "cuMemPoolGetAttribute", "cuMemPoolGetAttribute", 11020, 0);
+    real.cuDeviceGetMemPool =
+        (PFN_cuDeviceGetMemPool_v11020)resolve(h, "cuDeviceGetMemPool", "cuDeviceGetMemPool", 11020, 0);
     __atomic_store_n(&driver_handle, h, __ATOMIC_RELEASE);
     return 0;
 }

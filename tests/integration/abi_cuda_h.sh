@@ -19,7 +19,10 @@ cd "${GPUMEM_TOP:-$(dirname "$0")/../..}"
 CC=${CC:-cc}
 cuda_inc=${CUDA_INCLUDE:-/usr/local/cuda/include}
 if [ ! -f "$cuda_inc/cuda.h" ]; then
-    echo "skip abi_cuda_h: $cuda_inc/cuda.h not found"
+    # Debian has no small package with cuda.h: only nvidia-cuda-dev (a
+    # 774 MB download in bookworm), whose CUDA 11.8 (trixie: 12.4) predates
+    # the 12.5-13.0 signatures our header declares.
+    echo "skip abi_cuda_h: $cuda_inc/cuda.h not found (a CUDA 13 toolkit's headers; set CUDA_INCLUDE)"
     exit 0
 fi
 tmp=$(mktemp -d)

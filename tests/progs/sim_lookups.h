@@ -1,5 +1,5 @@
 /* Every cuGetProcAddress lookup NVIDIA's cudart 13.0 makes (name, version, flags),
- * from ../shared/data/cudart13-driver-lookups.txt (its one line without a name
+ * from tests/data/cudart13-driver-lookups.txt (its one line without a name
  * is left out). Embedded so the test runs from any clone. */
 static const struct { const char *name; int version; int flags; } cudart13_lookups[] = {
     { "cuInit", 2000, 0 },
