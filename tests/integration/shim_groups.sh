@@ -10,14 +10,16 @@ in_group() { # GROUP CMD...
 wait_holding() { for i in $(seq 200); do grep -q holding "$1" && return 0; sleep 0.05; done; return 1; }
 
 run_sim --limit 1G --name shared --keep -- "$CLIENT" init alloc 600M hold >"$T/a" 2>&1 &
+runner=$!
 wait_holding "$T/a" || fail holder_started "$(cat "$T/a")"
+holder=$(sed -n 's/^holding pid=//p' "$T/a")
 out=$(in_group shared "$CLIENT" init alloc 600M expect 2 alloc 200M expect 0 2>&1) &&
     ok processes_share_one_limit || fail processes_share_one_limit "$out"
 # Setting a bigger limit in the environment of a later process changes nothing.
 out=$(GPUMEM_LIMIT=64G NVIDIA_GPU_MEMORY_LIMIT=65536 in_group shared "$CLIENT" init alloc 600M expect 2 2>&1) &&
     ok env_cannot_raise_group_limit || fail env_cannot_raise_group_limit "$out"
-pkill -KILL -f "^$CLIENT init alloc 600M hold"
-sleep 0.1
+kill -KILL $holder
+wait $runner
 out=$(in_group shared "$CLIENT" init alloc 600M expect 0 2>&1) &&
     ok killed_process_bytes_come_back || fail killed_process_bytes_come_back "$out"
 

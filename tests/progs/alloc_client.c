@@ -29,7 +29,7 @@
  *   alloc32 SIZE         cuMemAlloc through the 32-bit (v2000) form
  *   total                cuDeviceTotalMem of the current device
  *   expect RC            exit 3 unless the last operation returned RC (0, 2, ...)
- *   sleep MS             hold                  pause until killed
+ *   sleep MS             hold                  print "holding pid=N", pause until killed
  *   loop N alloc SIZE    N cuMemAlloc/cuMemFree pairs
  *   many N SIZE          N cuMemAlloc kept until exit (not numbered for free)
  *   forkhold SIZE        fork a child that initialises CUDA, allocates SIZE
@@ -412,7 +412,7 @@ int main(int argc, char **argv)
             printf("mainexit\n");
             pthread_exit(NULL);
         } else if (!strcmp(op, "hold")) {
-            printf("holding\n");
+            printf("holding pid=%d\n", (int)getpid());
             pause();
         } else if (!strcmp(op, "loop")) {
             int n = atoi(x);
