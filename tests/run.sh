@@ -6,13 +6,32 @@
 #   skip NAME: why     skipped, with the reason
 # A test file that exits non-zero without printing a FAIL line counts as one
 # failure. The last line is the total: "N passed, N failed, N skipped".
+# With STRICT_SKIPS=1 (CI), a skip that tests/allowed-skips.txt does not
+# allow for this run (plain, or SAN=1) fails the run: each is printed as
+# "FAIL unexpected skip [FILE] skip NAME: why" and counted in "(N unexpected)".
 set -u
 cd "$(dirname "$0")/.."
 export BUILD="${BUILD:-build}"
 export GPUMEM_TOP="$PWD"
 filter="${1:-}"
 passed=0 failed=0 skipped=0
-failures=()
+failures=() unexpected=() seen_skips=()
+run_kind=plain
+[ "${SAN:-0}" = 1 ] && run_kind=san
+ALLOWED_SKIPS=tests/allowed-skips.txt
+
+# allowed_skip FILE NAME: whether the list allows that skip in this run.
+allowed_skip() {
+    local r f n rest
+    [ -f "$ALLOWED_SKIPS" ] || return 1
+    while read -r r f n rest; do
+        case "$r" in "" | "#"*) continue ;; esac
+        [ "$r" = any ] || [ "$r" = "$run_kind" ] || continue
+        # shellcheck disable=SC2053
+        [ "$f" = "$1" ] && [[ $2 == $n ]] && return 0
+    done <"$ALLOWED_SKIPS"
+    return 1
+}
 
 run_one() {
     local name="$1"; shift
@@ -30,6 +49,15 @@ run_one() {
     fi
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     [ "$f" -gt 0 ] && failures+=("$name")
+    local line case_name
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        case_name=${line#skip }; case_name=${case_name%%:*}
+        seen_skips+=("$name $case_name")
+        if [ "${STRICT_SKIPS:-0}" = 1 ] && ! allowed_skip "$name" "$case_name"; then
+            unexpected+=("[$name] $line")
+        fi
+    done < <(grep '^skip ' <<<"$out")
 }
 
 for t in "$BUILD"/tests/unit/*; do
@@ -45,6 +73,28 @@ done
 
 if [ "${#failures[@]}" -gt 0 ]; then
     echo "failed test files: ${failures[*]}"
+fi
+if [ "${STRICT_SKIPS:-0}" = 1 ]; then
+    for u in "${unexpected[@]}"; do
+        echo "FAIL unexpected skip $u (not allowed in the $run_kind run by $ALLOWED_SKIPS)"
+    done
+    # A full run also names the allowed skips that did not happen: a line
+    # there that no longer applies should go.
+    if [ -z "$filter" ] && [ -f "$ALLOWED_SKIPS" ]; then
+        while read -r r f n rest; do
+            case "$r" in "" | "#"*) continue ;; esac
+            [ "$r" = any ] || [ "$r" = "$run_kind" ] || continue
+            hit=""
+            for s in "${seen_skips[@]}"; do
+                # shellcheck disable=SC2053
+                [ "${s%% *}" = "$f" ] && [[ ${s#* } == $n ]] && hit=1 && break
+            done
+            [ -n "$hit" ] || echo "note: allowed skip did not happen in this run: $r $f $n"
+        done <"$ALLOWED_SKIPS"
+    fi
+    echo "$passed passed, $failed failed, $skipped skipped (${#unexpected[@]} unexpected)"
+    [ "$failed" -eq 0 ] && [ "${#unexpected[@]}" -eq 0 ]
+    exit
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

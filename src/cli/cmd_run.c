@@ -151,6 +151,10 @@ int cmd_run(int argc, char **argv)
             if (gm_valid_group_name(optarg) < 0)
                 return die(2, "bad group name \"%s\": use letters, digits, '_', '.', '-' (at most %d)", optarg,
                            GM_NAME_LEN - 1);
+            /* A group named self would sit at the container mount point,
+             * which wins over GPUMEM_GROUP_DIR in every shimmed process. */
+            if (strcmp(optarg, "self") == 0)
+                return die(2, "bad group name \"self\": reserved (/run/gpumem/self is a container's own group)");
             snprintf(name, sizeof name, "%s", optarg);
             break;
         case 'S': sim = 1; break;

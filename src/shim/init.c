@@ -3,9 +3,10 @@
  * /etc/ld.so.preload) pay nothing but the constructor, which only registers
  * fork handlers.
  *
- * Where the group comes from: $GPUMEM_GROUP_DIR (set by `gpumem run`), else
- * the fixed mount point /run/gpumem/self that gpumem-runtime gives every
- * container (so unsetting a variable cannot escape the limit). With neither,
+ * Where the group comes from: the fixed mount point /run/gpumem/self that
+ * gpumem-runtime gives every limited container, whenever it exists (so
+ * neither unsetting nor setting a variable escapes the limit), else
+ * $GPUMEM_GROUP_DIR (set by `gpumem run`). With neither,
  * the shim passes everything through. With a group that is unusable (corrupt,
  * wrong version, unreadable) it fails closed: device allocations are refused
  * rather than run unlimited. */
@@ -14,6 +15,7 @@
 #include "gpumem/procinfo.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,14 +163,33 @@ static void claim_slot(void)
     g.slot = s;
 }
 
+/* Where a container runtime mounted the group, that mount wins, always:
+ * GPUMEM_GROUP_DIR is the process's own environment, which anything in the
+ * container can set (`docker exec -e`, a shell), so a variable naming another
+ * group is ignored there (and said so). A /run/gpumem/self that exists but
+ * cannot be used fails closed, as any unusable group does. */
 static int open_group(void)
 {
-    const char *dir = shim_getenv("GPUMEM_GROUP_DIR");
+    const char *env = shim_getenv("GPUMEM_GROUP_DIR");
+    const char *dir = NULL;
     struct stat st;
-    if (!dir || !*dir) {
-        if (stat(CONTAINER_GROUP_DIR "/limits", &st) != 0)
-            return SHIM_PASSTHROUGH;
+    if (stat(CONTAINER_GROUP_DIR, &st) == 0) {
         dir = CONTAINER_GROUP_DIR;
+        struct stat mine, theirs;
+        char path[4096];
+        if (env && *env && strcmp(env, CONTAINER_GROUP_DIR) != 0 &&
+            (snprintf(path, sizeof path, "%s/limits", env) >= (int)sizeof path || stat(path, &theirs) != 0 ||
+             stat(CONTAINER_GROUP_DIR "/limits", &mine) != 0 || mine.st_dev != theirs.st_dev ||
+             mine.st_ino != theirs.st_ino))
+            shim_log(LOG_WARN, "GPUMEM_GROUP_DIR=%s ignored: the group mounted at " CONTAINER_GROUP_DIR " applies",
+                     env);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+        shim_log(LOG_ERROR, CONTAINER_GROUP_DIR ": %s: refusing device allocations (fail closed)", strerror(errno));
+        return SHIM_FAIL_CLOSED;
+    } else if (env && *env) {
+        dir = env;
+    } else {
+        return SHIM_PASSTHROUGH;
     }
     char err[512];
     g.limits = gm_limits_map(dir, err, sizeof err);

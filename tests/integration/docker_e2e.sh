@@ -1,6 +1,7 @@
 # gpumem-runtime on a real Docker engine: limits inside containers, shared by
 # every process of a container (docker exec included), read-only from inside,
-# visible and changeable from the host, gone with the container; containers
+# visible and changeable from the host, gone with the container; the mounted
+# group wins over GPUMEM_GROUP_DIR naming a forged one; containers
 # without a limit untouched; bad limits refused with a clear message.
 . tests/integration/lib.sh
 . tests/docker/engine.sh
@@ -16,6 +17,24 @@ for i in $(seq 100); do docker logs "$P-hold" 2>&1 | grep -q holding && break; s
 [ -e "$GPUMEM_STATE_DIR/$short/limits" ] && ok group_created_for_container || fail group_created_for_container "no $GPUMEM_STATE_DIR/$short"
 out=$(docker exec "$P-hold" alloc_client init alloc 600M expect 2 2>&1)
 [ $? = 0 ] && ok exec_shares_the_limit || fail exec_shares_the_limit "$out"
+# A group forged with a 64 GiB limit (made on the host, copied in: anything
+# in the container could write those bytes) and named by GPUMEM_GROUP_DIR:
+# the mounted group still wins, and the shim says it ignored the variable.
+GPUMEM_STATE_DIR="$T/forge" "$GPUMEM" run --sim --limit 64G --name forged --keep -- true &&
+    docker cp "$T/forge/forged" "$P-hold:/tmp/forged" >/dev/null || fail forged_group_copied_in "docker cp failed"
+out=$(docker exec -e GPUMEM_GROUP_DIR=/tmp/forged "$P-hold" alloc_client init info alloc 600M expect 2 2>&1)
+[ $? = 0 ] && expect_in forged_group_dir_stays_limited "total=1073741824" "$out" ||
+    fail forged_group_dir_stays_limited "$(tr '\n' '|' <<<"$out")"
+expect_in forged_group_dir_ignored_with_warning "GPUMEM_GROUP_DIR=/tmp/forged ignored" "$out"
+# Nothing inside can take the mount away or put its own over it: no
+# CAP_SYS_ADMIN for umount, and the default seccomp profile refuses a new
+# user namespace (in which it would get one for a mount namespace).
+out=$(docker exec "$P-hold" sh -c 'umount /run/gpumem/self && echo unmounted; unshare -U -r -m true && echo unshared' 2>&1)
+case "$out" in
+*unmounted*|*unshared*) fail mount_cannot_be_removed_inside "$(tr '\n' '|' <<<"$out")" ;;
+*umount*"not permitted"*unshare*"not permitted"*) ok mount_cannot_be_removed_inside ;;
+*) fail mount_cannot_be_removed_inside "expected both refused: $(tr '\n' '|' <<<"$out")" ;;
+esac
 out=$("$GPUMEM" ps -p --format json)
 python3 - "$cid" "$out" <<'PY' && ok ps_shows_container_bytes || fail ps_shows_container_bytes "$out"
 import json, sys

@@ -26,10 +26,14 @@ out=$(in_group shared "$CLIENT" init alloc 600M expect 0 2>&1) &&
 # gpumem limit on a running group.
 run_sim --limit 1G --name low --keep -- "$CLIENT" init alloc 800M hold >"$T/b" 2>&1 &
 wait_holding "$T/b"
-in_group low "$CLIENT" init sleep 1500 info alloc 16M expect 2 >"$T/c" 2>&1 &
+# A process already in the group (context made, slot claimed) when the limit
+# is lowered: it waits for the go-ahead file, created only after the change.
+in_group low "$CLIENT" init await "$T/go-low" info alloc 16M expect 2 >"$T/c" 2>&1 &
 cpid=$!
-sleep 0.5
+wait_awaiting() { for i in $(seq 600); do grep -q awaiting "$1" && return 0; sleep 0.05; done; return 1; }
+wait_awaiting "$T/c" || fail lowered_limit_client_started "$(tr '\n' '|' <"$T/c")"
 "$GPUMEM" limit low 512M >/dev/null || fail limit_command "gpumem limit failed"
+touch "$T/go-low"
 wait $cpid && ok lowered_limit_refuses_new || fail lowered_limit_refuses_new "$(tr '\n' '|' <"$T/c")"
 expect_in lowered_limit_reports_zero_free "info free=0 total=536870912" "$(cat "$T/c")"
 out=$(in_group low "$CLIENT" init expect 2 2>&1) &&

@@ -38,9 +38,22 @@ expect_in nvml_lists_group_process "proc pid=$hpid used=$((428 * M))" "$inside"
 # The shim's own count for that process equals the driver's truth.
 ps=$("$GPUMEM" ps -p --format json)
 expect_in accounting_equals_driver_truth "\"pid\":$hpid,\"host_pid\":$hpid,\"command\":\"alloc_client\",\"used\":$((428 * M))" "$ps"
-# A process in another group is not listed inside this one.
+# A process in another group is not listed inside this one. Not vacuous: the
+# other process must be holding, and listed where no group filters (outside),
+# and this group's own process must still be listed next to its absence.
 run_sim --limit 1G --name other --keep -- "$CLIENT" init alloc 64M hold >"$T/other" 2>&1 &
-for i in $(seq 100); do grep -q holding "$T/other" && break; sleep 0.05; done
+for i in $(seq 200); do grep -q holding "$T/other" && break; sleep 0.05; done
 opid=$(pgrep -f "^$CLIENT init alloc 64M hold" | head -1)
 inside=$(GPUMEM_GROUP_DIR="$D" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$APP_PROGS/nvml_view" 2>&1)
-case "$inside" in *"pid=$opid "*) fail nvml_hides_other_groups "$inside" ;; *) ok nvml_hides_other_groups ;; esac
+outside=$(LD_PRELOAD="$ASAN_RT" LD_LIBRARY_PATH="$SIMDIR" "$APP_PROGS/nvml_view" 2>&1)
+if ! grep -q holding "$T/other" || [ -z "$opid" ]; then
+    fail nvml_hides_other_groups "no process of the other group to hide: $(tr '\n' '|' <"$T/other")"
+elif [ -z "$hpid" ]; then
+    fail nvml_hides_other_groups "no process of this group found"
+else
+    case "$outside|$inside" in
+    *"pid=$opid "*"|"*"pid=$opid "*) fail nvml_hides_other_groups "pid $opid listed inside: $(tr '\n' '|' <<<"$inside")" ;;
+    *"pid=$opid "*"|"*"pid=$hpid "*) ok nvml_hides_other_groups ;;
+    *) fail nvml_hides_other_groups "expected pid $opid outside and pid $hpid inside: outside: $(tr '\n' '|' <<<"$outside") inside: $(tr '\n' '|' <<<"$inside")" ;;
+    esac
+fi

@@ -36,9 +36,11 @@ for i in 1 2 3 4 5; do
     rm -f "$T/go"
     GPUMEM_SIM_ALLOC_DELAY_US=1000 "$HOLD" race $((10 * G)) "$T/go" >"$T/r1" & P1=$!
     GPUMEM_SIM_ALLOC_DELAY_US=1000 "$HOLD" race $((10 * G)) "$T/go" >"$T/r2" & P2=$!
-    sleep 0.1; touch "$T/go"
+    # Both initialised and polling for the file before it appears.
+    wait_line "$T/r1" '^ready' && wait_line "$T/r2" '^ready' || { race_ok=0; fail racing_processes_ready "round $i"; }
+    touch "$T/go"
     wait_line "$T/r1" '^rc=' && wait_line "$T/r2" '^rc='
-    res="$(cat "$T/r1" "$T/r2" | sort | tr '\n' ' ')"
+    res="$(grep -h '^rc=' "$T/r1" "$T/r2" | sort | tr '\n' ' ')"
     kill -KILL $P1 $P2; wait $P1 $P2 2>/dev/null
     [ "$res" = "rc=0 rc=2 " ] || { race_ok=0; fail racing_processes "round $i: $res"; break; }
 done

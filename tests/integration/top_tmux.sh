@@ -1,6 +1,9 @@
 # gpumem top, driven for real: three groups of shimmed processes on the
 # simulated GPU, `gpumem top` in a detached 80x24 tmux session, keys sent
-# with send-keys and the screen read back with capture-pane.
+# with send-keys and the screen read back with capture-pane. Every check
+# waits for the screen (or the file, or the process) to show what it expects,
+# never for a fixed time: polled every 50 ms, failing with the screen dumped
+# only after a bound far above any normal redraw (15 s).
 . tests/integration/lib.sh
 export GPUMEM_SIM_CTX_OVERHEAD=128M GPUMEM_SIM_DEVICES=1x16G
 
@@ -60,23 +63,37 @@ tm -f /dev/null new-session -d -x 80 -y 24 -s top \
 GPUMEM_SIM_STATE=$GPUMEM_SIM_STATE GPUMEM_SIM_DIR=$GPUMEM_SIM_DIR bash --norc --noprofile"
 tm set-option -t top -g status off >/dev/null
 screen() { tm capture-pane -p -t top "$@"; }
-# wait_for PATTERN [SECONDS]: until the screen matches (grep -E).
-wait_for() {
-    local n=$(( ${2:-5} * 20 ))
-    for _ in $(seq "$n"); do screen | grep -qE -- "$1" && return 0; sleep 0.05; done
+# until CMD...: until CMD succeeds (every 50 ms; false after 15 s).
+until_ok() {
+    for _ in $(seq 300); do "$@" && return 0; sleep 0.05; done
     return 1
 }
-# Line numbers of the group rows, in screen order.
+shows() { screen | grep -qE -- "$1"; }
+# wait_for PATTERN: until the screen matches (grep -E).
+wait_for() { until_ok shows "$1"; }
+# The group rows' names, in screen order.
 order() { screen | awk '$2 ~ /^(zeta|mid|alpha)$/ { printf "%s ", $2 }'; }
+order_is() { [ "$(order)" = "$1" ]; }
 row() { screen | awk -v g="$1" '$2 == g'; }
+dump() { screen | tr '\n' '|'; }
+# sort_key KEY NAME ORDER: press KEY, then until the footer names the sort
+# and the rows are in ORDER.
+sort_key() {
+    tm send-keys -t top "$1"
+    if until_ok shows " - sort $2 - " && until_ok order_is "$3"; then ok "$4"; else fail "$4" "order $(order): $(dump)"; fi
+}
+# file_written FILE: until FILE holds a whole line (what the shell wrote).
+line_in() { [ -s "$1" ] && [ "$(tail -c1 "$1" | od -An -c | tr -d ' ')" = '\n' ]; }
+gone() { ! kill -0 "$1" 2>/dev/null; }
+screen_state() { [ "$(tm display -p -t top '#{alternate_on}#{cursor_flag}')" = "$1" ]; }
 
 tm send-keys -t top "stty -g >$T/stty.before" Enter
 tm send-keys -t top "$PRE $BIN top --sim -d 0.2" Enter
-if ! wait_for 'GPU0 '; then
-    fail top_starts "no device line on the screen: $(screen | tr '\n' '|')"
+# Started: the device line and all three groups' rows.
+if ! wait_for 'GPU0 ' || ! until_ok order_is "zeta mid alpha "; then
+    fail top_starts "no device line or not all three groups on the screen: $(dump)"
     exit 0
 fi
-wait_for 'alpha' || true
 ok top_starts
 
 s=$(screen)
@@ -102,51 +119,53 @@ esac
 case "$z" in *" 0 "*" -") ok leak_column_not_available ;; *) fail leak_column_not_available "zeta row: $z" ;; esac
 
 # Sort: default used; n name; l limit; r refused; s cycles (refused -> used).
-[ "$(order)" = "zeta mid alpha " ] && ok sort_used_default || fail sort_used_default "$(order)"
-tm send-keys -t top n; sleep 0.3
-[ "$(order)" = "alpha mid zeta " ] && ok sort_key_n_name || fail sort_key_n_name "$(order)"
-tm send-keys -t top l; sleep 0.3
-[ "$(order)" = "alpha zeta mid " ] && ok sort_key_l_limit || fail sort_key_l_limit "$(order)"
-tm send-keys -t top r; sleep 0.3
-[ "$(order)" = "mid alpha zeta " ] && ok sort_key_r_refused || fail sort_key_r_refused "$(order)"
-tm send-keys -t top s; sleep 0.3
-[ "$(order)" = "zeta mid alpha " ] && ok sort_key_s_cycles || fail sort_key_s_cycles "$(order)"
-tm send-keys -t top u; sleep 0.3
+order_is "zeta mid alpha " && shows " - sort used - " && ok sort_used_default || fail sort_used_default "$(order): $(dump)"
+sort_key n name "alpha mid zeta " sort_key_n_name
+sort_key l limit "alpha zeta mid " sort_key_l_limit
+sort_key r refused "mid alpha zeta " sort_key_r_refused
+sort_key s used "zeta mid alpha " sort_key_s_cycles
+sort_key n name "alpha mid zeta " sort_key_n_again
+sort_key u used "zeta mid alpha " sort_key_u_used
 
 # Expand: the selection starts on the first row (zeta); j moves to mid.
 screen | grep -q -- "- $zpid alloc_client" && fail expand_shows_pid "expanded before any key"
 tm send-keys -t top e
-if wait_for "\`- $zpid alloc_client +728M" 2; then ok expand_shows_pid; else fail expand_shows_pid "pid $zpid: $(screen | tr '\n' '|')"; fi
+if wait_for "\`- $zpid alloc_client +728M"; then ok expand_shows_pid; else fail expand_shows_pid "pid $zpid: $(dump)"; fi
 tm send-keys -t top j Enter
-if wait_for "\`- $mpid alloc_client +328M" 2; then ok arrow_j_then_enter_expands_next; else fail arrow_j_then_enter_expands_next "pid $mpid: $(screen | tr '\n' '|')"; fi
+if wait_for "\`- $mpid alloc_client +328M"; then ok arrow_j_then_enter_expands_next; else fail arrow_j_then_enter_expands_next "pid $mpid: $(dump)"; fi
+# Zeta's pid is on the screen until the keys are handled, so waiting for it
+# to go cannot pass early.
 tm send-keys -t top Up e
-sleep 0.3
-if screen | grep -q -- "- $zpid alloc_client"; then fail up_then_e_collapses "$(screen | tr '\n' '|')"; else ok up_then_e_collapses; fi
-screen | grep -q -- "- $apid " && fail only_expanded_groups_list_pids "alpha's pid shown" || ok only_expanded_groups_list_pids
+not_shown() { ! shows "$1"; }
+if until_ok not_shown "- $zpid alloc_client"; then ok up_then_e_collapses; else fail up_then_e_collapses "$(dump)"; fi
+s=$(screen)
+case "$s" in
+*"- $apid "*) fail only_expanded_groups_list_pids "alpha's pid shown: $(dump)" ;;
+*"- $mpid alloc_client"*) ok only_expanded_groups_list_pids ;;
+*) fail only_expanded_groups_list_pids "mid's pid not shown: $(dump)" ;;
+esac
 
 # Live: a new group appears on the next refresh.
 start_holder later 512M alloc 64M
-wait_for '^[-+ ] later +192M' 3 && ok refreshes_live || fail refreshes_live "$(screen | tr '\n' '|')"
+wait_for '^[-+ ] later +192M' && ok refreshes_live || fail refreshes_live "$(dump)"
 
 # Resize (SIGWINCH): the frame follows the new size.
 tm resize-window -t top -x 100 -y 30 2>/dev/null
-sleep 0.5
-s=$(screen)
-foot=$(printf '%s\n' "$s" | sed -n 30p)
-case "$foot" in *"q quit"*) ok resize_redraws ;; *) fail resize_redraws "line 30: $foot" ;; esac
+foot_on() { screen | sed -n "$1p" | grep -q "q quit"; }
+if until_ok foot_on 30; then ok resize_redraws; else fail resize_redraws "line 30: $(screen | sed -n 30p)"; fi
 tm resize-window -t top -x 80 -y 24 2>/dev/null
+until_ok foot_on 24 || fail resize_back "line 24: $(screen | sed -n 24p)"
 
 # q: the process is gone, the normal screen is back with the shell on it,
 # and the terminal settings are those from before.
 toppid=$(pgrep -f "^$BIN top --sim -d 0.2" | head -1)
 tm send-keys -t top q
-for _ in $(seq 60); do kill -0 "$toppid" 2>/dev/null || break; sleep 0.05; done
-if kill -0 "$toppid" 2>/dev/null; then fail q_quits "pid $toppid still running"; else ok q_quits; fi
-sleep 0.2
-[ "$(tm display -p -t top '#{alternate_on}#{cursor_flag}')" = 01 ] && ok q_leaves_alternate_screen_cursor_on \
+if until_ok gone "$toppid"; then ok q_quits; else fail q_quits "pid $toppid still running"; fi
+until_ok screen_state 01 && ok q_leaves_alternate_screen_cursor_on \
     || fail q_leaves_alternate_screen_cursor_on "$(tm display -p -t top '#{alternate_on} #{cursor_flag}')"
+line_in "$T/stty.before" || fail stty_before_written "$(cat "$T/stty.before" 2>&1)"
 tm send-keys -t top "stty -g >$T/stty.after" Enter
-sleep 0.3
+until_ok line_in "$T/stty.after"
 cmp -s "$T/stty.before" "$T/stty.after" && ok q_restores_termios || fail q_restores_termios "$(cat "$T/stty.before" "$T/stty.after" 2>&1)"
 expect_in shell_visible_again "top --sim -d 0.2" "$(screen)"
 
@@ -157,15 +176,14 @@ for sig in TERM INT; do
     wait_for 'GPU0 ' || { fail "sig${sig}_restores" "did not start"; continue; }
     toppid=$(pgrep -f "^$BIN top --sim -d 0.2" | head -1)
     kill -"$sig" "$toppid"
-    for _ in $(seq 60); do kill -0 "$toppid" 2>/dev/null || break; sleep 0.05; done
-    sleep 0.2
+    until_ok gone "$toppid"
     tm send-keys -t top "stty -g >$T/stty.after" Enter
-    sleep 0.3
+    until_ok line_in "$T/stty.after"
     if kill -0 "$toppid" 2>/dev/null; then
         fail "sig${sig}_restores" "still running"
     elif ! cmp -s "$T/stty.before" "$T/stty.after"; then
         fail "sig${sig}_restores" "terminal settings differ"
-    elif [ "$(tm display -p -t top '#{alternate_on}#{cursor_flag}')" != 01 ]; then
+    elif ! until_ok screen_state 01; then
         fail "sig${sig}_restores" "alternate screen or hidden cursor left"
     else
         ok "sig${sig}_restores"

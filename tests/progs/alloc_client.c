@@ -30,6 +30,8 @@
  *   total                cuDeviceTotalMem of the current device
  *   expect RC            exit 3 unless the last operation returned RC (0, 2, ...)
  *   sleep MS             hold                  print "holding pid=N", pause until killed
+ *   await PATH           print "awaiting PATH", then wait until PATH exists
+ *                        (the test's go-ahead; exit 4 after 120 s without it)
  *   loop N alloc SIZE    N cuMemAlloc/cuMemFree pairs
  *   many N SIZE          N cuMemAlloc kept until exit (not numbered for free)
  *   forkhold SIZE        fork a child that initialises CUDA, allocates SIZE
@@ -385,6 +387,19 @@ int main(int argc, char **argv)
             continue;
         } else if (!strcmp(op, "sleep")) {
             usleep((useconds_t)atoi(x) * 1000u); a++;
+            continue;
+        } else if (!strcmp(op, "await")) {
+            printf("awaiting %s\n", x);
+            fflush(stdout);
+            int n = 0;
+            while (access(x, F_OK) != 0) {
+                if (++n > 12000) {
+                    printf("await %s: never appeared\n", x);
+                    return 4;
+                }
+                usleep(10000);
+            }
+            a++;
             continue;
         } else if (!strcmp(op, "forkhold")) {
             int fds[2];

@@ -66,8 +66,10 @@ int main(int argc, char **argv)
     if (r) { printf("rc=%d\n", r); return 1; }
     setvbuf(stdout, NULL, _IONBF, 0);
     if (strcmp(mode, "alloc") == 0 || strcmp(mode, "race") == 0) {
-        if (strcmp(mode, "race") == 0)
+        if (strcmp(mode, "race") == 0) {
+            printf("ready\n"); /* initialised; the test starts the race once both say so */
             while (access(argv[3], F_OK) != 0) usleep(200);
+        }
         CUdeviceptr p;
         printf("rc=%d\n", cuMemAlloc_v2(&p, strtoull(argv[2], NULL, 10)));
         if (strcmp(mode, "race") == 0 || (argc > 3 && strcmp(argv[3], "hold") == 0)) pause();

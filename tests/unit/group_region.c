@@ -95,6 +95,45 @@ TEST(corrupt_or_foreign_files_are_refused)
     gm_group_remove(dir);
 }
 
+/* A child claims a slot and charges 123 MiB to it, then (with `and_lock`)
+ * takes the admin lock, and only then writes one byte to the pipe and waits
+ * to be killed: reading that byte, the parent knows the child holds all of
+ * it, however slow the machine (no sleep, nothing timed). Returns the child's
+ * pid, or -1 if it died or failed before it got there. */
+static pid_t child_holding(struct gm_usage *u, int d, int and_lock)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t child = fork();
+    if (child == 0) {
+        close(p[0]);
+        struct gm_proc_slot *s = gm_slot_claim(u, getpid(), gm_proc_start_time(getpid()), "child");
+        if (!s)
+            _exit(1);
+        atomic_store(&s->lanes_hw, 1); /* as the shim does before a lane's first add */
+        atomic_fetch_add(&s->cell[GM_CELL_INDEX(0, d)].charged, 123 << 20);
+        if (and_lock && gm_admin_lock(u) != 0)
+            _exit(1);
+        if (write(p[1], "h", 1) != 1)
+            _exit(1);
+        pause(); /* killed while holding bytes (and the lock) */
+        _exit(0);
+    }
+    close(p[1]);
+    char c;
+    ssize_t n = child > 0 ? read(p[0], &c, 1) : -1; /* 0: it exited first */
+    close(p[0]);
+    if (n != 1) {
+        if (child > 0) {
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+        }
+        return -1;
+    }
+    return child;
+}
+
 TEST(slots_of_dead_processes_are_reclaimed)
 {
     char err[256];
@@ -104,16 +143,8 @@ TEST(slots_of_dead_processes_are_reclaimed)
     int d = gm_usage_device(u, "GPU-test");
     CHECK_EQ_INT(d, 0);
     CHECK_EQ_INT(gm_usage_device(u, "GPU-test"), 0);
-    pid_t child = fork();
-    if (child == 0) {
-        struct gm_proc_slot *s = gm_slot_claim(u, getpid(), gm_proc_start_time(getpid()), "child");
-        atomic_store(&s->lanes_hw, 1); /* as the shim does before a lane's first add */
-        atomic_fetch_add(&s->cell[GM_CELL_INDEX(0, d)].charged, 123 << 20);
-        pause(); /* killed while holding bytes */
-        _exit(0);
-    }
-    for (int i = 0; i < 500 && gm_usage_total(u, d) == 0; i++)
-        usleep(2000);
+    pid_t child = child_holding(u, d, 0);
+    CHECK(child > 0);
     CHECK_EQ_U64(gm_usage_total(u, d), 123 << 20);
     CHECK_EQ_INT(gm_reclaim_dead(u), 0); /* alive: nothing to reclaim */
     kill(child, SIGKILL);
@@ -124,22 +155,36 @@ TEST(slots_of_dead_processes_are_reclaimed)
     gm_group_remove(dir);
 }
 
+static void lock_hung(int sig)
+{
+    static const char msg[] = "FAIL admin_lock_survives_a_killed_holder: gm_admin_lock still blocked after 60 s\n";
+    (void)sig;
+    if (write(1, msg, sizeof msg - 1) < 0) {}
+    _exit(1);
+}
+
+/* The holder is known to hold the lock when it is killed (the pipe), so the
+ * next locker really meets EOWNERDEAD: it must get the lock, not hang, and
+ * its repair must reclaim the dead holder's slot and bytes. */
 TEST(admin_lock_survives_a_killed_holder)
 {
     char err[256];
     fresh_group(1ull << 30);
     struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
     CHECK(u);
-    pid_t child = fork();
-    if (child == 0) {
-        gm_admin_lock(u);
-        pause(); /* dies holding the lock */
-        _exit(0);
-    }
-    usleep(50000);
+    int d = gm_usage_device(u, "GPU-test");
+    CHECK_EQ_INT(d, 0);
+    pid_t child = child_holding(u, d, 1);
+    CHECK(child > 0);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    CHECK_EQ_INT(gm_admin_lock(u), 0); /* EOWNERDEAD is repaired, not a hang */
+    CHECK_EQ_U64(gm_usage_total(u, d), 123 << 20); /* nobody has reclaimed it yet */
+    signal(SIGALRM, lock_hung); /* a hang guard, not a timing assertion */
+    alarm(60);
+    int rc = gm_admin_lock(u);
+    alarm(0);
+    CHECK_EQ_INT(rc, 0); /* EOWNERDEAD is repaired, not a hang */
+    CHECK_EQ_U64(gm_usage_total(u, d), 0); /* the repair reclaimed the dead holder */
     gm_admin_unlock(u);
     struct gm_proc_slot *s = gm_slot_claim(u, getpid(), gm_proc_start_time(getpid()), "me");
     CHECK(s != NULL);
