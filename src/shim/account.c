@@ -227,7 +227,7 @@ CUresult shim_recharge(uint64_t *v, uint64_t bytes)
     } else {
         atomic_fetch_sub(&shim_cell(g.slot, off)->charged, old - bytes);
     }
-    *v = bytes << 18 | (*v & ((1u << 18) - 1));
+    *v = alloc_with_bytes(*v, bytes);
     return CUDA_SUCCESS;
 }
 

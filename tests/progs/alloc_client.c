@@ -23,6 +23,13 @@
  *                        async ones are freed and their stream synchronised)
  *   freeasync I          cuMemFreeAsync of the I-th, without synchronising
  *   trim                 cuMemPoolTrimTo(the device's default pool, 0)
+ *   pools N SIZE         N new pools (cuMemPoolCreate) on the current device,
+ *                        SIZE from each (cuMemAllocFromPoolAsync, kept):
+ *                        stops at the first error; prints "pools made=K"
+ *   lastpool SIZE        cuMemAllocFromPoolAsync from the last pool `pools` made
+ *   truthle SIZE         the driver's truth through NVML (every process the
+ *                        process list shows on device 0, usedGpuMemory):
+ *                        prints "truth=BYTES", returns 0 if at most SIZE, else 1
  *   freeall              free every live allocation
  *   info                 cuMemGetInfo: "info free=F total=T"
  *   info32, total32      the same through the 32-bit (v2000) forms
@@ -37,6 +44,7 @@
  *   killchild            SIGKILL that child and reap it
  * SIZE takes K/M/G suffixes. Exit status 0 unless an `expect` failed. */
 #include "gpumem/cuda.h"
+#include "gpumem/nvml.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -52,6 +60,7 @@ typedef CUresult (*PFN_cuCtxSetCurrent)(CUcontext);
 typedef CUresult (*PFN_cuDeviceGetDefaultMemPool)(CUmemoryPool *, CUdevice);
 typedef CUresult (*PFN_cuStreamSynchronize)(CUstream);
 typedef CUresult (*PFN_cuMemPoolTrimTo)(CUmemoryPool, size_t);
+typedef CUresult (*PFN_cuMemPoolCreate)(CUmemoryPool *, const CUmemPoolProps *);
 
 static struct {
     PFN_cuInit_v2000 init;
@@ -74,6 +83,7 @@ static struct {
     PFN_cuDeviceGetDefaultMemPool default_pool;
     PFN_cuStreamSynchronize sync;
     PFN_cuMemPoolTrimTo trim;
+    PFN_cuMemPoolCreate pool_create;
     PFN_cuMemCreate_v10020 create;
     PFN_cuMemRelease_v10020 release;
     PFN_cuArrayCreate_v3020 array;
@@ -149,6 +159,30 @@ static void keep(CUresult r, enum kind k, uint64_t h)
 }
 
 static CUcontext cur_ctx;
+static CUmemoryPool last_pool; /* by the last `pools` */
+
+/* The bytes NVML's process list shows on device 0 (every process it lists:
+ * under the shim, the group's), or UINT64_MAX. */
+static uint64_t nvml_truth(void)
+{
+    void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return UINT64_MAX;
+    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
+    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
+        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    PFN_nvmlDeviceGetComputeRunningProcesses_v3 procs_of =
+        (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
+    nvmlDevice_t dev;
+    nvmlProcessInfo_t procs[64];
+    unsigned n = 64;
+    if (!init || !by_index || !procs_of || init() || by_index(0, &dev) || procs_of(dev, &n, procs))
+        return UINT64_MAX;
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < n; i++)
+        sum += procs[i].usedGpuMemory;
+    return sum;
+}
 
 static CUresult use_device(int n)
 {
@@ -248,6 +282,7 @@ int main(int argc, char **argv)
     L(default_pool, "cuDeviceGetDefaultMemPool", "cuDeviceGetDefaultMemPool", 11020);
     L(sync, "cuStreamSynchronize", "cuStreamSynchronize", 2000);
     L(trim, "cuMemPoolTrimTo", "cuMemPoolTrimTo", 11020);
+    L(pool_create, "cuMemPoolCreate", "cuMemPoolCreate", 11020);
     L(create, "cuMemCreate", "cuMemCreate", 10020);
     L(release, "cuMemRelease", "cuMemRelease", 10020);
     L(array, "cuArrayCreate", "cuArrayCreate_v2", 3020);
@@ -345,6 +380,38 @@ int main(int argc, char **argv)
             last = cu.default_pool(&pool, cur_dev);
             if (!last)
                 last = cu.trim(pool, 0);
+        } else if (!strcmp(op, "pools")) {
+            int n = atoi(x), made = 0;
+            uint64_t sz = size_arg(y);
+            a += 2;
+            last = 0;
+            for (; made < n && !last; made++) {
+                CUmemPoolProps props;
+                memset(&props, 0, sizeof props);
+                props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+                props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+                props.location.id = cur_dev;
+                CUmemoryPool pool;
+                CUdeviceptr p = 0;
+                last = cu.pool_create(&pool, &props);
+                if (!last) {
+                    last_pool = pool;
+                    last = cu.pool(&p, sz, pool, 0);
+                }
+                keep(last, K_ASYNC, p);
+                if (last)
+                    break;
+            }
+            printf("pools made=%d\n", made);
+        } else if (!strcmp(op, "lastpool")) {
+            CUdeviceptr p = 0;
+            last = cu.pool(&p, size_arg(x), last_pool, 0); a++;
+            keep(last, K_ASYNC, p);
+        } else if (!strcmp(op, "truthle")) {
+            uint64_t t = nvml_truth();
+            a++;
+            printf("truth=%llu\n", (unsigned long long)t);
+            last = t <= size_arg(x) ? CUDA_SUCCESS : 1;
         } else if (!strcmp(op, "freeall")) {
             last = 0;
             for (int i = 0; i < nallocs; i++)
