@@ -27,6 +27,18 @@
  *                        SIZE from each (cuMemAllocFromPoolAsync, kept):
  *                        stops at the first error; prints "pools made=K"
  *   lastpool SIZE        cuMemAllocFromPoolAsync from the last pool `pools` made
+ *   gnew                 cuGraphCreate: the current graph
+ *   galloc SIZE          cuGraphAddMemAllocNode of SIZE on the current device
+ *   gfree                cuGraphAddMemFreeNode of the last galloc's pointer
+ *   ginst                cuGraphInstantiateWithFlags(0) of the current graph:
+ *                        the current executable graph (the I-th made is
+ *                        `gexec I`); ginstup: cuGraphInstantiateWithParams
+ *                        with CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD; ginst1:
+ *                        the five-argument cuGraphInstantiate_v2
+ *   gupload, glaunch     cuGraphUpload, cuGraphLaunch of the current one
+ *   gexecdestroy         cuGraphExecDestroy of it; gdestroy: cuGraphDestroy
+ *   gtrim                cuDeviceGraphMemTrim of the current device
+ *   greserved            prints "greserved=BYTES" (RESERVED_MEM_CURRENT)
  *   truthle SIZE         the driver's truth through NVML (every process the
  *                        process list shows on device 0, usedGpuMemory):
  *                        prints "truth=BYTES", returns 0 if at most SIZE, else 1
@@ -84,6 +96,18 @@ static struct {
     PFN_cuStreamSynchronize sync;
     PFN_cuMemPoolTrimTo trim;
     PFN_cuMemPoolCreate pool_create;
+    PFN_cuGraphCreate_v10000 graph_create;
+    PFN_cuGraphAddMemAllocNode_v11040 graph_alloc;
+    PFN_cuGraphAddMemFreeNode_v11040 graph_free;
+    PFN_cuGraphInstantiateWithFlags_v11040 graph_inst;
+    PFN_cuGraphInstantiateWithParams_v12000 graph_inst_params;
+    PFN_cuGraphInstantiate_v11000 graph_inst1;
+    PFN_cuGraphUpload_v11010 graph_upload;
+    PFN_cuGraphLaunch_v10000 graph_launch;
+    PFN_cuGraphExecDestroy_v10000 graph_exec_destroy;
+    PFN_cuGraphDestroy_v10000 graph_destroy;
+    PFN_cuDeviceGraphMemTrim_v11040 graph_trim;
+    PFN_cuDeviceGetGraphMemAttribute_v11040 graph_attr;
     PFN_cuMemCreate_v10020 create;
     PFN_cuMemRelease_v10020 release;
     PFN_cuArrayCreate_v3020 array;
@@ -160,6 +184,10 @@ static void keep(CUresult r, enum kind k, uint64_t h)
 
 static CUcontext cur_ctx;
 static CUmemoryPool last_pool; /* by the last `pools` */
+static CUgraph cur_graph;
+static CUdeviceptr last_galloc;
+static CUgraphExec execs[64], cur_exec;
+static int nexecs;
 
 /* The bytes NVML's process list shows on device 0 (every process it lists:
  * under the shim, the group's), or UINT64_MAX. */
@@ -283,6 +311,18 @@ int main(int argc, char **argv)
     L(sync, "cuStreamSynchronize", "cuStreamSynchronize", 2000);
     L(trim, "cuMemPoolTrimTo", "cuMemPoolTrimTo", 11020);
     L(pool_create, "cuMemPoolCreate", "cuMemPoolCreate", 11020);
+    L(graph_create, "cuGraphCreate", "cuGraphCreate", 10000);
+    L(graph_alloc, "cuGraphAddMemAllocNode", "cuGraphAddMemAllocNode", 11040);
+    L(graph_free, "cuGraphAddMemFreeNode", "cuGraphAddMemFreeNode", 11040);
+    L(graph_inst, "cuGraphInstantiateWithFlags", "cuGraphInstantiateWithFlags", 11040);
+    L(graph_inst_params, "cuGraphInstantiateWithParams", "cuGraphInstantiateWithParams", 12000);
+    L(graph_inst1, "cuGraphInstantiate", "cuGraphInstantiate_v2", 11000);
+    L(graph_upload, "cuGraphUpload", "cuGraphUpload", 11010);
+    L(graph_launch, "cuGraphLaunch", "cuGraphLaunch", 10000);
+    L(graph_exec_destroy, "cuGraphExecDestroy", "cuGraphExecDestroy", 10000);
+    L(graph_destroy, "cuGraphDestroy", "cuGraphDestroy", 10000);
+    L(graph_trim, "cuDeviceGraphMemTrim", "cuDeviceGraphMemTrim", 11040);
+    L(graph_attr, "cuDeviceGetGraphMemAttribute", "cuDeviceGetGraphMemAttribute", 11040);
     L(create, "cuMemCreate", "cuMemCreate", 10020);
     L(release, "cuMemRelease", "cuMemRelease", 10020);
     L(array, "cuArrayCreate", "cuArrayCreate_v2", 3020);
@@ -407,6 +447,57 @@ int main(int argc, char **argv)
             CUdeviceptr p = 0;
             last = cu.pool(&p, size_arg(x), last_pool, 0); a++;
             keep(last, K_ASYNC, p);
+        } else if (!strcmp(op, "gnew")) {
+            last = cu.graph_create(&cur_graph, 0);
+        } else if (!strcmp(op, "galloc")) {
+            CUDA_MEM_ALLOC_NODE_PARAMS p;
+            memset(&p, 0, sizeof p);
+            p.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+            p.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+            p.poolProps.location.id = cur_dev;
+            p.bytesize = size_arg(x); a++;
+            CUgraphNode n;
+            last = cu.graph_alloc(&n, cur_graph, NULL, 0, &p);
+            if (!last)
+                last_galloc = p.dptr;
+        } else if (!strcmp(op, "gfree")) {
+            CUgraphNode n;
+            last = cu.graph_free(&n, cur_graph, NULL, 0, last_galloc);
+        } else if (!strcmp(op, "ginst") || !strcmp(op, "ginstup") || !strcmp(op, "ginst1")) {
+            CUgraphExec e = NULL;
+            if (!strcmp(op, "ginst")) {
+                last = cu.graph_inst(&e, cur_graph, 0);
+            } else if (!strcmp(op, "ginst1")) {
+                last = cu.graph_inst1(&e, cur_graph, NULL, NULL, 0);
+            } else {
+                CUDA_GRAPH_INSTANTIATE_PARAMS ip;
+                memset(&ip, 0, sizeof ip);
+                ip.flags = CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD;
+                last = cu.graph_inst_params(&e, cur_graph, &ip);
+            }
+            if (!last) {
+                cur_exec = e;
+                if (nexecs < 64)
+                    execs[nexecs++] = e;
+            }
+        } else if (!strcmp(op, "gexec")) {
+            int i = atoi(x);
+            a++;
+            last = i >= 0 && i < nexecs ? (cur_exec = execs[i], CUDA_SUCCESS) : CUDA_ERROR_INVALID_VALUE;
+        } else if (!strcmp(op, "gupload")) {
+            last = cu.graph_upload(cur_exec, 0);
+        } else if (!strcmp(op, "glaunch")) {
+            last = cu.graph_launch(cur_exec, 0);
+        } else if (!strcmp(op, "gexecdestroy")) {
+            last = cu.graph_exec_destroy(cur_exec);
+        } else if (!strcmp(op, "gdestroy")) {
+            last = cu.graph_destroy(cur_graph);
+        } else if (!strcmp(op, "gtrim")) {
+            last = cu.graph_trim(cur_dev);
+        } else if (!strcmp(op, "greserved")) {
+            cuuint64_t v = 0;
+            last = cu.graph_attr(cur_dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &v);
+            printf("greserved=%llu\n", (unsigned long long)v);
         } else if (!strcmp(op, "truthle")) {
             uint64_t t = nvml_truth();
             a++;
