@@ -37,6 +37,9 @@ struct pool_rec {
     int gd;
     uint64_t charged;   /* what the group is charged for the pool's reserved size */
     uint64_t inflight;  /* reserved by allocations now inside the driver */
+    /* A destroyed pool's allocations still live (the driver frees the pool
+     * once they are freed): the record and its charge stay until then. */
+    uint32_t zombie_allocs;
 };
 
 static struct pool_rec pools[MAX_POOLS];
@@ -96,7 +99,7 @@ static struct pool_rec *pool_add(CUmemoryPool pool, int gd)
 {
     struct pool_rec *r = NULL;
     for (unsigned i = 0; i < pools_hw && !r; i++)
-        if (!pools[i].pool)
+        if (!pools[i].pool && !pools[i].zombie_allocs)
             r = &pools[i];
     if (!r && pools_hw < MAX_POOLS)
         r = &pools[pools_hw++];
@@ -275,8 +278,12 @@ static CUresult pool_free(CUdeviceptr dptr, CUstream stream, PFN_cuMemFreeAsync_
     shim_count(alloc_gd(v), 1);
     pthread_mutex_lock(&pool_lock);
     struct pool_rec *rec = &pools[alloc_pool(v) % MAX_POOLS];
-    if (rec->pool)
+    if (rec->pool) {
         pool_settle_other(rec);
+    } else if (rec->zombie_allocs && --rec->zombie_allocs == 0) {
+        shim_unreserve(rec->gd, rec->charged);   /* the driver frees the destroyed pool now */
+        rec->charged = 0;
+    }
     pthread_mutex_unlock(&pool_lock);
     return r;
 }
@@ -303,17 +310,38 @@ EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
     return r;
 }
 
+struct pool_count {
+    unsigned idx;
+    uint32_t n;
+};
+static void count_pool_allocs(const struct at_entry *e, void *ctx)
+{
+    struct pool_count *c = ctx;
+    if (alloc_kind(e->value) == AK_ASYNC && alloc_pool(e->value) == c->idx)
+        c->n++;
+}
+
+/* The driver frees what the pool holds idle at once, the rest when the
+ * pool's last live allocation is freed: until then the pool stays charged
+ * what its allocations use. */
 EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
 {
+    int enforcing = atomic_load(&g.mode) == SHIM_ENFORCE && g.slot;
+    uint64_t used = 0;
+    int used_known = enforcing && !pool_attr(pool, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &used);
     CUresult r = ((PFN_cuMemPoolDestroy_v11020)real.cuMemPoolDestroy)(pool);
-    if (r != CUDA_SUCCESS || atomic_load(&g.mode) != SHIM_ENFORCE || !g.slot)
+    if (r != CUDA_SUCCESS || !enforcing)
         return r;
     pthread_mutex_lock(&pool_lock);
     struct pool_rec *rec = pool_find(pool);
     if (rec) {
-        shim_unreserve(rec->gd, rec->charged);
+        struct pool_count c = {(unsigned)(rec - pools), 0};
+        at_foreach(&live_allocs, count_pool_allocs, &c);
+        uint64_t keep = !c.n ? 0 : used_known && used < rec->charged ? used : rec->charged;
+        shim_unreserve(rec->gd, rec->charged - keep);
+        rec->charged = keep;
+        rec->zombie_allocs = c.n;
         rec->pool = NULL;
-        rec->charged = 0;
     }
     pthread_mutex_unlock(&pool_lock);
     return r;

@@ -27,3 +27,9 @@ check pool_growth_past_limit_is_refused 1G async 800M expect 0 freeasync 0 expec
 # The same through a pool of its own.
 check created_pool_growth_past_limit_is_refused 1G pools 1 800M expect 0 freeasync 0 expect 0 \
     lastpool 200M expect 2 truthle 1G expect 0 alloc 96M expect 0 alloc 1M expect 2
+# A pool destroyed while an allocation from it lives: the driver frees the
+# pool only once that allocation is freed, so it stays charged until then.
+check destroyed_pool_stays_charged_while_used 1G pools 1 800M expect 0 pooldestroy expect 0 alloc 200M expect 2 \
+    truthle 1G expect 0 free 0 expect 0 alloc 200M expect 0
+check destroyed_idle_pool_is_released 1G pools 1 800M expect 0 freeasync 0 expect 0 pooldestroy expect 0 \
+    alloc 800M expect 0

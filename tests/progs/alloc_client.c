@@ -27,6 +27,7 @@
  *                        SIZE from each (cuMemAllocFromPoolAsync, kept):
  *                        stops at the first error; prints "pools made=K"
  *   lastpool SIZE        cuMemAllocFromPoolAsync from the last pool `pools` made
+ *   pooldestroy          cuMemPoolDestroy of that pool
  *   gnew                 cuGraphCreate: the current graph
  *   galloc SIZE          cuGraphAddMemAllocNode of SIZE on the current device
  *   gfree                cuGraphAddMemFreeNode of the last galloc's pointer
@@ -73,6 +74,7 @@ typedef CUresult (*PFN_cuDeviceGetDefaultMemPool)(CUmemoryPool *, CUdevice);
 typedef CUresult (*PFN_cuStreamSynchronize)(CUstream);
 typedef CUresult (*PFN_cuMemPoolTrimTo)(CUmemoryPool, size_t);
 typedef CUresult (*PFN_cuMemPoolCreate)(CUmemoryPool *, const CUmemPoolProps *);
+typedef CUresult (*PFN_cuMemPoolDestroy)(CUmemoryPool);
 
 static struct {
     PFN_cuInit_v2000 init;
@@ -96,6 +98,7 @@ static struct {
     PFN_cuStreamSynchronize sync;
     PFN_cuMemPoolTrimTo trim;
     PFN_cuMemPoolCreate pool_create;
+    PFN_cuMemPoolDestroy pool_destroy;
     PFN_cuGraphCreate_v10000 graph_create;
     PFN_cuGraphAddMemAllocNode_v11040 graph_alloc;
     PFN_cuGraphAddMemFreeNode_v11040 graph_free;
@@ -311,6 +314,7 @@ int main(int argc, char **argv)
     L(sync, "cuStreamSynchronize", "cuStreamSynchronize", 2000);
     L(trim, "cuMemPoolTrimTo", "cuMemPoolTrimTo", 11020);
     L(pool_create, "cuMemPoolCreate", "cuMemPoolCreate", 11020);
+    L(pool_destroy, "cuMemPoolDestroy", "cuMemPoolDestroy", 11020);
     L(graph_create, "cuGraphCreate", "cuGraphCreate", 10000);
     L(graph_alloc, "cuGraphAddMemAllocNode", "cuGraphAddMemAllocNode", 11040);
     L(graph_free, "cuGraphAddMemFreeNode", "cuGraphAddMemFreeNode", 11040);
@@ -443,6 +447,8 @@ int main(int argc, char **argv)
                     break;
             }
             printf("pools made=%d\n", made);
+        } else if (!strcmp(op, "pooldestroy")) {
+            last = cu.pool_destroy(last_pool);
         } else if (!strcmp(op, "lastpool")) {
             CUdeviceptr p = 0;
             last = cu.pool(&p, size_arg(x), last_pool, 0); a++;
