@@ -53,3 +53,7 @@ check idle_graph_memory_serves_the_next_graph gnew galloc 500M gfree ginst glaun
 # A trim that keeps what resident graphs map leaves their launches free.
 check trim_keeps_resident_graphs gnew galloc 600M gfree ginst glaunch expect 0 gtrim expect 0 glaunch expect 0 \
     alloc 100M expect 0 alloc 200M expect 2 truthle 1G expect 0
+# The same through dlsym of each name (Triton, older cudart).
+out=$(run_sim --limit 1G -- "$CLIENT" -m dlsym init gnew galloc 600M gfree ginst glaunch expect 0 alloc 400M expect 2 \
+      gnew galloc 1G gfree ginst1 expect 0 glaunch expect 2 2>&1) &&
+    ok graph_dlsym_path_is_enforced || fail graph_dlsym_path_is_enforced "$(echo "$out" | tr '\n' '|' | cut -c1-600)"
