@@ -57,3 +57,8 @@ check trim_keeps_resident_graphs gnew galloc 600M gfree ginst glaunch expect 0 g
 out=$(run_sim --limit 1G -- "$CLIENT" -m dlsym init gnew galloc 600M gfree ginst glaunch expect 0 alloc 400M expect 2 \
       gnew galloc 1G gfree ginst1 expect 0 glaunch expect 2 2>&1) &&
     ok graph_dlsym_path_is_enforced || fail graph_dlsym_path_is_enforced "$(echo "$out" | tr '\n' '|' | cut -c1-600)"
+# A group that cannot be read fails closed: a graph with an allocation node
+# is not instantiated; one without memory nodes is.
+out=$(GPUMEM_GROUP_DIR="$T/nonexistent" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" \
+      init gnew galloc 1M gfree ginst expect 2 gnew ginst expect 0 2>&1) &&
+    ok graph_fails_closed || fail graph_fails_closed "$(echo "$out" | tr '\n' '|' | cut -c1-600)"
