@@ -6,11 +6,12 @@
  * (CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT). Every hooked pool operation
  * settles the group's charge for that pool to that figure.
  *
- * An allocation reserves what the pool's idle bytes cannot cover (at least
- * the pool's 2 MiB growth step) before the driver call, then settles to the
- * pool's reserved size. When the pool grew by more than that and the growth
- * does not fit, the allocation is freed back, the pool trimmed to what was
- * charged, and the caller gets CUDA_ERROR_OUT_OF_MEMORY; if the driver still
+ * An allocation reserves its whole size (at least the pool's 2 MiB growth
+ * step; when that does not fit, the pool's idle bytes are trimmed first)
+ * before the driver call, then settles to the pool's reserved size. When
+ * the pool grew by more than that and the growth does not fit, the
+ * allocation is freed back, the pool trimmed to what was charged, and the
+ * caller gets CUDA_ERROR_OUT_OF_MEMORY; if the driver still
  * holds more than the group can take, the charge follows the driver anyway
  * and every further allocation is refused until it is back under the limit
  * (shim_charge_over). Between hooked operations a pool trimmed by a
@@ -183,15 +184,26 @@ static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     /* The pool may have shrunk since its last operation (a sync trims it).
-     * What it holds but does not use can serve this allocation without
-     * growing: reserve only the rest (the settle after the call catches any
-     * growth beyond it). */
+     * The allocation reserves its whole size, idle bytes or not: the
+     * driver may not be able to use them (a block of another size), and
+     * the pool would then grow past the limit before a settle could see
+     * it. When that does not fit and the pool holds idle bytes, they are
+     * given back first (as the driver does before it fails an
+     * allocation). */
     pool_settle_other(r);
     uint64_t used = r->charged;
     pool_attr(p, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &used);
-    uint64_t idle = r->charged > used ? r->charged - used : 0;
-    want = want > idle ? want - idle : 0;
-    CUresult res = want ? shim_reserve(gd, want) : CUDA_SUCCESS;
+    if (used < r->charged && real.cuMemPoolTrimTo) {
+        uint64_t room = UINT64_MAX, total = UINT64_MAX;
+        shim_view(gd, &room, &total);
+        if (want > room) {
+            pthread_mutex_unlock(&pool_lock);
+            ((PFN_cuMemPoolTrimTo_v11020)real.cuMemPoolTrimTo)(p, used);
+            pthread_mutex_lock(&pool_lock);
+            pool_settle_other(r);
+        }
+    }
+    CUresult res = shim_reserve(gd, want);
     if (res != CUDA_SUCCESS) {
         pthread_mutex_unlock(&pool_lock);
         return res;

@@ -40,6 +40,12 @@
  *   gexecdestroy         cuGraphExecDestroy of it; gdestroy: cuGraphDestroy
  *   gtrim                cuDeviceGraphMemTrim of the current device
  *   greserved            prints "greserved=BYTES" (RESERVED_MEM_CURRENT)
+ *   asyncstorm T N SIZE MAX  T threads, each N stream-ordered allocations of
+ *                        SIZE/2, SIZE or 2*SIZE from the device's pool (at
+ *                        most 4 live, the oldest freed; every 8th round a
+ *                        trim), NVML's truth read after each: returns 0 if
+ *                        it never passed MAX bytes, else 1; prints
+ *                        "asyncstorm ok=A refused=R worst=BYTES"
  *   truthle SIZE         the driver's truth through NVML (every process the
  *                        process list shows on device 0, usedGpuMemory):
  *                        prints "truth=BYTES", returns 0 if at most SIZE, else 1
@@ -61,6 +67,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +276,54 @@ static CUresult worker_alloc(size_t want, CUdeviceptr *p)
     CUresult r = job.r;
     pthread_mutex_unlock(&worker_lock);
     return r;
+}
+
+/* `asyncstorm`: threads churning one pool under the limit. */
+static struct { int n; uint64_t size, max; _Atomic int ok, refused, over; _Atomic uint64_t worst; } storm;
+
+static void *storm_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    CUdeviceptr live[4] = {0};
+    CUmemoryPool pool;
+    if (cu.ctx_set(cur_ctx) || cu.default_pool(&pool, cur_dev))
+        return NULL;
+    for (int i = 0; i < storm.n; i++) {
+        int slot = i % 4;
+        if (live[slot]) {
+            cu.free_async(live[slot], 0);
+            live[slot] = 0;
+        }
+        uint64_t sz = storm.size;
+        switch (rand_r(&seed) % 3) {
+        case 0: sz /= 2; break;
+        case 1: sz *= 2; break;
+        default: break;
+        }
+        CUresult r = cu.async(&live[slot], sz, 0);
+        if (r == CUDA_SUCCESS) {
+            storm.ok++;
+        } else {
+            live[slot] = 0;
+            if (r == CUDA_ERROR_OUT_OF_MEMORY)
+                storm.refused++;
+        }
+        if (i % 8 == 7) {
+            cu.sync(0);
+            cu.trim(pool, 0);
+        }
+        uint64_t t = nvml_truth();
+        uint64_t w = storm.worst;
+        while (t != UINT64_MAX && t > w && !atomic_compare_exchange_weak(&storm.worst, &w, t))
+            ;
+        if (t != UINT64_MAX && t > storm.max)
+            storm.over = 1;
+    }
+    for (int k = 0; k < 4; k++)
+        if (live[k])
+            cu.free_async(live[k], 0);
+    cu.sync(0);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -504,6 +559,22 @@ int main(int argc, char **argv)
             cuuint64_t v = 0;
             last = cu.graph_attr(cur_dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &v);
             printf("greserved=%llu\n", (unsigned long long)v);
+        } else if (!strcmp(op, "asyncstorm")) {
+            int nt = atoi(x);
+            storm.n = atoi(y);
+            storm.size = size_arg(z);
+            storm.max = size_arg(a + 4 < argc ? argv[a + 4] : "0");
+            a += 4;
+            pthread_t th[16];
+            if (nt > 16)
+                nt = 16;
+            for (int i = 0; i < nt; i++)
+                pthread_create(&th[i], NULL, storm_thread, (void *)(uintptr_t)(i + 1));
+            for (int i = 0; i < nt; i++)
+                pthread_join(th[i], NULL);
+            printf("asyncstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
+                   (unsigned long long)storm.worst);
+            last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
         } else if (!strcmp(op, "truthle")) {
             uint64_t t = nvml_truth();
             a++;
