@@ -32,6 +32,12 @@ check created_pool_growth_never_passes_the_limit 1G pools 1 800M expect 0 freeas
 # What does not fit even without the idle bytes is refused.
 check pool_growth_past_limit_is_refused 1G async 800M expect 0 freeasync 0 expect 0 async 900M expect 2 \
     truthle 1G expect 0 alloc 896M expect 0
+# A driver that grows a pool in coarser steps than the block (simulated:
+# 256 MiB steps) grows it past the reservation of an 800 MiB allocation
+# (to 1 GiB) and past the limit: the block is freed back, the pool trimmed,
+# the allocation refused, and the driver holds no more than the limit after.
+with_env GPUMEM_SIM_POOL_GROWTH=256M check pool_coarse_growth_past_limit_is_given_back 1G async 800M expect 2 \
+    truthle 1G expect 0 async 500M expect 0 truthle 1G expect 0 alloc 400M expect 2
 # Threads churning one pool in blocks of three sizes near the limit (every
 # allocation inside the driver a while): NVML's truth, read after every
 # step, never passes the limit.
