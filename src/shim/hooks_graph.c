@@ -38,6 +38,7 @@
 struct exec_rec {
     _Atomic(CUgraphExec) exec;  /* NULL = free; PENDING while being instantiated */
     _Atomic int resident;       /* uploaded or launched since its needs were last reserved */
+    _Atomic int launched;       /* ever uploaded or launched: its memory may be mapped */
     int ndev;
     int unknown;                /* its graph could not be read: needs unknown */
     CUdevice dev[EXEC_DEVS];
@@ -121,7 +122,8 @@ static void settle_all(void)
 
 /* What an executable graph's first upload or launch reserves: per device,
  * its needs less what the pool holds idle, estimated as the charge less
- * what resident executable graphs need, less what graph allocations use
+ * what every executable graph ever uploaded or launched (and not destroyed)
+ * needs, less what graph allocations use
  * (USED_MEM_CURRENT: those outlive their launch), less idle bytes other
  * calls in flight counted on. Every term errs towards less idle. */
 struct hold {
@@ -133,7 +135,7 @@ static uint64_t idle_estimate(CUdevice d)
     uint64_t busy = gidle_claimed[d];
     unsigned hw = atomic_load(&execs_hw);
     for (unsigned i = 0; i < hw; i++) {
-        if (!atomic_load(&execs[i].resident))
+        if (!atomic_load(&execs[i].exec) || !atomic_load(&execs[i].launched))
             continue;
         if (execs[i].unknown)
             return 0;
@@ -288,6 +290,7 @@ static struct exec_rec *exec_claim(void)
     if (r) {
         atomic_store(&r->exec, PENDING);
         atomic_store(&r->resident, 0);
+        atomic_store(&r->launched, 0);
         r->ndev = 0;
         r->unknown = 0;
     }
@@ -397,9 +400,12 @@ static CUresult instantiate(enum inst_kind k, struct inst_args *a)
     }
     if (r->unknown)
         settle_all();
-    pthread_mutex_unlock(&graph_lock);
+    /* Resident before the lock goes: another graph's idle estimate must not
+     * take this one's memory for idle. */
     atomic_store(&r->resident, uploads);
+    atomic_store(&r->launched, uploads);
     atomic_store_explicit(&r->exec, e, memory_order_release);
+    pthread_mutex_unlock(&graph_lock);
     return CUDA_SUCCESS;
 }
 
@@ -471,9 +477,11 @@ static CUresult run_exec(CUgraphExec e, CUstream s, PFN_cuGraphLaunch_v10000 fn)
         settle_or_charge(r);   /* queued already: charged, and the group refuses until it is back under */
     if (r->unknown)
         settle_all();
+    if (res == CUDA_SUCCESS) {
+        atomic_store(&r->resident, 1);   /* under the lock: see instantiate */
+        atomic_store(&r->launched, 1);
+    }
     pthread_mutex_unlock(&graph_lock);
-    if (res == CUDA_SUCCESS)
-        atomic_store(&r->resident, 1);
     return res;
 }
 
@@ -524,9 +532,9 @@ EXPORT CUresult cuGraphDestroy(CUgraph hGraph)
 }
 
 /* The trim gives back what no graph holds. When the pool kept less than
- * the resident executable graphs of the device need, the driver may have
+ * the executable graphs launched on the device need, the driver may have
  * released some of theirs: each reserves its needs again at its next
- * launch. */
+ * launch (they still count as holding their memory in idle estimates). */
 EXPORT CUresult cuDeviceGraphMemTrim(CUdevice device)
 {
     CUresult res = ((PFN_cuDeviceGraphMemTrim_v11040)real.cuDeviceGraphMemTrim)(device);
@@ -536,14 +544,14 @@ EXPORT CUresult cuDeviceGraphMemTrim(CUdevice device)
     pthread_once(&drv_once, drv_resolve);
     pthread_mutex_lock(&graph_lock);
     dev_settle_other(device);
-    uint64_t resident = 0;
+    uint64_t mapped = 0;
     unsigned hw = atomic_load(&execs_hw);
     for (unsigned i = 0; i < hw; i++)
-        if (atomic_load(&execs[i].resident))
+        if (atomic_load(&execs[i].exec) && atomic_load(&execs[i].launched))
             for (int k = 0; k < execs[i].ndev; k++)
                 if (execs[i].dev[k] == device)
-                    resident += execs[i].needs[k];
-    if (gcharged[device] < resident)
+                    mapped += execs[i].needs[k];
+    if (gcharged[device] < mapped)
         for (unsigned i = 0; i < hw; i++)
             for (int k = 0; k < execs[i].ndev; k++)
                 if (execs[i].dev[k] == device)

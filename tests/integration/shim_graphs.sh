@@ -62,3 +62,8 @@ out=$(run_sim --limit 1G -- "$CLIENT" -m dlsym init gnew galloc 600M gfree ginst
 out=$(GPUMEM_GROUP_DIR="$T/nonexistent" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" \
       init gnew galloc 1M gfree ginst expect 2 gnew ginst expect 0 2>&1) &&
     ok graph_fails_closed || fail graph_fails_closed "$(echo "$out" | tr '\n' '|' | cut -c1-600)"
+# Threads building, launching, keeping, destroying graphs of three sizes
+# and trimming near the limit: NVML's truth, read after every launch, never
+# passes the limit (and the group refuses some).
+out=$(run_sim --limit 1G -- "$CLIENT" init graphstorm 4 60 100M 1G expect 0 gtrim truthle 128M expect 0 2>&1) &&
+    ok graph_storm_stays_under_limit || fail graph_storm_stays_under_limit "$(echo "$out" | tr '\n' '|' | cut -c1-600)"

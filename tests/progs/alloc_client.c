@@ -46,6 +46,13 @@
  *                        trim), NVML's truth read after each: returns 0 if
  *                        it never passed MAX bytes, else 1; prints
  *                        "asyncstorm ok=A refused=R worst=BYTES"
+ *   graphstorm T N SIZE MAX  the same with graphs: T threads, each N rounds
+ *                        of a graph with one allocation node of SIZE/2,
+ *                        SIZE or 2*SIZE (freed in the graph), instantiated,
+ *                        launched twice, kept for one more round, then
+ *                        destroyed; every 4th round a trim; NVML's truth
+ *                        after each launch; prints "graphstorm ok=A
+ *                        refused=R worst=BYTES"
  *   truthle SIZE         the driver's truth through NVML (every process the
  *                        process list shows on device 0, usedGpuMemory):
  *                        prints "truth=BYTES", returns 0 if at most SIZE, else 1
@@ -326,6 +333,69 @@ static void *storm_thread(void *arg)
     return NULL;
 }
 
+static void storm_truth(void)
+{
+    uint64_t t = nvml_truth();
+    uint64_t w = storm.worst;
+    while (t != UINT64_MAX && t > w && !atomic_compare_exchange_weak(&storm.worst, &w, t))
+        ;
+    if (t != UINT64_MAX && t > storm.max)
+        storm.over = 1;
+}
+
+static void *graph_storm_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    CUgraph kept_g = NULL;
+    CUgraphExec kept_e = NULL;
+    if (cu.ctx_set(cur_ctx))
+        return NULL;
+    for (int i = 0; i < storm.n; i++) {
+        CUgraph gr;
+        CUgraphExec e = NULL;
+        if (cu.graph_create(&gr, 0))
+            continue;
+        CUDA_MEM_ALLOC_NODE_PARAMS p;
+        memset(&p, 0, sizeof p);
+        p.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+        p.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        p.poolProps.location.id = cur_dev;
+        p.bytesize = storm.size;
+        switch (rand_r(&seed) % 3) {
+        case 0: p.bytesize /= 2; break;
+        case 1: p.bytesize *= 2; break;
+        default: break;
+        }
+        CUgraphNode na, nf;
+        if (!cu.graph_alloc(&na, gr, NULL, 0, &p) && !cu.graph_free(&nf, gr, &na, 1, p.dptr) &&
+            !cu.graph_inst(&e, gr, 0)) {
+            CUresult r = cu.graph_launch(e, 0);
+            storm_truth();
+            if (!r)
+                r = cu.graph_launch(e, 0);
+            storm_truth();
+            if (!r)
+                storm.ok++;
+            else if (r == CUDA_ERROR_OUT_OF_MEMORY)
+                storm.refused++;
+        }
+        if (kept_e)
+            cu.graph_exec_destroy(kept_e);
+        if (kept_g)
+            cu.graph_destroy(kept_g);
+        kept_e = e;
+        kept_g = gr;
+        if (i % 4 == 3)
+            cu.graph_trim(cur_dev);
+        storm_truth();
+    }
+    if (kept_e)
+        cu.graph_exec_destroy(kept_e);
+    if (kept_g)
+        cu.graph_destroy(kept_g);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     int by_pa = 1, a = 1;
@@ -573,6 +643,22 @@ int main(int argc, char **argv)
             for (int i = 0; i < nt; i++)
                 pthread_join(th[i], NULL);
             printf("asyncstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
+                   (unsigned long long)storm.worst);
+            last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
+        } else if (!strcmp(op, "graphstorm")) {
+            int nt = atoi(x);
+            storm.n = atoi(y);
+            storm.size = size_arg(z);
+            storm.max = size_arg(a + 4 < argc ? argv[a + 4] : "0");
+            a += 4;
+            pthread_t th[16];
+            if (nt > 16)
+                nt = 16;
+            for (int i = 0; i < nt; i++)
+                pthread_create(&th[i], NULL, graph_storm_thread, (void *)(uintptr_t)(i + 1));
+            for (int i = 0; i < nt; i++)
+                pthread_join(th[i], NULL);
+            printf("graphstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
                    (unsigned long long)storm.worst);
             last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
         } else if (!strcmp(op, "truthle")) {
