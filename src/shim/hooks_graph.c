@@ -10,7 +10,8 @@
  * (cuGraphGetNodes, cuGraphMemAllocNodeGetParams; each rounded like an
  * allocation) per device and keeps it with the executable graph. Its first
  * upload or launch, or the first after a trim that may have released its
- * memory, reserves that sum before the driver call, and is refused with
+ * memory, reserves that sum less what the pool holds idle (estimated low,
+ * idle_estimate) before the driver call, and is refused with
  * CUDA_ERROR_OUT_OF_MEMORY when it does not fit; later launches reserve
  * nothing (the memory stays mapped). A settle that finds more than was
  * reserved and cannot charge it undoes what it can (an instantiation that
