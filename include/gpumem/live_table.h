@@ -24,7 +24,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define GM_LIVE_TABLE_LAYOUT 2
+#define GM_LIVE_TABLE_LAYOUT 3
 #define AT_STRIPES 64
 
 /* What kind of allocation an entry is (the API that made it). */
@@ -32,7 +32,7 @@ enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, 
 
 struct at_entry {
     uint64_t key;   /* device pointer or handle; 0 = empty */
-    uint64_t value; /* bytes << 18 | pool << 12 | lane << 10 | group device << 6 | ALLOC_CHARGED | kind */
+    uint64_t value; /* bytes << 22 | pool << 12 | lane << 10 | group device << 6 | ALLOC_CHARGED | kind */
     uint64_t born;  /* gm_ticks() when it was made (gpumem/ticks.h) */
     uint64_t site;  /* return address of the hooked call (its call site), 0 = unknown */
 };
@@ -58,29 +58,38 @@ struct at_table {
  * 64), so a free finds its counters with one mask. Bytes are what the
  * allocation is charged, except for AK_ASYNC: there the charge is its
  * pool's (the pool's record index is in `pool`) and bytes are only what
- * was asked for, rounded like a charge. ALLOC_CHARGED is set in every
- * value, so that 0 can mean "not charged". */
+ * was asked for, rounded like a charge (10 bits: the shim's pool table has
+ * 1024 records). Bytes have 42 bits (4 TiB): every charge passed a limit
+ * below that. ALLOC_CHARGED is set in every value, so that 0 can mean "not
+ * charged". */
+#define ALLOC_BYTES_SHIFT 22
+#define ALLOC_POOL_BITS 10
 #define ALLOC_CHARGED 0x10u
 #define ALLOC_CELL_MASK 0xfc0u
 static inline uint64_t alloc_cell_bits(unsigned lane, int gd) { return (uint64_t)(lane & 3) << 10 | (uint64_t)(gd & 0xf) << 6; }
 /* The value of an allocation charged to the cell at byte offset `cell`. */
 static inline uint64_t alloc_pack_cell(uint64_t bytes, int kind, uint64_t cell)
 {
-    return bytes << 18 | cell | ALLOC_CHARGED | (uint64_t)kind;
+    return bytes << ALLOC_BYTES_SHIFT | cell | ALLOC_CHARGED | (uint64_t)kind;
 }
 static inline uint64_t alloc_pack_pool(uint64_t bytes, int kind, unsigned lane, int gd, unsigned pool)
 {
-    return alloc_pack_cell(bytes, kind, alloc_cell_bits(lane, gd)) | (uint64_t)(pool & 0x3f) << 12;
+    return alloc_pack_cell(bytes, kind, alloc_cell_bits(lane, gd)) | (uint64_t)(pool & ((1u << ALLOC_POOL_BITS) - 1)) << 12;
 }
 static inline uint64_t alloc_pack(uint64_t bytes, int kind, unsigned lane, int gd)
 {
     return alloc_pack_pool(bytes, kind, lane, gd, 0);
 }
-static inline uint64_t alloc_bytes(uint64_t v) { return v >> 18; }
-/* The most an entry can say an allocation is charged (64 TiB, far past any
+static inline uint64_t alloc_bytes(uint64_t v) { return v >> ALLOC_BYTES_SHIFT; }
+/* v with its bytes replaced. */
+static inline uint64_t alloc_with_bytes(uint64_t v, uint64_t bytes)
+{
+    return bytes << ALLOC_BYTES_SHIFT | (v & ((1ull << ALLOC_BYTES_SHIFT) - 1));
+}
+/* The most an entry can say an allocation is charged (4 TiB, far past any
  * GPU): the shim refuses anything larger rather than truncate it. */
-#define ALLOC_BYTES_MAX ((1ull << 46) - 1)
-static inline unsigned alloc_pool(uint64_t v) { return (unsigned)(v >> 12) & 0x3f; }
+#define ALLOC_BYTES_MAX ((1ull << (64 - ALLOC_BYTES_SHIFT)) - 1)
+static inline unsigned alloc_pool(uint64_t v) { return (unsigned)(v >> 12) & ((1u << ALLOC_POOL_BITS) - 1); }
 static inline unsigned alloc_lane(uint64_t v) { return (unsigned)(v >> 10) & 3; }
 static inline int alloc_gd(uint64_t v) { return (int)((v >> 6) & 0xf); }
 static inline int alloc_kind(uint64_t v) { return (int)(v & 0xf); }

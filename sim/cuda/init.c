@@ -23,6 +23,10 @@ static void read_config(void)
     if ((v = getenv("GPUMEM_SIM_FAIL_ALLOC_NTH")) && *v) sim_cfg.fail_alloc_nth = strtol(v, NULL, 10);
     if ((v = getenv("GPUMEM_SIM_FAIL_CTX")) && *v) sim_cfg.fail_ctx = atoi(v) != 0;
     if ((v = getenv("GPUMEM_SIM_ALLOC_DELAY_US")) && *v) sim_cfg.alloc_delay_us = (unsigned)strtoul(v, NULL, 10);
+    if ((v = getenv("GPUMEM_SIM_POOL_GROWTH")) && *v) {
+        if (sim_parse_size(v, &bytes) == 0) sim_cfg.pool_growth = bytes;
+        else fprintf(stderr, "gpumem-sim: ignoring invalid GPUMEM_SIM_POOL_GROWTH \"%s\"\n", v);
+    }
 }
 
 SIM_API CUresult cuInit(unsigned int flags)

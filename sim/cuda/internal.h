@@ -31,6 +31,7 @@ struct sim_config {
     long fail_alloc_nth;            /* GPUMEM_SIM_FAIL_ALLOC_NTH, 0 = off */
     int fail_ctx;                   /* GPUMEM_SIM_FAIL_CTX */
     unsigned alloc_delay_us;        /* GPUMEM_SIM_ALLOC_DELAY_US */
+    uint64_t pool_growth;           /* GPUMEM_SIM_POOL_GROWTH: a pool grows in steps of this, 0 = by the block */
 };
 extern struct sim_config sim_cfg;
 extern _Atomic int sim_initialized;

@@ -7,7 +7,10 @@
  * unused), and cuMemPoolTrimTo gives back on request. RESERVED_MEM_CURRENT
  * is what the pool holds from the device, USED_MEM_CURRENT what the
  * application holds; both have high-water marks. Reuse is by exact rounded
- * size, which is simpler than the driver's but charges the same bytes. */
+ * size, which is simpler than the driver's but charges the same bytes.
+ * GPUMEM_SIM_POOL_GROWTH=SIZE makes a pool grow in steps of SIZE (the rest
+ * of a step reserved but unused until trimmed), like a driver with a
+ * coarser growth step than the block. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -24,6 +27,7 @@ struct sim_pool {
     _Atomic int destroyed;
     pthread_mutex_t lock;
     uint64_t threshold, reserved, used, reserved_high, used_high, max_size;
+    uint64_t slack;                 /* reserved past its blocks (GPUMEM_SIM_POOL_GROWTH), idle until trimmed */
     int reuse[3];
     unsigned access[SIM_MAX_DEVICES];
     CUmemAllocationHandleType handle_types;
@@ -85,6 +89,11 @@ static void trim(struct sim_pool *p, uint64_t keep)
 {
     struct sim_alloc *victims = NULL;
     pthread_mutex_lock(&p->lock);
+    uint64_t slack = p->reserved > keep ? p->reserved - keep : 0;
+    if (slack > p->slack) slack = p->slack;
+    p->slack -= slack;
+    p->reserved -= slack;
+    if (slack) sim_vdev_release(p->dev, slack);
     while (p->cache && p->reserved > keep) {
         struct sim_alloc *a = p->cache;
         p->cache = a->next;
@@ -106,7 +115,7 @@ void sim_pools_trim_all(void)
     pthread_once(&pools_once, pools_init);
     pthread_mutex_lock(&pools_lock);
     for (struct sim_pool *p = all_pools; p; p = p->next_pool)
-        if (p->cache) trim(p, p->threshold > p->used ? p->threshold : p->used);
+        if (p->cache || p->slack) trim(p, p->threshold > p->used ? p->threshold : p->used);
     pthread_mutex_unlock(&pools_lock);
 }
 
@@ -155,9 +164,16 @@ static CUresult alloc_from(struct sim_pool *p, CUdeviceptr *dptr, size_t size, C
         r = sim_alloc_device(c, size, SIM_KIND_DEVICE, p, &a);
     }
     if (r) return r;
+    /* A coarser growth step: the rest of the step is reserved, unused. */
+    uint64_t g = sim_cfg.pool_growth, extra = 0;
+    if (g) {
+        extra = (a->charged + g - 1) / g * g - a->charged;
+        if (sim_vdev_charge(p->dev, extra) != 0) extra = 0;
+    }
     pthread_mutex_lock(&p->lock);
     p->used += a->charged;
-    p->reserved += a->charged;
+    p->reserved += a->charged + extra;
+    p->slack += extra;
     bump_high(p);
     pthread_mutex_unlock(&p->lock);
     *dptr = a->base;

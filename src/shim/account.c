@@ -226,13 +226,15 @@ void shim_uncharge(uint64_t v)
 CUresult shim_recharge(uint64_t *v, uint64_t bytes)
 {
     uint64_t off = alloc_cell_off(*v), old = alloc_bytes(*v);
+    if (bytes > ALLOC_BYTES_MAX)
+        return CUDA_ERROR_OUT_OF_MEMORY; /* more than an entry can hold */
     if (bytes > old) {
         if (cell_add(g.slot, off, bytes - old) != CUDA_SUCCESS)
             return CUDA_ERROR_OUT_OF_MEMORY;
     } else {
         atomic_fetch_sub(&shim_cell(g.slot, off)->charged, old - bytes);
     }
-    *v = bytes << 18 | (*v & ((1u << 18) - 1));
+    *v = alloc_with_bytes(*v, bytes);
     return CUDA_SUCCESS;
 }
 

@@ -305,6 +305,7 @@ static void fork_child(void)
     memset(g.primary_retained, 0, sizeof g.primary_retained);
     memset(g.primary_ctx, 0, sizeof g.primary_ctx);
     shim_pools_fork_child();
+    shim_graphs_fork_child();
     memset(g.ctx_charge, 0, sizeof g.ctx_charge);
     in_init = 0;
     pthread_mutex_init(&init_lock, NULL);

@@ -157,6 +157,18 @@ void *shim_object_symbol(const struct link_map *l, const char *name); /* elf_loo
 
 /* hooks_pool.c */
 void shim_pools_fork_child(void);
+/* Brings a charge `*charged` (on gd's shared lane) to the driver's figure
+ * `now`, consuming `held` bytes the caller reserved for it. Returns
+ * CUDA_ERROR_OUT_OF_MEMORY (held released, *charged unchanged) when the
+ * growth does not fit under the limit. */
+CUresult shim_settle(int gd, uint64_t *charged, uint64_t now, uint64_t held);
+/* Charges `bytes` the driver already holds although the group cannot take
+ * them (past its limit): every further allocation of the group is then
+ * refused until it is back under. Logs once, naming `what`. */
+void shim_charge_over(int gd, uint64_t bytes, const char *what);
+
+/* hooks_graph.c */
+void shim_graphs_fork_child(void);
 
 /* hooks_info.c: the group's view of a device's (free, total). */
 void shim_view(int gd, uint64_t *free, uint64_t *total);

@@ -35,13 +35,13 @@ expect_in no_group_is_unlimited "alloc -> 0" "$out"
 out=$("$GPUMEM" ps -a 2>&1)
 expect_in ps_skips_corrupt_group_with_warning "skipping group magic" "$out"
 
-# Sizes the accounting cannot hold (past 64 TiB, or near 2^64 where the
+# Sizes the accounting cannot hold (past 4 TiB, or near 2^64 where the
 # rounding wraps) are refused, never wrapped or truncated; the group is
 # unharmed.
 out=$(GPUMEM_SIM_DEVICES=1x128T run_sim --limit 100T -- "$CLIENT" init alloc 70T expect 2 \
     alloc 18446744073709551615 expect 2 alloc 1G expect 0 2>&1) &&
     ok huge_sizes_refused || fail huge_sizes_refused "$(echo "$out" | tr '\n' '|')"
-expect_in huge_size_refusal_says_why "refused over 64 TiB" "$out"
+expect_in huge_size_refusal_says_why "refused over 4 TiB" "$out"
 
 # A GPU the group cannot account (its device table holds 16) is refused
 # a context (which costs memory) like an allocation, and says so once, not

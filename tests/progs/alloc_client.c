@@ -23,6 +23,39 @@
  *                        async ones are freed and their stream synchronised)
  *   freeasync I          cuMemFreeAsync of the I-th, without synchronising
  *   trim                 cuMemPoolTrimTo(the device's default pool, 0)
+ *   pools N SIZE         N new pools (cuMemPoolCreate) on the current device,
+ *                        SIZE from each (cuMemAllocFromPoolAsync, kept):
+ *                        stops at the first error; prints "pools made=K"
+ *   lastpool SIZE        cuMemAllocFromPoolAsync from the last pool `pools` made
+ *   pooldestroy          cuMemPoolDestroy of that pool
+ *   gnew                 cuGraphCreate: the current graph
+ *   galloc SIZE          cuGraphAddMemAllocNode of SIZE on the current device
+ *   gfree                cuGraphAddMemFreeNode of the last galloc's pointer
+ *   ginst                cuGraphInstantiateWithFlags(0) of the current graph:
+ *                        the current executable graph (the I-th made is
+ *                        `gexec I`); ginstup: cuGraphInstantiateWithParams
+ *                        with CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD; ginst1:
+ *                        the five-argument cuGraphInstantiate_v2
+ *   gupload, glaunch     cuGraphUpload, cuGraphLaunch of the current one
+ *   gexecdestroy         cuGraphExecDestroy of it; gdestroy: cuGraphDestroy
+ *   gtrim                cuDeviceGraphMemTrim of the current device
+ *   greserved            prints "greserved=BYTES" (RESERVED_MEM_CURRENT)
+ *   asyncstorm T N SIZE MAX  T threads, each N stream-ordered allocations of
+ *                        SIZE/2, SIZE or 2*SIZE from the device's pool (at
+ *                        most 4 live, the oldest freed; every 8th round a
+ *                        trim), NVML's truth read after each: returns 0 if
+ *                        it never passed MAX bytes, else 1; prints
+ *                        "asyncstorm ok=A refused=R worst=BYTES"
+ *   graphstorm T N SIZE MAX  the same with graphs: T threads, each N rounds
+ *                        of a graph with one allocation node of SIZE/2,
+ *                        SIZE or 2*SIZE (freed in the graph), instantiated,
+ *                        launched twice, kept for one more round, then
+ *                        destroyed; every 4th round a trim; NVML's truth
+ *                        after each launch; prints "graphstorm ok=A
+ *                        refused=R worst=BYTES"
+ *   truthle SIZE         the driver's truth through NVML (every process the
+ *                        process list shows on device 0, usedGpuMemory):
+ *                        prints "truth=BYTES", returns 0 if at most SIZE, else 1
  *   freeall              free every live allocation
  *   info                 cuMemGetInfo: "info free=F total=T"
  *   info32, total32      the same through the 32-bit (v2000) forms
@@ -41,9 +74,11 @@
  *                        `talloc` thread lives on, holding what it allocated
  * SIZE takes K/M/G/T suffixes (a plain number is exact, up to 2^64 - 1). Exit status 0 unless an `expect` failed. */
 #include "gpumem/cuda.h"
+#include "gpumem/nvml.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +91,8 @@ typedef CUresult (*PFN_cuCtxSetCurrent)(CUcontext);
 typedef CUresult (*PFN_cuDeviceGetDefaultMemPool)(CUmemoryPool *, CUdevice);
 typedef CUresult (*PFN_cuStreamSynchronize)(CUstream);
 typedef CUresult (*PFN_cuMemPoolTrimTo)(CUmemoryPool, size_t);
+typedef CUresult (*PFN_cuMemPoolCreate)(CUmemoryPool *, const CUmemPoolProps *);
+typedef CUresult (*PFN_cuMemPoolDestroy)(CUmemoryPool);
 
 static struct {
     PFN_cuInit_v2000 init;
@@ -78,6 +115,20 @@ static struct {
     PFN_cuDeviceGetDefaultMemPool default_pool;
     PFN_cuStreamSynchronize sync;
     PFN_cuMemPoolTrimTo trim;
+    PFN_cuMemPoolCreate pool_create;
+    PFN_cuMemPoolDestroy pool_destroy;
+    PFN_cuGraphCreate_v10000 graph_create;
+    PFN_cuGraphAddMemAllocNode_v11040 graph_alloc;
+    PFN_cuGraphAddMemFreeNode_v11040 graph_free;
+    PFN_cuGraphInstantiateWithFlags_v11040 graph_inst;
+    PFN_cuGraphInstantiateWithParams_v12000 graph_inst_params;
+    PFN_cuGraphInstantiate_v11000 graph_inst1;
+    PFN_cuGraphUpload_v11010 graph_upload;
+    PFN_cuGraphLaunch_v10000 graph_launch;
+    PFN_cuGraphExecDestroy_v10000 graph_exec_destroy;
+    PFN_cuGraphDestroy_v10000 graph_destroy;
+    PFN_cuDeviceGraphMemTrim_v11040 graph_trim;
+    PFN_cuDeviceGetGraphMemAttribute_v11040 graph_attr;
     PFN_cuMemCreate_v10020 create;
     PFN_cuMemRelease_v10020 release;
     PFN_cuArrayCreate_v3020 array;
@@ -157,6 +208,34 @@ static void keep(CUresult r, enum kind k, uint64_t h)
 }
 
 static CUcontext cur_ctx;
+static CUmemoryPool last_pool; /* by the last `pools` */
+static CUgraph cur_graph;
+static CUdeviceptr last_galloc;
+static CUgraphExec execs[64], cur_exec;
+static int nexecs;
+
+/* The bytes NVML's process list shows on device 0 (every process it lists:
+ * under the shim, the group's), or UINT64_MAX. */
+static uint64_t nvml_truth(void)
+{
+    void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return UINT64_MAX;
+    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
+    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
+        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    PFN_nvmlDeviceGetComputeRunningProcesses_v3 procs_of =
+        (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
+    nvmlDevice_t dev;
+    nvmlProcessInfo_t procs[64];
+    unsigned n = 64;
+    if (!init || !by_index || !procs_of || init() || by_index(0, &dev) || procs_of(dev, &n, procs))
+        return UINT64_MAX;
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < n; i++)
+        sum += procs[i].usedGpuMemory;
+    return sum;
+}
 
 static CUresult use_device(int n)
 {
@@ -214,6 +293,117 @@ static CUresult worker_alloc(size_t want, CUdeviceptr *p)
     return r;
 }
 
+/* `asyncstorm`: threads churning one pool under the limit. */
+static struct { int n; uint64_t size, max; _Atomic int ok, refused, over; _Atomic uint64_t worst; } storm;
+
+static void *storm_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    CUdeviceptr live[4] = {0};
+    CUmemoryPool pool;
+    if (cu.ctx_set(cur_ctx) || cu.default_pool(&pool, cur_dev))
+        return NULL;
+    for (int i = 0; i < storm.n; i++) {
+        int slot = i % 4;
+        if (live[slot]) {
+            cu.free_async(live[slot], 0);
+            live[slot] = 0;
+        }
+        uint64_t sz = storm.size;
+        switch (rand_r(&seed) % 3) {
+        case 0: sz /= 2; break;
+        case 1: sz *= 2; break;
+        default: break;
+        }
+        CUresult r = cu.async(&live[slot], sz, 0);
+        if (r == CUDA_SUCCESS) {
+            storm.ok++;
+        } else {
+            live[slot] = 0;
+            if (r == CUDA_ERROR_OUT_OF_MEMORY)
+                storm.refused++;
+        }
+        if (i % 8 == 7) {
+            cu.sync(0);
+            cu.trim(pool, 0);
+        }
+        uint64_t t = nvml_truth();
+        uint64_t w = storm.worst;
+        while (t != UINT64_MAX && t > w && !atomic_compare_exchange_weak(&storm.worst, &w, t))
+            ;
+        if (t != UINT64_MAX && t > storm.max)
+            storm.over = 1;
+    }
+    for (int k = 0; k < 4; k++)
+        if (live[k])
+            cu.free_async(live[k], 0);
+    cu.sync(0);
+    return NULL;
+}
+
+static void storm_truth(void)
+{
+    uint64_t t = nvml_truth();
+    uint64_t w = storm.worst;
+    while (t != UINT64_MAX && t > w && !atomic_compare_exchange_weak(&storm.worst, &w, t))
+        ;
+    if (t != UINT64_MAX && t > storm.max)
+        storm.over = 1;
+}
+
+static void *graph_storm_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    CUgraph kept_g = NULL;
+    CUgraphExec kept_e = NULL;
+    if (cu.ctx_set(cur_ctx))
+        return NULL;
+    for (int i = 0; i < storm.n; i++) {
+        CUgraph gr;
+        CUgraphExec e = NULL;
+        if (cu.graph_create(&gr, 0))
+            continue;
+        CUDA_MEM_ALLOC_NODE_PARAMS p;
+        memset(&p, 0, sizeof p);
+        p.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+        p.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        p.poolProps.location.id = cur_dev;
+        p.bytesize = storm.size;
+        switch (rand_r(&seed) % 3) {
+        case 0: p.bytesize /= 2; break;
+        case 1: p.bytesize *= 2; break;
+        default: break;
+        }
+        CUgraphNode na, nf;
+        if (!cu.graph_alloc(&na, gr, NULL, 0, &p) && !cu.graph_free(&nf, gr, &na, 1, p.dptr) &&
+            !cu.graph_inst(&e, gr, 0)) {
+            CUresult r = cu.graph_launch(e, 0);
+            storm_truth();
+            if (!r)
+                r = cu.graph_launch(e, 0);
+            storm_truth();
+            if (!r)
+                storm.ok++;
+            else if (r == CUDA_ERROR_OUT_OF_MEMORY)
+                storm.refused++;
+        }
+        if (kept_e)
+            cu.graph_exec_destroy(kept_e);
+        if (kept_g)
+            cu.graph_destroy(kept_g);
+        kept_e = e;
+        kept_g = gr;
+        if (i % 4 == 3)
+            cu.graph_trim(cur_dev);
+        storm_truth();
+    }
+    if (kept_e)
+        cu.graph_exec_destroy(kept_e);
+    if (kept_g)
+        cu.graph_destroy(kept_g);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     int by_pa = 1, a = 1;
@@ -256,6 +446,20 @@ int main(int argc, char **argv)
     L(default_pool, "cuDeviceGetDefaultMemPool", "cuDeviceGetDefaultMemPool", 11020);
     L(sync, "cuStreamSynchronize", "cuStreamSynchronize", 2000);
     L(trim, "cuMemPoolTrimTo", "cuMemPoolTrimTo", 11020);
+    L(pool_create, "cuMemPoolCreate", "cuMemPoolCreate", 11020);
+    L(pool_destroy, "cuMemPoolDestroy", "cuMemPoolDestroy", 11020);
+    L(graph_create, "cuGraphCreate", "cuGraphCreate", 10000);
+    L(graph_alloc, "cuGraphAddMemAllocNode", "cuGraphAddMemAllocNode", 11040);
+    L(graph_free, "cuGraphAddMemFreeNode", "cuGraphAddMemFreeNode", 11040);
+    L(graph_inst, "cuGraphInstantiateWithFlags", "cuGraphInstantiateWithFlags", 11040);
+    L(graph_inst_params, "cuGraphInstantiateWithParams", "cuGraphInstantiateWithParams", 12000);
+    L(graph_inst1, "cuGraphInstantiate", "cuGraphInstantiate_v2", 11000);
+    L(graph_upload, "cuGraphUpload", "cuGraphUpload", 11010);
+    L(graph_launch, "cuGraphLaunch", "cuGraphLaunch", 10000);
+    L(graph_exec_destroy, "cuGraphExecDestroy", "cuGraphExecDestroy", 10000);
+    L(graph_destroy, "cuGraphDestroy", "cuGraphDestroy", 10000);
+    L(graph_trim, "cuDeviceGraphMemTrim", "cuDeviceGraphMemTrim", 11040);
+    L(graph_attr, "cuDeviceGetGraphMemAttribute", "cuDeviceGetGraphMemAttribute", 11040);
     L(create, "cuMemCreate", "cuMemCreate", 10020);
     L(release, "cuMemRelease", "cuMemRelease", 10020);
     L(array, "cuArrayCreate", "cuArrayCreate_v2", 3020);
@@ -353,6 +557,123 @@ int main(int argc, char **argv)
             last = cu.default_pool(&pool, cur_dev);
             if (!last)
                 last = cu.trim(pool, 0);
+        } else if (!strcmp(op, "pools")) {
+            int n = atoi(x), made = 0;
+            uint64_t sz = size_arg(y);
+            a += 2;
+            last = 0;
+            for (; made < n && !last; made++) {
+                CUmemPoolProps props;
+                memset(&props, 0, sizeof props);
+                props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+                props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+                props.location.id = cur_dev;
+                CUmemoryPool pool;
+                CUdeviceptr p = 0;
+                last = cu.pool_create(&pool, &props);
+                if (!last) {
+                    last_pool = pool;
+                    last = cu.pool(&p, sz, pool, 0);
+                }
+                keep(last, K_ASYNC, p);
+                if (last)
+                    break;
+            }
+            printf("pools made=%d\n", made);
+        } else if (!strcmp(op, "pooldestroy")) {
+            last = cu.pool_destroy(last_pool);
+        } else if (!strcmp(op, "lastpool")) {
+            CUdeviceptr p = 0;
+            last = cu.pool(&p, size_arg(x), last_pool, 0); a++;
+            keep(last, K_ASYNC, p);
+        } else if (!strcmp(op, "gnew")) {
+            last = cu.graph_create(&cur_graph, 0);
+        } else if (!strcmp(op, "galloc")) {
+            CUDA_MEM_ALLOC_NODE_PARAMS p;
+            memset(&p, 0, sizeof p);
+            p.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+            p.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+            p.poolProps.location.id = cur_dev;
+            p.bytesize = size_arg(x); a++;
+            CUgraphNode n;
+            last = cu.graph_alloc(&n, cur_graph, NULL, 0, &p);
+            if (!last)
+                last_galloc = p.dptr;
+        } else if (!strcmp(op, "gfree")) {
+            CUgraphNode n;
+            last = cu.graph_free(&n, cur_graph, NULL, 0, last_galloc);
+        } else if (!strcmp(op, "ginst") || !strcmp(op, "ginstup") || !strcmp(op, "ginst1")) {
+            CUgraphExec e = NULL;
+            if (!strcmp(op, "ginst")) {
+                last = cu.graph_inst(&e, cur_graph, 0);
+            } else if (!strcmp(op, "ginst1")) {
+                last = cu.graph_inst1(&e, cur_graph, NULL, NULL, 0);
+            } else {
+                CUDA_GRAPH_INSTANTIATE_PARAMS ip;
+                memset(&ip, 0, sizeof ip);
+                ip.flags = CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD;
+                last = cu.graph_inst_params(&e, cur_graph, &ip);
+            }
+            if (!last) {
+                cur_exec = e;
+                if (nexecs < 64)
+                    execs[nexecs++] = e;
+            }
+        } else if (!strcmp(op, "gexec")) {
+            int i = atoi(x);
+            a++;
+            last = i >= 0 && i < nexecs ? (cur_exec = execs[i], CUDA_SUCCESS) : CUDA_ERROR_INVALID_VALUE;
+        } else if (!strcmp(op, "gupload")) {
+            last = cu.graph_upload(cur_exec, 0);
+        } else if (!strcmp(op, "glaunch")) {
+            last = cu.graph_launch(cur_exec, 0);
+        } else if (!strcmp(op, "gexecdestroy")) {
+            last = cu.graph_exec_destroy(cur_exec);
+        } else if (!strcmp(op, "gdestroy")) {
+            last = cu.graph_destroy(cur_graph);
+        } else if (!strcmp(op, "gtrim")) {
+            last = cu.graph_trim(cur_dev);
+        } else if (!strcmp(op, "greserved")) {
+            cuuint64_t v = 0;
+            last = cu.graph_attr(cur_dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &v);
+            printf("greserved=%llu\n", (unsigned long long)v);
+        } else if (!strcmp(op, "asyncstorm")) {
+            int nt = atoi(x);
+            storm.n = atoi(y);
+            storm.size = size_arg(z);
+            storm.max = size_arg(a + 4 < argc ? argv[a + 4] : "0");
+            a += 4;
+            pthread_t th[16];
+            if (nt > 16)
+                nt = 16;
+            for (int i = 0; i < nt; i++)
+                pthread_create(&th[i], NULL, storm_thread, (void *)(uintptr_t)(i + 1));
+            for (int i = 0; i < nt; i++)
+                pthread_join(th[i], NULL);
+            printf("asyncstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
+                   (unsigned long long)storm.worst);
+            last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
+        } else if (!strcmp(op, "graphstorm")) {
+            int nt = atoi(x);
+            storm.n = atoi(y);
+            storm.size = size_arg(z);
+            storm.max = size_arg(a + 4 < argc ? argv[a + 4] : "0");
+            a += 4;
+            pthread_t th[16];
+            if (nt > 16)
+                nt = 16;
+            for (int i = 0; i < nt; i++)
+                pthread_create(&th[i], NULL, graph_storm_thread, (void *)(uintptr_t)(i + 1));
+            for (int i = 0; i < nt; i++)
+                pthread_join(th[i], NULL);
+            printf("graphstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
+                   (unsigned long long)storm.worst);
+            last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
+        } else if (!strcmp(op, "truthle")) {
+            uint64_t t = nvml_truth();
+            a++;
+            printf("truth=%llu\n", (unsigned long long)t);
+            last = t <= size_arg(x) ? CUDA_SUCCESS : 1;
         } else if (!strcmp(op, "freeall")) {
             last = 0;
             for (int i = 0; i < nallocs; i++)

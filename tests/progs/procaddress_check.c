@@ -78,6 +78,28 @@ int main(void)
     expect("cuMemAllocAsync_ptsz_hooked", "cuMemAllocAsync", 11020, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM,
            "shim");
 
+    /* Graph memory: where the device's graph pool grows and shrinks, every
+     * variant cudart 13 looks up, each its own hook. */
+    expect("cuGraphInstantiate_10000_hooked", "cuGraphInstantiate", 10000, 0, "shim");
+    expect("cuGraphInstantiate_11000_hooked", "cuGraphInstantiate", 11000, 0, "shim");
+    expect("cuGraphInstantiateWithFlags_hooked", "cuGraphInstantiateWithFlags", 11040, 0, "shim");
+    expect("cuGraphInstantiateWithParams_hooked", "cuGraphInstantiateWithParams", 12000, 0, "shim");
+    expect("cuGraphInstantiateWithParams_ptsz_hooked", "cuGraphInstantiateWithParams", 12000,
+           CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "shim");
+    expect("cuGraphUpload_hooked", "cuGraphUpload", 11010, 0, "shim");
+    expect("cuGraphUpload_ptsz_hooked", "cuGraphUpload", 11010, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "shim");
+    expect("cuGraphLaunch_hooked", "cuGraphLaunch", 10000, 0, "shim");
+    expect("cuGraphLaunch_ptsz_hooked", "cuGraphLaunch", 10000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "shim");
+    expect("cuGraphExecDestroy_hooked", "cuGraphExecDestroy", 10000, 0, "shim");
+    expect("cuGraphDestroy_hooked", "cuGraphDestroy", 10000, 0, "shim");
+    expect("cuDeviceGraphMemTrim_hooked", "cuDeviceGraphMemTrim", 11040, 0, "shim");
+    expect("cuGraphAddMemAllocNode_is_the_drivers_own", "cuGraphAddMemAllocNode", 11040, 0, "driver");
+    void *i1 = get("cuGraphInstantiate", 10000, 0, &rc, &st), *i2 = get("cuGraphInstantiate", 11000, 0, &rc, &st);
+    void *gl = get("cuGraphLaunch", 10000, 0, &rc, &st);
+    void *glp = get("cuGraphLaunch", 10000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &rc, &st);
+    printf("%s graph_hook_variants_distinct\n",
+           i1 && i2 && i1 != i2 && i2 == dlsym(h, "cuGraphInstantiate_v2") && gl && glp && gl != glp ? "ok" : "FAIL");
+
     void *legacy = get("cuMemAllocAsync", 11020, 0, &rc, &st);
     void *ptsz = get("cuMemAllocAsync", 11020, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &rc, &st);
     printf("%s per_thread_stream_variant_kept_distinct\n", legacy && ptsz && legacy != ptsz ? "ok" : "FAIL");
