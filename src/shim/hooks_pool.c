@@ -159,15 +159,18 @@ static CUresult pool_alloc(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool
     int m = shim_mode();
     if (m == SHIM_FAIL_CLOSED)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    int gd = m == SHIM_ENFORCE ? shim_current_gd() : -1;
+    int gd = m == SHIM_ENFORCE ? shim_current_gd() : SHIM_GD_NONE;
     CUmemoryPool p = pool;
     if (gd >= 0 && !p) {
         CUdevice dev = 0;
-        if (g.ncu > 1 && real.cuCtxGetDevice(&dev) != CUDA_SUCCESS)
-            gd = -1;
-        else if (!real.cuDeviceGetMemPool || real.cuDeviceGetMemPool(&p, dev) != CUDA_SUCCESS)
-            gd = -1;
+        if (!real.cuDeviceGetMemPool)
+            gd = SHIM_GD_REFUSE; /* which pool grows cannot be known */
+        else if ((shim_ncu() > 1 && real.cuCtxGetDevice(&dev) != CUDA_SUCCESS) ||
+                 real.cuDeviceGetMemPool(&p, dev) != CUDA_SUCCESS)
+            gd = SHIM_GD_NONE; /* no context: the driver refuses the call itself */
     }
+    if (gd == SHIM_GD_REFUSE)
+        return CUDA_ERROR_OUT_OF_MEMORY;
     if (gd < 0)
         return call(dptr, bytesize, pool, stream, fn);
 
