@@ -115,7 +115,7 @@ static void dev_settle_other(CUdevice d)
 
 static void settle_all(void)
 {
-    int n = g.ncu > 0 && g.ncu <= GM_MAX_CU_DEVICES ? g.ncu : 1;
+    int ncu = shim_ncu(), n = ncu > 0 && ncu <= GM_MAX_CU_DEVICES ? ncu : 1;
     for (int d = 0; d < n; d++)
         if (gcharged[d] || atomic_load_explicit(&g.gd_of[d], memory_order_relaxed) >= 0)
             dev_settle_other(d);
