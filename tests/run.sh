@@ -6,10 +6,18 @@
 #   skip NAME: why     skipped, with the reason
 # A test file that exits non-zero without printing a FAIL line counts as one
 # failure. The last line is the total: "N passed, N failed, N skipped".
+#
+#   tests/run.sh [NAME]          every test whose file name contains NAME
+#   tests/run.sh --unit [NAME]   the unit binaries only
 set -u
 cd "$(dirname "$0")/.."
 export BUILD="${BUILD:-build}"
 export GPUMEM_TOP="$PWD"
+unit_only=0
+if [ "${1:-}" = --unit ]; then
+    unit_only=1
+    shift
+fi
 filter="${1:-}"
 passed=0 failed=0 skipped=0
 failures=()
@@ -38,6 +46,7 @@ for t in "$BUILD"/tests/unit/*; do
     run_one "unit/$(basename "$t")" "$t"
 done
 for t in tests/integration/*.sh; do
+    [ "$unit_only" = 1 ] && break
     [ -f "$t" ] || continue
     case "$(basename "$t")" in *"$filter"*) ;; *) continue ;; esac
     run_one "integration/$(basename "$t" .sh)" bash "$t"
