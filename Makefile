@@ -3,6 +3,9 @@
 #   make              build the shim, the CLI and the simulated GPU into build/
 #   make test         build, then run every test (ends with "N passed, N failed")
 #   make SAN=1 test   the same with ASan+UBSan, into build-san/
+#   make TSAN=1 test  the unit tests (racing threads included) under ThreadSanitizer, into build-tsan/
+#   make test-unit    only the unit tests
+#   make CC=clang     build with clang, into build-clang/ (and so on: build-clang-san/)
 #   make WERROR=1     treat warnings as errors (CI does)
 #   make bench        run the benchmarks in bench/
 #
@@ -11,18 +14,30 @@
 
 CC      ?= cc
 SAN     ?= 0
+TSAN    ?= 0
 WERROR  ?= 0
-BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
+# Each compiler and sanitizer builds into its own directory, so that objects
+# of two builds never mix: build/, build-san/, build-tsan/, build-clang/...
+CLANG   := $(if $(findstring clang,$(notdir $(CC))),1)
+BUILD   ?= build$(if $(CLANG),-clang)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(TSAN)),-tsan)
 
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g -O2 -fPIC -Iinclude \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wno-unused-parameter
+# clang 14 writes DWARF 5 that valgrind 3.19 (make bench) cannot read.
+ifeq ($(CLANG),1)
+CFLAGS_BASE += -gdwarf-4
+endif
 ifeq ($(WERROR),1)
 CFLAGS_BASE += -Werror
 endif
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN = -fsanitize=address,undefined
+endif
+ifeq ($(TSAN),1)
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
+LDSAN = -fsanitize=thread
 endif
 CFLAGS  += $(CFLAGS_BASE)
 LDLIBS  += -ldl -lpthread
@@ -51,7 +66,19 @@ UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 PROGS   := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+ifeq ($(TSAN),1)
+# ThreadSanitizer's runtime must start before anything it instruments, so a
+# TSan shim cannot be preloaded into the (uninstrumented) programs of the
+# integration tests. A TSan build is the unit tests, which run the shim's
+# accounting (account_lanes) and live table (alloc_table) in-process, with
+# racing threads.
+all: $(UNITS)
+test: test-unit
+else
 all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES)
+test: all
+	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
+endif
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -106,8 +133,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lm
 
-# The live table's unit test links the shim's table itself.
+# The live table's unit test links the shim's table itself; the
+# accounting's, the shim's account.c (it stands in for the rest).
 $(BUILD)/tests/unit/alloc_table: $(BUILD)/obj/src/shim/alloc_table.o
+$(BUILD)/tests/unit/account_lanes: $(BUILD)/obj/src/shim/account.o
 
 # Test programs reach the driver the way applications do: dlopen, or -lcuda
 # (-rdynamic: the leak report can name their functions, as in a debug build)
@@ -127,16 +156,17 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 
 , := ,
 
-test: all
-	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
+# The unit tests alone (tests/unit/); same summary line.
+test-unit: $(UNITS)
+	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh --unit
 
 bench: all
 	@BUILD=$(BUILD) bench/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan build-clang build-clang-san build-clang-tsan
 
-.PHONY: all test bench clean fuzz
+.PHONY: all test test-unit bench clean fuzz
 # Keep intermediate objects (no "rm ..." after the test summary, faster rebuilds).
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

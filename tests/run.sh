@@ -9,10 +9,18 @@
 # With STRICT_SKIPS=1 (CI), a skip that tests/allowed-skips.txt does not
 # allow for this run (plain, or SAN=1) fails the run: each is printed as
 # "FAIL unexpected skip [FILE] skip NAME: why" and counted in "unexpected skips: N", the line before the total.
+#
+#   tests/run.sh [NAME]          every test whose file name contains NAME
+#   tests/run.sh --unit [NAME]   the unit binaries only
 set -u
 cd "$(dirname "$0")/.."
 export BUILD="${BUILD:-build}"
 export GPUMEM_TOP="$PWD"
+unit_only=0
+if [ "${1:-}" = --unit ]; then
+    unit_only=1
+    shift
+fi
 filter="${1:-}"
 passed=0 failed=0 skipped=0
 failures=() unexpected=() seen_skips=()
@@ -66,6 +74,7 @@ for t in "$BUILD"/tests/unit/*; do
     run_one "unit/$(basename "$t")" "$t"
 done
 for t in tests/integration/*.sh; do
+    [ "$unit_only" = 1 ] && break
     [ -f "$t" ] || continue
     case "$(basename "$t")" in *"$filter"*) ;; *) continue ;; esac
     run_one "integration/$(basename "$t" .sh)" bash "$t"

@@ -2,9 +2,9 @@
  * hot path is inline in alloc_table.h. */
 #include "alloc_table.h"
 
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 
 #define STRIPE_INITIAL 64 /* entries: 2 KiB per stripe once it is used */
 
@@ -17,42 +17,29 @@ static struct at_entry at_empty[1];
 struct at_table live_allocs = {{EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8, EMPTY_8}};
 _Static_assert(AT_STRIPES == 64, "live_allocs initializer names 64 stripes");
 
-/* sched_yield(2) as a bare system call, written in place (a macro, not a
- * function: at_lock_slow_keep must call nothing, and a libc call could
- * touch vector registers, which it does not preserve). */
-#if defined(__x86_64__)
-#define AT_YIELD()                                                                                       \
-    do {                                                                                                 \
-        long rc_;                                                                                        \
-        __asm__ volatile("syscall" : "=a"(rc_) : "0"((long)SYS_sched_yield) : "rcx", "r11", "memory"); \
-    } while (0)
-#else
-#define AT_YIELD() sched_yield()
-#endif
-
 /* Takes the lock, spinning, and yielding the CPU every 100 spins. */
-#define AT_SPIN_LOCK(s)                                                                  \
-    for (unsigned spins = 0; atomic_exchange_explicit(&(s)->lock, 1, memory_order_acquire);) \
-        while (atomic_load_explicit(&(s)->lock, memory_order_relaxed))                    \
-            if (++spins > 100) {                                                          \
-                AT_YIELD();                                                               \
-                spins = 0;                                                                \
-            }
-
-void at_lock_slow(struct at_stripe *s) { AT_SPIN_LOCK(s); }
-
-#if defined(__x86_64__)
-/* at_lock_slow for at_lock's inline assembly: saves and restores every
- * general register it uses (no_caller_saved_registers), touches no other
- * (general-regs-only: no vector registers) and calls nothing, not even a
- * sanitizer's check (which could use vector registers). Hidden, so the
- * call needs no PLT. */
-__attribute__((no_caller_saved_registers, target("general-regs-only"), no_sanitize("address", "undefined")))
-void at_lock_slow_keep(struct at_stripe *s)
+void at_lock_slow(struct at_stripe *s)
 {
-    AT_SPIN_LOCK(s);
+    for (unsigned spins = 0; atomic_exchange_explicit(&s->lock, 1, memory_order_acquire);)
+        while (atomic_load_explicit(&s->lock, memory_order_relaxed))
+            if (++spins > 100) {
+                sched_yield();
+                spins = 0;
+            }
 }
-#endif
+
+int at_insert_contended(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t value, uint64_t born, uint64_t site,
+                        uint64_t *old)
+{
+    at_lock_slow(s);
+    return at_insert_locked(s, h, key, value, born, site, old);
+}
+
+int at_remove_contended(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t *value)
+{
+    at_lock_slow(s);
+    return at_remove_locked(s, h, key, value);
+}
 
 /* Doubles the stripe (or makes its first array), which is kept at most a
  * quarter full: probes and backward shifts then stay about one entry long

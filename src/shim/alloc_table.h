@@ -17,7 +17,6 @@
 #ifndef GPUMEM_SHIM_ALLOC_TABLE_H
 #define GPUMEM_SHIM_ALLOC_TABLE_H
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -33,33 +32,28 @@ static inline struct at_stripe *at_stripe_of(struct at_table *t, uint64_t h)
 {
     struct at_stripe *s = &t->s[h >> 58];
     /* Opaque from here: the compiler would otherwise recompute the address
-     * from the index after every barrier rather than keep it (3 instructions
-     * each time). */
+     * from the index after every barrier rather than keep it (an alloc+free
+     * pair costs 3 instructions more with GCC, 2 with clang without this;
+     * docs/performance.md). */
     __asm__("" : "+r"(s));
     return s;
 }
 static inline uint32_t at_home(uint64_t h, uint32_t mask) { return (uint32_t)(h >> 26) & mask; }
 
-/* A contended lock: spin, yielding the CPU now and then. On x86-64 it
- * preserves every register and is called from inline assembly that says
- * so: the hooks that inline at_lock() then keep their values in
- * caller-saved registers across it. A plain call there would make the
- * compiler move them to callee-saved ones, which each hook would then save
- * and restore on every call (a dozen instructions per hook). */
-void at_lock_slow(struct at_stripe *s);
-void at_lock_slow_keep(struct at_stripe *s); /* x86-64: at_lock_slow preserving every register */
+/* One attempt at a stripe's lock: 1 when it is ours. */
+static inline int at_trylock(struct at_stripe *s)
+{
+    return !atomic_exchange_explicit(&s->lock, 1, memory_order_acquire);
+}
+
+/* A contended lock: spin, yielding the CPU now and then (out of line: two
+ * threads rarely meet on a stripe). */
+void at_lock_slow(struct at_stripe *s) __attribute__((visibility("hidden")));
 
 static inline void at_lock(struct at_stripe *s)
 {
-    if (__builtin_expect(atomic_exchange_explicit(&s->lock, 1, memory_order_acquire), 0)) {
-#if defined(__x86_64__)
-        /* Steps over the red zone (a leaf function may keep data there). */
-        __asm__ volatile("lea -128(%%rsp), %%rsp\n\tcall at_lock_slow_keep\n\tlea 128(%%rsp), %%rsp"
-                         : : "D"(s) : "memory", "cc");
-#else
+    if (__builtin_expect(!at_trylock(s), 0))
         at_lock_slow(s);
-#endif
-    }
 }
 
 static inline void at_unlock(struct at_stripe *s) { atomic_store_explicit(&s->lock, 0, memory_order_release); }
@@ -88,30 +82,20 @@ static inline int at_put_locked(struct at_stripe *s, uint64_t h, uint64_t key, u
  * finishes like at_insert; or gives up with -1 and the value it was given
  * in *old. Out of line: it is rare. */
 int at_insert_grow(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t value, uint64_t born, uint64_t site,
-                   uint64_t *old);
+                   uint64_t *old) __attribute__((visibility("hidden")));
 
-/* Adds key. Returns 0; 1 when key was already there (its old value is in
- * *old: the driver reused an address whose free the shim never saw); -1
- * when the table cannot grow (*old = value). */
-static inline int at_insert(struct at_table *t, uint64_t key, uint64_t value, uint64_t site, uint64_t *old)
+/* The rest of an insert once the stripe is locked. */
+static inline int at_insert_locked(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t value, uint64_t born,
+                                   uint64_t site, uint64_t *old)
 {
-    uint64_t h = at_hash(key), born = gm_ticks();
-    struct at_stripe *s = at_stripe_of(t, h);
-    at_lock(s);
     if (__builtin_expect(--s->room < 0, 0))
         return at_insert_grow(s, h, key, value, born, site, old);
     return at_put_locked(s, h, key, value, born, site, old);
 }
 
-/* Removes key; returns 1 and its packed value in *value, or 0 when it is
- * not there (key 0 never is). */
-static inline int at_remove(struct at_table *t, uint64_t key, uint64_t *value)
+/* The rest of a removal once the stripe is locked (see at_remove). */
+static inline int at_remove_locked(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t *value)
 {
-    if (__builtin_expect(key == 0, 0))
-        return 0;
-    uint64_t h = at_hash(key);
-    struct at_stripe *s = at_stripe_of(t, h);
-    at_lock(s);
     uint32_t mask = s->mask;
     struct at_entry *e = s->e, *p = e + at_home(h, mask);
     uint64_t k;
@@ -135,6 +119,41 @@ static inline int at_remove(struct at_table *t, uint64_t key, uint64_t *value)
     hole->key = 0;
     at_unlock(s);
     return 1;
+}
+
+/* An insert or a removal that found its stripe locked: takes the lock
+ * (spinning), then does all the rest out of line. The inline paths call
+ * nothing that returns to them but these, as their last act: a hook that
+ * inlines them then keeps no value across a call of its own, and needs no
+ * more callee-saved registers than the driver call takes. */
+int at_insert_contended(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t value, uint64_t born, uint64_t site,
+                        uint64_t *old) __attribute__((visibility("hidden")));
+int at_remove_contended(struct at_stripe *s, uint64_t h, uint64_t key, uint64_t *value)
+    __attribute__((visibility("hidden")));
+
+/* Adds key. Returns 0; 1 when key was already there (its old value is in
+ * *old: the driver reused an address whose free the shim never saw); -1
+ * when the table cannot grow (*old = value). */
+static inline int at_insert(struct at_table *t, uint64_t key, uint64_t value, uint64_t site, uint64_t *old)
+{
+    uint64_t h = at_hash(key), born = gm_ticks();
+    struct at_stripe *s = at_stripe_of(t, h);
+    if (__builtin_expect(!at_trylock(s), 0))
+        return at_insert_contended(s, h, key, value, born, site, old);
+    return at_insert_locked(s, h, key, value, born, site, old);
+}
+
+/* Removes key; returns 1 and its packed value in *value, or 0 when it is
+ * not there (key 0 never is). */
+static inline int at_remove(struct at_table *t, uint64_t key, uint64_t *value)
+{
+    if (__builtin_expect(key == 0, 0))
+        return 0;
+    uint64_t h = at_hash(key);
+    struct at_stripe *s = at_stripe_of(t, h);
+    if (__builtin_expect(!at_trylock(s), 0))
+        return at_remove_contended(s, h, key, value);
+    return at_remove_locked(s, h, key, value);
 }
 
 /* An allocation whose free the driver refused is still live: back in the

@@ -128,7 +128,8 @@ typedef PFN_cuMipmappedArrayDestroy_v5000 PFN_cuMipmappedArrayDestroy;
 #define EXPORT __attribute__((visibility("default")))
 
 /* cuMemAlloc_v2 when its fast path does not apply (out of line, so that
- * the hook itself holds nothing but the fast path: see alloc_table.h at_lock). */
+ * the hook itself holds nothing but the fast path: see alloc_table.h
+ * at_insert_contended). */
 static CUresult __attribute__((noinline)) mem_alloc_slow(CUdeviceptr *dptr, size_t bytesize, void *site)
 {
     uint64_t v;

@@ -133,8 +133,7 @@ TEST(key_zero_and_unknown_keys_are_not_found)
 
 TEST(contended_stripe_lock_is_taken_and_given_back)
 {
-    /* The slow path alone (the inline one calls it on x86-64 through
-     * assembly that must keep every register). */
+    /* The spinning lock alone, then an insert that takes the lock inline. */
     struct at_stripe *s = &live_allocs.s[3];
     at_lock_slow(s);
     CHECK_EQ_INT(atomic_load(&s->lock), 1);
@@ -145,9 +144,9 @@ TEST(contended_stripe_lock_is_taken_and_given_back)
 }
 
 /* Two threads on one stripe: each inserts and removes its own keys while
- * the other holds the lock half the time, so the contended path (and, on
- * x86-64, its register-keeping call from inline assembly) runs thousands of
- * times; a register it failed to keep would lose or corrupt entries. */
+ * the other holds the lock half the time, so the contended paths
+ * (at_insert_contended, at_remove_contended: lock, then the whole rest out
+ * of line) run many times; a lost or corrupted entry fails it. */
 static void *churn(void *arg)
 {
     uint64_t base = (uint64_t)(uintptr_t)arg, old, v;
