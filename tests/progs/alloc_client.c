@@ -404,6 +404,22 @@ static void *graph_storm_thread(void *arg)
     return NULL;
 }
 
+/* NT threads (at most 16) of fn against the storm's settings; 1 when the
+ * group was seen over its limit or nothing was granted. */
+static CUresult run_storm(const char *name, int nt, void *(*fn)(void *))
+{
+    pthread_t th[16];
+    if (nt > 16)
+        nt = 16;
+    for (int i = 0; i < nt; i++)
+        pthread_create(&th[i], NULL, fn, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < nt; i++)
+        pthread_join(th[i], NULL);
+    printf("%s ok=%d refused=%d worst=%llu\n", name, (int)storm.ok, (int)storm.refused,
+           (unsigned long long)storm.worst);
+    return storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
     int by_pa = 1, a = 1;
@@ -637,38 +653,12 @@ int main(int argc, char **argv)
             cuuint64_t v = 0;
             last = cu.graph_attr(cur_dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &v);
             printf("greserved=%llu\n", (unsigned long long)v);
-        } else if (!strcmp(op, "asyncstorm")) {
-            int nt = atoi(x);
+        } else if (!strcmp(op, "asyncstorm") || !strcmp(op, "graphstorm")) {
             storm.n = atoi(y);
             storm.size = size_arg(z);
             storm.max = size_arg(a + 4 < argc ? argv[a + 4] : "0");
+            last = run_storm(op, atoi(x), op[0] == 'a' ? storm_thread : graph_storm_thread);
             a += 4;
-            pthread_t th[16];
-            if (nt > 16)
-                nt = 16;
-            for (int i = 0; i < nt; i++)
-                pthread_create(&th[i], NULL, storm_thread, (void *)(uintptr_t)(i + 1));
-            for (int i = 0; i < nt; i++)
-                pthread_join(th[i], NULL);
-            printf("asyncstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
-                   (unsigned long long)storm.worst);
-            last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
-        } else if (!strcmp(op, "graphstorm")) {
-            int nt = atoi(x);
-            storm.n = atoi(y);
-            storm.size = size_arg(z);
-            storm.max = size_arg(a + 4 < argc ? argv[a + 4] : "0");
-            a += 4;
-            pthread_t th[16];
-            if (nt > 16)
-                nt = 16;
-            for (int i = 0; i < nt; i++)
-                pthread_create(&th[i], NULL, graph_storm_thread, (void *)(uintptr_t)(i + 1));
-            for (int i = 0; i < nt; i++)
-                pthread_join(th[i], NULL);
-            printf("graphstorm ok=%d refused=%d worst=%llu\n", (int)storm.ok, (int)storm.refused,
-                   (unsigned long long)storm.worst);
-            last = storm.over || storm.ok == 0 ? 1 : CUDA_SUCCESS;
         } else if (!strcmp(op, "truthle")) {
             uint64_t t = nvml_truth();
             a++;
