@@ -152,7 +152,9 @@ int rt_write_record(const char *group_dir, const char *id, const char *bundle, c
     }
     /* runc's default root; crun's differs, and the bundle tells anyway. */
     fprintf(f, "id=%s\nbundle=%s\nstate=%s/%s\n", id, abs_bundle, root && *root ? root : "/run/runc", id);
-    int bad = fflush(f) != 0 || fsync(fileno(f)) < 0;
+    /* No fsync: the group directory describes a live container (see
+     * gm_group_create). */
+    int bad = fflush(f) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
