@@ -3,7 +3,6 @@
 #include "cli.h"
 #include "gpumem/hostutil.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -186,12 +185,11 @@ int cmd_run(int argc, char **argv)
     if (sim) {
         if (find_sim_dir(simdir, sizeof simdir) < 0)
             return die(1, "--sim: the simulated GPU (libcuda.so.1) was not found next to gpumem; set GPUMEM_SIM_DIR");
-    } else {
-        void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-        if (!h)
-            return die(1, "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded); "
-                          "use --sim to run on gpumem's simulated GPU");
-        dlclose(h);
+    } else if (!library_present("libcuda.so.1")) {
+        /* Only looked for, not loaded: the command's own processes load it
+         * (and the first shimmed one fills the group's device table). */
+        return die(1, "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded); "
+                      "use --sim to run on gpumem's simulated GPU");
     }
     if (find_shim(shim, sizeof shim) < 0)
         return die(1, "the shim libgpumem.so was not found next to gpumem; set GPUMEM_SHIM");
