@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static void run_usage(FILE *out)
             "  gpumem run --limit 0=4G --limit 1=8G --name job7 -- ./worker\n"
             "  gpumem run --sim --limit 1G --summary -- ./my-cuda-test\n");
 }
+
+extern char **environ;
 
 static pid_t child;
 
@@ -235,18 +238,26 @@ int cmd_run(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
 
-    child = fork();
-    if (child < 0) {
-        gm_group_remove(dir);
-        return die(1, "fork: %s", strerror(errno));
+    /* posix_spawn (vfork-like: the parent's page tables are not copied, and
+     * nothing is copied on write after it) rather than fork + exec. */
+    posix_spawnattr_t attr;
+    sigset_t dfl;
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGQUIT);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[optind], NULL, &attr, argv + optind, environ);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        if (!keep)
+            gm_group_remove(dir);
+        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(rc));
+        return rc == ENOENT ? 127 : 126;
     }
-    if (child == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        execvp(argv[optind], argv + optind);
-        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
+    child = pid;
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)
         ;
