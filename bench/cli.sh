@@ -4,7 +4,8 @@
 # figures and the issue's targets, never fails on them; exits non-zero only
 # when a command could not run.
 #
-#   bench/cli.sh              # BUILD=build; knobs BENCH_CLI_RUNS (50), BENCH_CLI_GROUPS (10)
+#   bench/cli.sh              # BUILD=build; knobs BENCH_CLI_RUNS (50), BENCH_CLI_GROUPS (10),
+#                             # BENCH_CLI_TMP (where groups and bundles go; default $TMPDIR or /tmp)
 #
 # build/bench/cmdtime runs every command once per round, in order, for 3
 # warm-up rounds and BENCH_CLI_RUNS timed ones, and reports each one's
@@ -16,6 +17,9 @@
 #                 through LD_LIBRARY_PATH as a real one would be
 #   in-group      the same inside an existing group (LD_PRELOAD=libgpumem.so,
 #                 GPUMEM_GROUP_DIR): the shim's own start-up
+#   env-prog      env prog: what one more exec in front of prog costs
+#   timeout-prog  timeout 60 prog: what any wrapper that starts prog and
+#                 waits for it costs (an exec, a fork, a wait)
 #   run           gpumem run --limit 8G -- prog, the driver found the same way
 #   run-sim       gpumem run --sim --limit 8G -- prog
 #   help          gpumem --help
@@ -37,7 +41,7 @@ for f in "$CT" "$AP" "$GM" "$RT" "$SHIM" "$B/bench/mkgroups" "$B/sim/libcuda.so.
     [ -x "$f" ] || [ -f "$f" ] || { echo "bench: $f missing (run make first)" >&2; exit 1; }
 done
 
-W="$(mktemp -d)"
+W="$(mktemp -d -p "${BENCH_CLI_TMP:-${TMPDIR:-/tmp}}")" || exit 1
 GPUMEM_SIM_STATE="$W/sim" GPUMEM_STATE_DIR="$W/state"
 export GPUMEM_SIM_STATE GPUMEM_STATE_DIR GPUMEM_SIM_DEVICES=1x80G
 unset LD_PRELOAD GPUMEM_GROUP_DIR GPUMEM_LIMIT NVIDIA_GPU_MEMORY_LIMIT GPUMEM_SIM_DIR GPUMEM_SHIM
@@ -63,11 +67,14 @@ for ((i = 0; i < RUNS + 3; i++)); do
 done
 
 echo "gpumem start-up benchmark: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS runs"
+echo "state directory and bundles on $(stat -f -c %T "$W")"
 echo "gpumem links: $(ldd "$GM" | awk '$1 !~ /^(linux-vdso|\/)/ { printf "%s ", $1 }')"
 echo
 out=$("$CT" -n "$RUNS" \
     true /bin/true ::: \
     prog LD_LIBRARY_PATH="$B/sim" "$AP" -n 1 -r 1 -w 0 ::: \
+    env-prog env LD_LIBRARY_PATH="$B/sim" "$AP" -n 1 -r 1 -w 0 ::: \
+    timeout-prog LD_LIBRARY_PATH="$B/sim" timeout 60 "$AP" -n 1 -r 1 -w 0 ::: \
     in-group LD_LIBRARY_PATH="$B/sim" LD_PRELOAD="$SHIM" GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/inside" "$AP" -n 1 -r 1 -w 0 ::: \
     run LD_LIBRARY_PATH="$B/sim" "$GM" run --limit 8G -- "$AP" -n 1 -r 1 -w 0 ::: \
     run-sim "$GM" run --sim --limit 8G -- "$AP" -n 1 -r 1 -w 0 ::: \
@@ -93,6 +100,8 @@ line() { # LABEL NAME BASE TARGET
         "$(awk "BEGIN { printf \"%+.2f\", ($m - $b) / 1000 }")" "$(awk "BEGIN { printf \"x%.2f\", $m / $b }")" "$4" "$(q "$2")"
 }
 line "prog in a group (base: prog)" in-group prog ""
+line "env prog (base: prog)" env-prog prog "(reference)"
+line "timeout 60 prog (base: prog)" timeout-prog prog "(reference)"
 line "gpumem run (base: prog)" run prog "<= +2 ms"
 line "gpumem run --sim (base: prog)" run-sim prog "<= +2 ms"
 line "gpumem --help (base: true)" help true "< 5 ms"
