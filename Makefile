@@ -119,9 +119,11 @@ $(SIMCUDA_UNNAMED): $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) sim/cuda/libcuda.map Ma
 	    -Wl,--version-script=$@.map $(LDSAN) -o $@ $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
 
 $(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
+# libmicrohttpd is not linked: `gpumem daemon` loads it when it starts
+# (src/daemon/http.c), so no other command pays for gnutls & co at start-up.
 $(CLI): $(call obj,$(CLI_SRC) $(DAEMON_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd -ljansson -lm
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -ljansson -lm
 
 # The OCI runtime wrapper (Docker, containerd): config.json through jansson.
 $(RUNTIME): $(call obj,$(RUNTIME_SRC) $(COMMON_SRC))

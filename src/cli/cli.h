@@ -51,6 +51,11 @@ int find_sim_dir(char *buf, size_t len);
  * as a message for die). */
 int open_nvml_view(int sim, char *err, size_t errlen);
 
+/* Whether the dynamic loader would find a usable `soname` (as dlopen by
+ * name from gpumem): looked up in LD_LIBRARY_PATH and /etc/ld.so.cache
+ * without loading it; only when not seen there, by dlopen. */
+int library_present(const char *soname);
+
 /* Resolves a group argument (a name under the state directory, or a path
  * to a group directory) to its directory. */
 int group_dir(const char *group, char *buf, size_t len);

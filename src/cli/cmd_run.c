@@ -3,11 +3,11 @@
 #include "cli.h"
 #include "gpumem/hostutil.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +47,8 @@ static void run_usage(FILE *out)
             "  gpumem run --limit 0=4G --limit 1=8G --name job7 -- ./worker\n"
             "  gpumem run --sim --limit 1G --summary -- ./my-cuda-test\n");
 }
+
+extern char **environ;
 
 static pid_t child;
 
@@ -186,12 +188,11 @@ int cmd_run(int argc, char **argv)
     if (sim) {
         if (find_sim_dir(simdir, sizeof simdir) < 0)
             return die(1, "--sim: the simulated GPU (libcuda.so.1) was not found next to gpumem; set GPUMEM_SIM_DIR");
-    } else {
-        void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-        if (!h)
-            return die(1, "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded); "
-                          "use --sim to run on gpumem's simulated GPU");
-        dlclose(h);
+    } else if (!library_present("libcuda.so.1")) {
+        /* Only looked for, not loaded: the command's own processes load it
+         * (and the first shimmed one fills the group's device table). */
+        return die(1, "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded); "
+                      "use --sim to run on gpumem's simulated GPU");
     }
     if (find_shim(shim, sizeof shim) < 0)
         return die(1, "the shim libgpumem.so was not found next to gpumem; set GPUMEM_SHIM");
@@ -237,18 +238,26 @@ int cmd_run(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
 
-    child = fork();
-    if (child < 0) {
-        gm_group_remove(dir);
-        return die(1, "fork: %s", strerror(errno));
+    /* posix_spawn (vfork-like: the parent's page tables are not copied, and
+     * nothing is copied on write after it) rather than fork + exec. */
+    posix_spawnattr_t attr;
+    sigset_t dfl;
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGQUIT);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[optind], NULL, &attr, argv + optind, environ);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        if (!keep)
+            gm_group_remove(dir);
+        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(rc));
+        return rc == ENOENT ? 127 : 126;
     }
-    if (child == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        execvp(argv[optind], argv + optind);
-        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
+    child = pid;
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)
         ;

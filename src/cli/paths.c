@@ -3,10 +3,14 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,4 +151,99 @@ const char *nvml_index_uuid(int index, void *sim)
     if (sim)
         snprintf(path, sizeof path, "%s/libnvidia-ml.so.1", (const char *)sim);
     return index < 0 ? NULL : gm_nvml_index_uuid(sim ? path : NULL, (unsigned)index, uuid, sizeof uuid);
+}
+
+/* ---- is a library there, without loading it ---------------------------- */
+
+/* Our own ELF header (GNU ld, gold and lld all define __ehdr_start). */
+extern const ElfW(Ehdr) __ehdr_start;
+
+/* A shared object of this process's class and machine at `path`. */
+static int usable_library(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ElfW(Ehdr) h;
+    ssize_t n = pread(fd, &h, sizeof h, 0);
+    close(fd);
+    return n == (ssize_t)sizeof h && memcmp(h.e_ident, ELFMAG, SELFMAG) == 0 &&
+           h.e_ident[EI_CLASS] == __ehdr_start.e_ident[EI_CLASS] && h.e_machine == __ehdr_start.e_machine &&
+           h.e_type == ET_DYN;
+}
+
+/* In /etc/ld.so.cache (glibc's format "glibc-ld.so.cache1.1", alone or
+ * after the old one): an entry named soname whose file is usable. */
+#define CACHE_MAGIC "glibc-ld.so.cache1.1"
+struct cache_head {
+    char magic[20];
+    uint32_t nlibs, len_strings;
+    uint8_t flags, pad[3];
+    uint32_t extension_offset, unused[3];
+};
+struct cache_entry {
+    int32_t flags;
+    uint32_t key, value;        /* string offsets from the header */
+    uint32_t osversion;
+    uint64_t hwcap;
+};
+static int in_ld_cache(const char *soname)
+{
+    int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(struct cache_head)) {
+        close(fd);
+        return 0;
+    }
+    size_t size = (size_t)st.st_size;
+    const char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return 0;
+    int found = 0;
+    const char *at = memmem(map, size, CACHE_MAGIC, sizeof CACHE_MAGIC - 1);
+    if (at && (size_t)(at - map) + sizeof(struct cache_head) <= size) {
+        struct cache_head h;
+        memcpy(&h, at, sizeof h);
+        size_t avail = size - (size_t)(at - map), nlen = strlen(soname);
+        for (uint32_t i = 0; i < h.nlibs && !found; i++) {
+            struct cache_entry e;
+            size_t off = sizeof h + (size_t)i * sizeof e;
+            if (off + sizeof e > avail)
+                break;
+            memcpy(&e, at + off, sizeof e);
+            if (e.key >= avail || e.value >= avail || avail - e.key <= nlen ||
+                memcmp(at + e.key, soname, nlen + 1) != 0 || !memchr(at + e.value, '\0', avail - e.value))
+                continue;
+            found = usable_library(at + e.value);
+        }
+    }
+    munmap((void *)map, size);
+    return found;
+}
+
+int library_present(const char *soname)
+{
+    char path[PATH_MAX];
+    const char *llp = getenv("LD_LIBRARY_PATH");
+    for (const char *p = llp ? llp : ""; *p;) {
+        size_t n = strcspn(p, ":;");
+        if (n && n + strlen(soname) + 2 <= sizeof path) {
+            snprintf(path, sizeof path, "%.*s/%s", (int)n, p, soname);
+            if (usable_library(path))
+                return 1;
+        }
+        p += n;
+        p += strspn(p, ":;");
+    }
+    if (in_ld_cache(soname))
+        return 1;
+    /* Not seen (a path with $ORIGIN, an unusual system directory...): ask
+     * the dynamic loader, which does load it. */
+    void *h = dlopen(soname, RTLD_LAZY | RTLD_LOCAL);
+    if (h)
+        dlclose(h);
+    return h != NULL;
 }

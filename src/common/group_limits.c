@@ -315,7 +315,8 @@ static int limits_write(const char *dir, const struct gm_limits *nl, char *err, 
     size_t off = offsetof(struct gm_limits, default_limit);
     memcpy((char *)l + off, (const char *)nl + off, sizeof *l - off);
     atomic_store(&l->seq, seq + 1);
-    msync(l, sizeof *l, MS_SYNC);
+    /* No msync: every reader maps the same page cache; writing it back to
+     * the disk would only wait (milliseconds off tmpfs) for nothing. */
     munmap(l, sizeof *l);
     close(fd);
     return 0;

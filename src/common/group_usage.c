@@ -20,42 +20,32 @@
 #include <time.h>
 #include <unistd.h>
 
-static int write_all(int fd, const void *buf, size_t len)
+/* dir/.NAME.tmp, created for writing with exactly `mode` (not the umask's). */
+static int open_tmp(const char *dir, const char *name, mode_t mode, char *tmp, size_t tmplen, char *err,
+                    size_t errlen)
 {
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
+    snprintf(tmp, tmplen, "%s/.%s.tmp", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0 || fchmod(fd, mode) < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        return -1;
     }
-    return 0;
+    return fd;
 }
 
-/* Writes `len` bytes to dir/name.tmp, then renames it into place, so a
- * reader never maps a half-written file. */
-static int create_file(const char *dir, const char *name, const void *data, size_t len, mode_t mode, char *err,
-                       size_t errlen)
+/* Closes fd and renames dir/.NAME.tmp into place, so a reader never maps a
+ * half-written file. No fsync: a group describes live processes, and none
+ * outlives a crash of the machine (the state directory is on tmpfs where
+ * it matters, /run; fsync there is wasted work, elsewhere it cost ms). */
+static int publish(int fd, const char *tmp, const char *dir, const char *name, char *err, size_t errlen)
 {
-    char tmp[4096], path[4096];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) < 0) {
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
@@ -63,14 +53,35 @@ static int create_file(const char *dir, const char *name, const void *data, size
     return 0;
 }
 
-int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mode, char *err, size_t errlen)
+static int write_full(int fd, const void *buf, size_t len, off_t off)
 {
-    if (mkdir(dir, 0755) < 0) {
-        snprintf(err, errlen, errno == EEXIST ? "group %s already exists" : "%s: %s", dir, strerror(errno));
-        return -1;
+    const char *p = buf;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+        off += n;
     }
-    static struct gm_usage u; /* big: keep it off the stack */
-    memset(&u, 0, sizeof u);
+    return 0;
+}
+
+/* The usage region: its full size allocated by the filesystem (fallocate:
+ * no zeros written from here, and a full tmpfs refuses the group now
+ * rather than raising SIGBUS later in an application whose shim touches a
+ * slot), then its header written. Everything after the header reads as
+ * zeros, which is what a fresh region holds. Where the filesystem cannot
+ * fallocate, the file is extended sparse. */
+static int create_usage(const char *dir, mode_t mode, char *err, size_t errlen)
+{
+    /* Static: the region is large. Only its header (the first page) is
+     * ever touched here; the rest stays untouched zero pages. */
+    static struct gm_usage u;
+    const size_t head = offsetof(struct gm_usage, dev);
+    memset(&u, 0, head);
     u.magic = GM_USAGE_MAGIC;
     u.version = GM_LAYOUT_VERSION;
     u.size = sizeof u;
@@ -82,9 +93,46 @@ int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mod
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&u.admin, &a);
     pthread_mutexattr_destroy(&a);
+
+    char tmp[4096];
+    int fd = open_tmp(dir, "usage", mode, tmp, sizeof tmp, err, errlen);
+    if (fd < 0)
+        return -1;
+    int rc = fallocate(fd, 0, 0, (off_t)sizeof u) < 0 ? errno : 0;
+    if (rc == EOPNOTSUPP || rc == ENOSYS) /* no fallocate on this filesystem */
+        rc = ftruncate(fd, (off_t)sizeof u) < 0 ? errno : 0;
+    if (rc != 0 || write_full(fd, &u, head, 0) < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(rc ? rc : errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    return publish(fd, tmp, dir, "usage", err, errlen);
+}
+
+static int create_limits(const char *dir, const struct gm_limits *l, char *err, size_t errlen)
+{
+    char tmp[4096];
+    int fd = open_tmp(dir, "limits", 0644, tmp, sizeof tmp, err, errlen);
+    if (fd < 0)
+        return -1;
+    if (write_full(fd, l, sizeof *l, 0) < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    return publish(fd, tmp, dir, "limits", err, errlen);
+}
+
+int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mode, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) < 0) {
+        snprintf(err, errlen, errno == EEXIST ? "group %s already exists" : "%s: %s", dir, strerror(errno));
+        return -1;
+    }
     /* usage first: a process that finds `limits` can rely on `usage`. */
-    if (create_file(dir, "usage", &u, sizeof u, usage_mode, err, errlen) < 0 ||
-        create_file(dir, "limits", l, sizeof *l, 0644, err, errlen) < 0) {
+    if (create_usage(dir, usage_mode, err, errlen) < 0 || create_limits(dir, l, err, errlen) < 0) {
         gm_group_remove(dir);
         return -1;
     }
@@ -93,11 +141,21 @@ int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mod
 
 int gm_group_remove(const char *dir)
 {
-    /* ld.so.preload and container: written by gpumem-runtime. */
-    static const char *files[] = {"limits",        "usage",     ".limits.tmp",    ".usage.tmp", "events",
-                                  "info",          "ld.so.preload", ".ld.so.preload.tmp", "container", ".container.tmp"};
+    /* The two files every group has, then the directory: that is all for a
+     * `gpumem run` group. Only when the directory is not yet empty, the
+     * rest of gpumem's own files: gpumem-runtime's (ld.so.preload,
+     * container) and what a creation that died left; anything else in it
+     * stays, and so does the directory. */
+    static const char *files[] = {"limits",     "usage",      "ld.so.preload", "container", ".limits.tmp",
+                                  ".usage.tmp", ".ld.so.preload.tmp", ".container.tmp", "events", "info"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (i == 2) {
+            if (rmdir(dir) == 0)
+                return 0;
+            if (errno == ENOENT)
+                return -1;
+        }
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         unlink(path);
     }

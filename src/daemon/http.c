@@ -1,10 +1,17 @@
 /* The HTTP side, on libmicrohttpd (one internal polling thread): GET or
  * HEAD /metrics collects a fresh snapshot and renders it; /healthz answers
  * "ok"; any other path is 404, any other method 405. Collection is
- * serialised with the interval loop (dm_collect_lock). */
+ * serialised with the interval loop (dm_collect_lock).
+ *
+ * libmicrohttpd is loaded (dlopen) when the daemon starts its server, not
+ * linked: it brings in gnutls and a dozen more libraries whose loading and
+ * initialisers every other gpumem command would pay at each start
+ * (docs/performance.md, "Start-up of the commands"). Its header still gives
+ * the types. */
 #include "daemon.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -12,6 +19,62 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The libmicrohttpd ABI this was built against (soname major 12 since
+ * 0.9.x); the unversioned name is a fallback for unusual installs. */
+static const char *const mhd_libs[] = {"libmicrohttpd.so.12", "libmicrohttpd.so"};
+
+_Static_assert(sizeof(void *) == sizeof(void (*)(void)), "dlsym results are function pointers");
+static struct {
+    struct MHD_Daemon *(*start_daemon)(unsigned int flags, uint16_t port, MHD_AcceptPolicyCallback apc,
+                                       void *apc_cls, MHD_AccessHandlerCallback dh, void *dh_cls, ...);
+    void (*stop_daemon)(struct MHD_Daemon *d);
+    const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *d, enum MHD_DaemonInfoType type, ...);
+    struct MHD_Response *(*create_response_from_buffer)(size_t size, void *buffer, enum MHD_ResponseMemoryMode mode);
+    enum MHD_Result (*add_response_header)(struct MHD_Response *r, const char *header, const char *content);
+    enum MHD_Result (*queue_response)(struct MHD_Connection *c, unsigned int status, struct MHD_Response *r);
+    void (*destroy_response)(struct MHD_Response *r);
+} mhd_api;
+
+/* Loads libmicrohttpd and finds its functions (once; left loaded). */
+static int mhd_load(char *err, size_t errlen)
+{
+    if (mhd_api.start_daemon)
+        return 0;
+    void *h = NULL;
+    const char *why = "";
+    for (size_t i = 0; i < sizeof mhd_libs / sizeof mhd_libs[0] && !h; i++)
+        if (!(h = dlopen(mhd_libs[i], RTLD_NOW | RTLD_LOCAL)) && i == 0) {
+            const char *e = dlerror();
+            why = e ? e : mhd_libs[i];
+        }
+    if (!h) {
+        snprintf(err, errlen, "cannot load libmicrohttpd, the HTTP server (Debian: libmicrohttpd12): %s", why);
+        return -1;
+    }
+    struct {
+        const char *name;
+        void *fn; /* the member (a function pointer) to fill */
+    } fns[] = {
+        {"MHD_start_daemon", &mhd_api.start_daemon},
+        {"MHD_stop_daemon", &mhd_api.stop_daemon},
+        {"MHD_get_daemon_info", &mhd_api.get_daemon_info},
+        {"MHD_create_response_from_buffer", &mhd_api.create_response_from_buffer},
+        {"MHD_add_response_header", &mhd_api.add_response_header},
+        {"MHD_queue_response", &mhd_api.queue_response},
+        {"MHD_destroy_response", &mhd_api.destroy_response},
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        void *sym = dlsym(h, fns[i].name);
+        if (!sym) {
+            snprintf(err, errlen, "libmicrohttpd has no %s", fns[i].name);
+            memset(&mhd_api, 0, sizeof mhd_api);
+            return -1;
+        }
+        memcpy(fns[i].fn, &sym, sizeof sym); /* POSIX: a data pointer converts to a function pointer */
+    }
+    return 0;
+}
 
 static struct MHD_Daemon *mhd;
 static const char *state_dir;
@@ -80,18 +143,18 @@ bad:
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
                              size_t len, int must_free)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body,
+    struct MHD_Response *r = mhd_api.create_response_from_buffer(len, body,
                                                              must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         if (must_free)
             free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    mhd_api.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+        mhd_api.add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = mhd_api.queue_response(c, status, r);
+    mhd_api.destroy_response(r);
     return ret;
 }
 
@@ -148,24 +211,26 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 int dm_http_start(const struct sockaddr_storage *ss, const char *dir, char *err, size_t errlen)
 {
     state_dir = dir;
+    if (mhd_load(err, errlen) < 0)
+        return -1;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ss->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
-    mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+    mhd = mhd_api.start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                            MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss, MHD_OPTION_CONNECTION_TIMEOUT,
                            (unsigned int)10, MHD_OPTION_END);
     if (!mhd) {
         snprintf(err, errlen, "cannot listen: %s", errno ? strerror(errno) : "libmicrohttpd refused to start");
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = mhd_api.get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
     return info ? info->port : 0;
 }
 
 void dm_http_stop(void)
 {
     if (mhd)
-        MHD_stop_daemon(mhd);
+        mhd_api.stop_daemon(mhd);
     mhd = NULL;
 }

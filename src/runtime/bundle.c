@@ -102,7 +102,9 @@ json_t *rt_bundle_load(const char *bundle, char *err, size_t errlen)
 }
 
 /* Written next to the original and renamed over it: the real runtime reads
- * either the old file or the new one, never half of one. */
+ * either the old file or the new one, never half of one. Not fsynced: the
+ * real runtime reads it from the page cache at once, and a bundle does not
+ * outlive a crash of the machine in any use (the engine makes it afresh). */
 int rt_bundle_save(const char *bundle, json_t *cfg, char *err, size_t errlen)
 {
     char path[4200], tmp[4300];
@@ -114,8 +116,6 @@ int rt_bundle_save(const char *bundle, json_t *cfg, char *err, size_t errlen)
         return -1;
     }
     int rc = json_dumpfd(cfg, fd, JSON_COMPACT);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -1;
     if (close(fd) < 0)
         rc = -1;
     if (rc < 0 || rename(tmp, path) < 0) {
@@ -152,7 +152,9 @@ int rt_write_record(const char *group_dir, const char *id, const char *bundle, c
     }
     /* runc's default root; crun's differs, and the bundle tells anyway. */
     fprintf(f, "id=%s\nbundle=%s\nstate=%s/%s\n", id, abs_bundle, root && *root ? root : "/run/runc", id);
-    int bad = fflush(f) != 0 || fsync(fileno(f)) < 0;
+    /* No fsync: the group directory describes a live container (see
+     * gm_group_create). */
+    int bad = fflush(f) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* Errors go to stderr and, when the engine gave one, to the --log file in
  * its format: containerd reads the last error from there and Docker shows
@@ -163,16 +166,13 @@ int main(int argc, char **argv)
             /* Wait for the real runtime, so a create that fails there
              * leaves no group behind either. */
             fflush(NULL);
-            pid_t pid = fork();
-            if (pid < 0) {
-                fail_msg(&a, "fork: %s", strerror(errno));
+            /* posix_spawn: vfork-like, cheaper than fork + exec. */
+            pid_t pid;
+            int err_spawn = posix_spawn(&pid, c.runtime, NULL, NULL, argv, environ);
+            if (err_spawn != 0) {
+                fail_msg(&a, "%s: %s", c.runtime, strerror(err_spawn));
                 remove_group(dir);
-                return 1;
-            }
-            if (pid == 0) {
-                execv(c.runtime, argv);
-                fprintf(stderr, "gpumem-runtime: %s: %s\n", c.runtime, strerror(errno));
-                _exit(127);
+                return 127;
             }
             int status;
             while (waitpid(pid, &status, 0) < 0)
