@@ -3,38 +3,54 @@
 # non-free component and unpacks them into a directory of their own, without
 # installing anything: the rest of the system (and the test suite) keeps the
 # simulated driver. tests/integration/realdrv_lookups.sh and abi_nvml_h.sh use
-# them. Without a GPU the driver loads and answers cuGetProcAddress.
+# them, and tests/integration/nvidia_smi.sh runs NVIDIA's nvidia-smi on the
+# simulated GPU. Without a GPU the driver loads and answers cuGetProcAddress.
 #
 #   tools/fetch-nvidia-driver.sh [DEST]
 #
 # DEST (default $GPUMEM_NVIDIA_DIR, else /var/cache/gpumem/nvidia) receives
 #   lib/      libcuda.so.1, libnvidia-ml.so.1 (and their versioned files)
 #   include/  nvml.h
+#   bin/      nvidia-smi
 #   VERSION   the packages unpacked, one "name version suite" a line
-# Nothing is done when DEST already holds them. Packages: libcuda1 and
+# Nothing is done when DEST already holds them; when it holds all but
+# nvidia-smi, only nvidia-smi is fetched and added. Packages: libcuda1 and
 # libnvidia-ml1, the driver, from $GPUMEM_NVIDIA_SUITE (default bookworm:
-# 535; trixie: 550), and libnvidia-ml-dev (nvml.h) from
+# 535; trixie: 550), libnvidia-ml-dev (nvml.h) from
 # $GPUMEM_NVIDIA_HEADER_SUITE (default trixie: CUDA 12.4's, bookworm's is
-# 11.8's). apt reads a sources list of its own (the non-free component of
-# those suites) and keeps its lists in a temporary directory: the system's
-# apt sources and state are not touched.
+# 11.8's), and nvidia-smi from $GPUMEM_NVIDIA_SMI_SUITE (default trixie:
+# 550.163.01, which needs glibc 2.34 and runs on Debian 12; it is run against
+# the simulated NVML, never the fetched one). apt reads a sources list of its
+# own (the non-free component of those suites) and keeps its lists in a
+# temporary directory: the system's apt sources and state are not touched.
 set -euo pipefail
 
 dest=${1:-${GPUMEM_NVIDIA_DIR:-/var/cache/gpumem/nvidia}}
 suite=${GPUMEM_NVIDIA_SUITE:-bookworm}
 header_suite=${GPUMEM_NVIDIA_HEADER_SUITE:-trixie}
+smi_suite=${GPUMEM_NVIDIA_SMI_SUITE:-trixie}
 mirror=${GPUMEM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=("libcuda1/$suite" "libnvidia-ml1/$suite" "libnvidia-ml-dev/$header_suite")
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 case "${1:-}" in
--h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 
+have_driver=0 have_smi=0
 if [ -e "$dest/lib/libcuda.so.1" ] && [ -e "$dest/lib/libnvidia-ml.so.1" ] && [ -f "$dest/include/nvml.h" ] &&
     [ -f "$dest/VERSION" ]; then
+    have_driver=1
+fi
+[ -x "$dest/bin/nvidia-smi" ] && have_smi=1
+if [ $have_driver = 1 ] && [ $have_smi = 1 ]; then
     echo "fetch-nvidia-driver.sh: already in $dest ($(tr '\n' ' ' <"$dest/VERSION"))"
     exit 0
+fi
+packages=("nvidia-smi/$smi_suite")
+suites=("$smi_suite")
+if [ $have_driver = 0 ]; then
+    packages+=("libcuda1/$suite" "libnvidia-ml1/$suite" "libnvidia-ml-dev/$header_suite")
+    suites+=("$suite" "$header_suite")
 fi
 for tool in apt-get dpkg-deb; do
     command -v "$tool" >/dev/null || { echo "fetch-nvidia-driver.sh: $tool not found (Debian only)" >&2; exit 1; }
@@ -44,7 +60,7 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpumem-nvidia.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
-for s in $(printf '%s\n' "$suite" "$header_suite" | sort -u); do
+for s in $(printf '%s\n' "${suites[@]}" | sort -u); do
     echo "deb [signed-by=$keyring] $mirror $s non-free"
 done >"$work/sources.list"
 : >"$work/status"
@@ -65,9 +81,30 @@ fi
 for deb in "$work"/debs/*.deb; do
     dpkg-deb -x "$deb" "$work/root"
     pkg=$(dpkg-deb -f "$deb" Package)
-    from=$suite; [ "$pkg" = libnvidia-ml-dev ] && from=$header_suite
+    from=$suite; [ "$pkg" = libnvidia-ml-dev ] && from=$header_suite; [ "$pkg" = nvidia-smi ] && from=$smi_suite
     echo "$pkg $(dpkg-deb -f "$deb" Version) $from" >>"$work/VERSION"
 done
+
+# nvidia-smi: Debian installs it as /usr/lib/nvidia/current/nvidia-smi (the
+# alternatives link /usr/bin/nvidia-smi to it).
+smi=$(find "$work/root/usr/lib" -type f -name nvidia-smi -path '*nvidia/current/*' | head -1)
+if [ -z "$smi" ]; then
+    echo "fetch-nvidia-driver.sh: no nvidia-smi in the nvidia-smi package" >&2
+    exit 1
+fi
+if [ $have_driver = 1 ]; then
+    # Only nvidia-smi was missing: add it beside what is there.
+    rm -rf "$dest/bin.new"
+    mkdir -p "$dest/bin.new"
+    cp "$smi" "$dest/bin.new/nvidia-smi"
+    rm -rf "$dest/bin"
+    mv "$dest/bin.new" "$dest/bin"
+    grep -v '^nvidia-smi ' "$dest/VERSION" >"$work/VERSION.all" || true
+    cat "$work/VERSION" >>"$work/VERSION.all"
+    cp "$work/VERSION.all" "$dest/VERSION.new" && mv "$dest/VERSION.new" "$dest/VERSION"
+    echo "fetch-nvidia-driver.sh: added $dest/bin/nvidia-smi: $(tr '\n' ' ' <"$work/VERSION")"
+    exit 0
+fi
 
 # Debian installs the libraries under /usr/lib/<triplet>/nvidia/current/ and
 # points the usual names at them with alternatives, which dpkg-deb -x does
@@ -78,8 +115,9 @@ if [ -z "$libdir" ]; then
     exit 1
 fi
 rm -rf "$dest.new"
-mkdir -p "$dest.new/lib" "$dest.new/include"
+mkdir -p "$dest.new/lib" "$dest.new/include" "$dest.new/bin"
 cp -a "$libdir"/. "$dest.new/lib/"
+cp "$smi" "$dest.new/bin/nvidia-smi"
 for so in libcuda libnvidia-ml; do
     if [ ! -e "$dest.new/lib/$so.so.1" ]; then
         real=$(cd "$dest.new/lib" && ls "$so".so.[0-9]*.* 2>/dev/null | head -1)

@@ -204,6 +204,29 @@ nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfo_t *pci) { ret
 nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t *pci) { return get_pci_info(device, pci, 2); }
 nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) { return get_pci_info(device, pci, 3); }
 
+/* The versioned form nvidia-smi 550 reads the bus id from; class 03/02, a 3D
+ * controller, as datacenter GPUs are. */
+nvmlReturn_t nvmlDeviceGetPciInfoExt(nvmlDevice_t device, struct nvml_sim_pci_info_ext *pci)
+{
+    const struct sim_device_info *d;
+    nvmlReturn_t r = nvml_sim_lookup(device, &d, NULL);
+    if (r != NVML_SUCCESS)
+        return r;
+    if (pci == NULL)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (pci->version != NVML_SIM_PCI_INFO_EXT_V1)
+        return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    pci->domain = d->pci_domain;
+    pci->bus = d->pci_bus;
+    pci->device = d->pci_device;
+    pci->pciDeviceId = combined_device_id(d);
+    pci->pciSubSystemId = d->pci_subsystem_id;
+    pci->baseClass = 0x03;
+    pci->subClass = 0x02;
+    snprintf(pci->busId, sizeof pci->busId, NVML_DEVICE_PCI_BUS_ID_FMT, d->pci_domain, d->pci_bus, d->pci_device);
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *minor)
 {
     const struct sim_device_info *d;

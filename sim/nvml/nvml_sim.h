@@ -19,9 +19,42 @@ GPUMEM_NVML_ENTRY_POINTS(NVML_SIM_PROTO_)
 #undef NVML_SIM_PROTO_
 NVML_EXPORT const char *nvmlErrorString(nvmlReturn_t result);
 
-/* What a real r580 driver with CUDA 13.0 reports. */
-#define NVML_SIM_DRIVER_VERSION "580.95.05"
+/* nvmlPciInfoExt_v1_t of NVIDIA's nvml.h (CUDA 12.4 on), which our header
+ * does not declare: the caller sets version = NVML_SIM_PCI_INFO_EXT_V1. */
+struct nvml_sim_pci_info_ext {
+    unsigned int version;
+    unsigned int domain, bus, device;
+    unsigned int pciDeviceId, pciSubSystemId;
+    unsigned int baseClass, subClass;
+    char busId[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
+};
+#define NVML_SIM_PCI_INFO_EXT_V1 ((unsigned int)(sizeof(struct nvml_sim_pci_info_ext) | (1u << 24)))
+
+/* The rest of what nvidia-smi looks up (sim/nvml/entries.def). */
+#define NVML_SIM_ENTRY(name, params) NVML_EXPORT nvmlReturn_t name params;
+#define NVML_SIM_STUB(name) NVML_EXPORT nvmlReturn_t name(void);
+#include "entries.def"
+#undef NVML_SIM_ENTRY
+#undef NVML_SIM_STUB
+
+/* NVIDIA's private entry point behind which nvidia-smi finds a table of
+ * functions (sim/nvml/export_table.c). */
+NVML_EXPORT nvmlReturn_t nvmlInternalGetExportTable(const void **table, const unsigned char *id);
+
+/* The driver version reported when GPUMEM_SIM_DRIVER_VERSION does not say
+ * otherwise: the one of Debian's nvidia-smi (550.163.01, trixie), which runs
+ * on Debian 12 and which the tests use. The CUDA version is the simulated
+ * libcuda.so.1's (cuDriverGetVersion), whatever the driver version says. */
+#define NVML_SIM_DRIVER_VERSION "550.163.01"
 #define NVML_SIM_CUDA_VERSION   13000
+
+/* The driver version this process reports: GPUMEM_SIM_DRIVER_VERSION when it
+ * is a dotted version of digits (at most 31 characters), else the default. */
+const char *nvml_sim_driver_version(void);
+
+/* The process's command as nvidia-smi shows it (argv[0]), cropped to
+ * `length`: NVML_SUCCESS, or NVML_ERROR_NOT_FOUND when the pid is gone. */
+nvmlReturn_t nvml_sim_process_name(unsigned int pid, char *name, unsigned int length);
 
 /* A device handle points at one of these; the index is the NVML index, which
  * is also the simulated CUDA ordinal (NVML, like the real one, ignores

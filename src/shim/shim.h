@@ -179,6 +179,9 @@ void shim_view(int gd, uint64_t *free, uint64_t *total);
 #define HOOK(sym, nm, ver, ptds) extern __typeof__(*(PFN_##nm##_v##ver)0) sym __attribute__((visibility("default")));
 #include "hooked.def"
 #undef HOOK
+/* NVIDIA's private entry point to NVML's function tables (hooks_nvml.c);
+ * include/gpumem/nvml.h declares only public entry points. */
+typedef nvmlReturn_t (*PFN_nvmlInternalGetExportTable)(const void **table, const unsigned char *id);
 #define NVML_HOOK(sym) extern __typeof__(*(PFN_##sym)0) sym __attribute__((visibility("default")));
 #include "nvml_hooked.def"
 #undef NVML_HOOK

@@ -13,7 +13,9 @@
 #   3. signatures: each GPUMEM_NVML_ENTRY_POINTS entry and nvmlErrorString
 #      against NVIDIA's prototype of the same name (nvml.h compiled with
 #      NVML_NO_UNVERSIONED_FUNC_DEFS, so every exported name is declared as
-#      itself).
+#      itself);
+#   4. the same for the simulator's NVML_SIM_ENTRY rows (sim/nvml/entries.def:
+#      what nvidia-smi needs beyond our header).
 set -u
 cd "${GPUMEM_TOP:-$(dirname "$0")/../..}"
 CC=${CC:-cc}
@@ -118,5 +120,40 @@ else
         echo "FAIL abi_nvml_h/entry_points: $bad"
     else
         echo "ok abi_nvml_h/entry_points ($("$tmp/ep" | wc -l) match $nvml_h)"
+    fi
+fi
+
+# 4. the simulator's own entry points (sim/nvml/entries.def, what nvidia-smi
+# needs beyond our header): each NVML_SIM_ENTRY against NVIDIA's prototype.
+# NVIDIA's enums are passed as unsigned int (compatible types for GCC and
+# clang, whose enums without negative constants are unsigned int); the two
+# opaque types the simulator spells its own way are renamed first.
+sed -n 's/^NVML_SIM_ENTRY(\(nvml[A-Za-z0-9_]*\), *\((.*)\))$/\1\t\2/p' sim/nvml/entries.def |
+    sed -e 's/struct nvml_sim_pci_info_ext \*/nvmlPciInfoExt_t */' -e 's/^\(nvmlEventSetCreate\t\)(void \*\*/\1(nvmlEventSet_t */' \
+        -e 's/^\(nvmlEventSetFree\t\)(void \*/\1(nvmlEventSet_t /' >"$tmp/sim_entries.txt"
+{
+    echo '#define NVML_NO_UNVERSIONED_FUNC_DEFS'
+    echo '#include <stdio.h>'
+    echo '#include <nvml.h>'
+    while IFS=$'\t' read -r name params; do
+        echo "typedef nvmlReturn_t (*GPUMEM_SIM_$name)$params;"
+    done <"$tmp/sim_entries.txt"
+    echo 'int main(void) {'
+    cut -f1 "$tmp/sim_entries.txt" | while read -r name; do
+        echo "    printf(\"%s %d\\n\", \"$name\", __builtin_types_compatible_p(GPUMEM_SIM_$name, __typeof__(&$name)));"
+    done
+    echo '    return 0;'
+    echo '}'
+} >"$tmp/sim_ep.c"
+if [ "$(wc -l <"$tmp/sim_entries.txt")" -lt 20 ]; then
+    echo "FAIL abi_nvml_h/sim_entry_points: could not read sim/nvml/entries.def"
+elif ! $CC $CFLAGS_ABI -I"$tmp/nv" "$tmp/sim_ep.c" -o "$tmp/sim_ep" 2>"$tmp/sim_ep.err"; then
+    echo "FAIL abi_nvml_h/sim_entry_points: does not compile: $(grep -o 'error: .*' "$tmp/sim_ep.err" | head -5 | tr '\n' ' ')"
+else
+    bad=$("$tmp/sim_ep" | awk '$2 != 1 { printf "%s%s", sep, $1; sep = ", " }')
+    if [ -n "$bad" ]; then
+        echo "FAIL abi_nvml_h/sim_entry_points: signature differs from NVIDIA's: $bad"
+    else
+        echo "ok abi_nvml_h/sim_entry_points ($("$tmp/sim_ep" | wc -l) match $nvml_h)"
     fi
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The simulated libnvidia-ml.so.1 exports exactly the entry points of
-# GPUMEM_NVML_ENTRY_POINTS (include/gpumem/nvml.h) plus nvmlErrorString, as
+# GPUMEM_NVML_ENTRY_POINTS (include/gpumem/nvml.h), those of
+# sim/nvml/entries.def, nvmlErrorString and nvmlInternalGetExportTable, as
 # listed in sim/nvml/libnvidia-ml.map: nothing internal leaks (the sim_*
 # state functions stay hidden) and nothing is missing.
 set -u
@@ -17,6 +18,8 @@ trap 'rm -rf "$tmp"' EXIT
     printf '#include "gpumem/nvml.h"\n#define X(name, params) name\nGPUMEM_EXPORTS_BEGIN GPUMEM_NVML_ENTRY_POINTS(X)\n' |
         cc -E -P -Iinclude -x c - | sed -n '/GPUMEM_EXPORTS_BEGIN/,$p' | tr ' ' '\n' | grep '^nvml'
     echo nvmlErrorString
+    echo nvmlInternalGetExportTable
+    grep -oE '^NVML_SIM_(ENTRY|STUB)\(nvml[A-Za-z0-9_]+' sim/nvml/entries.def | sed 's/.*(//'
 } | sort -u >"$tmp/header"
 grep -oE '^[[:space:]]+nvml[A-Za-z0-9_]+;' sim/nvml/libnvidia-ml.map | tr -d ' ;' | sort -u >"$tmp/map"
 nm -D --defined-only "$lib" | awk '$2 ~ /^[TtWwDdBbRrVvi]$/ { print $3 }' | sed 's/@.*//' | sort -u >"$tmp/lib"

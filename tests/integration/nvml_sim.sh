@@ -43,3 +43,9 @@ machine h200_a100 GPUMEM_SIM_DEVICES=H200:141G,A100:40G GPUMEM_SIM_CTX_OVERHEAD=
 machine eight_gpus GPUMEM_SIM_DEVICES=8x80G GPUMEM_SIM_CTX_OVERHEAD=500M \
     NVML_EXPECT_COUNT=8 NVML_EXPECT_TOTALS="$(printf "$((80 * GiB)) %.0s" 1 2 3 4 5 6 7 8)" \
     NVML_EXPECT_CTX=$((500 * MiB))
+# The driver version is settable; NVML's version follows it (13.x from r580).
+machine r580 GPUMEM_SIM_DRIVER_VERSION=580.95.05 NVML_CLIENT_DRIVER_VERSION=580.95.05 \
+    NVML_CLIENT_NVML_VERSION=13.580.95.05 NVML_EXPECT_COUNT=1 NVML_EXPECT_TOTALS=$((16 * GiB))
+# A value that is not a version is reported on stderr and the default kept.
+machine bad_version GPUMEM_SIM_DRIVER_VERSION='550;rm' NVML_EXPECT_COUNT=1 NVML_EXPECT_TOTALS=$((16 * GiB)) |
+    grep -v "^gpumem sim: GPUMEM_SIM_DRIVER_VERSION='550;rm' is not a version"
