@@ -118,7 +118,7 @@ $(SIMCUDA_UNNAMED): $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) sim/cuda/libcuda.map Ma
 	$(CC) -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic-functions \
 	    -Wl,--version-script=$@.map $(LDSAN) -o $@ $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
 
-$(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
+$(call obj,$(CLI_SRC) $(DAEMON_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
 $(CLI): $(call obj,$(CLI_SRC) $(DAEMON_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd -ljansson -lm
