@@ -66,9 +66,9 @@ expect_in prometheus_loads_compat_rules '"name":"DCGM_FI_DEV_FB_USED"' "$got"
 # Own series: the build and each device's model and host.
 prom_wait 'gpumem_build_info' || fail prometheus_build_info "$PROM_GOT"
 expect_in prometheus_build_info_version '"version":"' "$PROM_GOT"
-expect_in prometheus_build_info_hostname "\"hostname\":\"$(hostname)\"" "$PROM_GOT"
+expect_in prometheus_build_info_hostname "\"hostname\":\"$(uname -n)\"" "$PROM_GOT"
 prom_wait 'gpumem_device_info{gpu="0"}' || fail prometheus_device_info "$PROM_GOT"
-expect_in prometheus_device_info_host "\"hostname\":\"$(hostname)\"" "$PROM_GOT"
+expect_in prometheus_device_info_host "\"hostname\":\"$(uname -n)\"" "$PROM_GOT"
 model=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1])["data"]["result"]; print(r[0]["metric"].get("model",""))' "$PROM_GOT" 2>/dev/null)
 [ -n "$model" ] && ok prometheus_device_model || fail prometheus_device_model "no model label: $PROM_GOT"
 
@@ -79,7 +79,7 @@ expect_in prometheus_hami_usage_value "\"$((328 * M))\"" "$PROM_GOT"
 expect_in prometheus_hami_usage_labels '"vdeviceid":"0"' "$PROM_GOT"
 prom_wait 'vGPU_device_memory_limit_in_bytes{group="promg",deviceuuid=~"GPU-.+"}' || fail prometheus_hami_limit "$PROM_GOT"
 expect_in prometheus_hami_limit_value "\"$G\"" "$PROM_GOT"
-prom_wait "DCGM_FI_DEV_FB_USED{gpu=\"0\",Hostname=\"$(hostname)\",modelName=\"$model\",device=\"nvidia0\"}" ||
+prom_wait "DCGM_FI_DEV_FB_USED{gpu=\"0\",Hostname=\"$(uname -n)\",modelName=\"$model\",device=\"nvidia0\"}" ||
     fail prometheus_dcgm_fb_used "$PROM_GOT"
 prom_wait 'DCGM_FI_DEV_FB_TOTAL{gpu="0"}' || fail prometheus_dcgm_fb_total "$PROM_GOT"
 expect_in prometheus_dcgm_fb_total_mib '"16384"' "$PROM_GOT"
