@@ -118,7 +118,7 @@ $(SIMCUDA_UNNAMED): $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) sim/cuda/libcuda.map Ma
 	$(CC) -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic-functions \
 	    -Wl,--version-script=$@.map $(LDSAN) -o $@ $(call obj,$(SIMCU_SRC) $(SIMC_SRC)) $(LDLIBS) -lrt
 
-$(call obj,$(CLI_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
+$(call obj,$(CLI_SRC) $(DAEMON_SRC)): CFLAGS += -DGPUMEM_VERSION=\"0.1.0\"
 # libmicrohttpd is not linked: `gpumem daemon` loads it when it starts
 # (src/daemon/http.c), so no other command pays for gnutls & co at start-up.
 $(CLI): $(call obj,$(CLI_SRC) $(DAEMON_SRC) $(COMMON_SRC))

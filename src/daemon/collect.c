@@ -222,6 +222,9 @@ static void read_one(const char *name, const char *dir, void *ctx)
 static void collect(struct dm_snapshot *s, const char *state_dir, int reclaim, int procs)
 {
     memset(s, 0, sizeof *s);
+    if (gethostname(s->hostname, sizeof s->hostname) < 0)
+        s->hostname[0] = '\0';
+    s->hostname[sizeof s->hostname - 1] = '\0';
     s->nvml = dm_nvml_available();
     s->ndevs = dm_nvml_read(s->devs, DM_MAX_NVML_DEVS);
     struct collect_pass pass = {s, reclaim, procs};

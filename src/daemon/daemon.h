@@ -40,6 +40,7 @@ struct dm_proc {
 struct dm_device {
     unsigned int index;                 /* as NVML and nvidia-smi number it */
     char uuid[GM_UUID_LEN];             /* "GPU-..." lower case */
+    char name[96];                      /* model name (nvmlDeviceGetName); "" when unknown */
     int mem_ok;                         /* total/used/free valid */
     unsigned long long total, used, free;
     int procs_ok;                       /* procs valid */
@@ -111,6 +112,7 @@ struct dm_snapshot {
     struct dm_device devs[DM_MAX_NVML_DEVS];
     int ndevs;
     int nvml;                           /* NVML was readable */
+    char hostname[256];                 /* gethostname(2); "" when it fails */
     int ngroups;                        /* groups read */
     struct dm_bad *bad;                 /* groups skipped: corrupt or unreadable */
     size_t nbad, capbad;

@@ -6,6 +6,10 @@
 
 #include <string.h>
 
+#ifndef GPUMEM_VERSION /* the Makefile defines it */
+#define GPUMEM_VERSION "unknown"
+#endif
+
 static void family(struct gbuf *b, const char *name, const char *type, const char *help)
 {
     gbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -78,6 +82,24 @@ static void device_family(struct gbuf *b, const struct dm_snapshot *s, const cha
     }
 }
 
+/* One series per NVML device, value 1, naming its model and the host: joined
+ * onto the device and group series by (gpu, uuid) where a query needs them
+ * (the dcgm-exporter names in deploy/prometheus/gpumem-compat.yml do). */
+static void device_info(struct gbuf *b, const struct dm_snapshot *s)
+{
+    family(b, "gpumem_device_info", "gauge", "1 for each device NVML lists, with its model name and the host's name.");
+    for (int i = 0; i < s->ndevs; i++) {
+        const struct dm_device *d = &s->devs[i];
+        gbuf_printf(b, "gpumem_device_info{gpu=\"%u\",uuid=\"", d->index);
+        gbuf_label(b, d->uuid);
+        gbuf_puts(b, "\",model=\"");
+        gbuf_label(b, d->name);
+        gbuf_puts(b, "\",hostname=\"");
+        gbuf_label(b, s->hostname);
+        gbuf_puts(b, "\"} 1\n");
+    }
+}
+
 void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s)
 {
     group_family(b, s, "gpumem_group_limit_bytes", "gauge",
@@ -104,6 +126,13 @@ void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s)
     device_family(b, s, "gpumem_device_free_bytes", "Free memory of the device (NVML).", D_FREE);
     device_family(b, s, "gpumem_device_granted_limit_bytes",
                   "Sum of the limits of every group that may allocate on the device.", D_GRANTED);
+    device_info(b, s);
+    family(b, "gpumem_build_info", "gauge", "1, with the daemon's version and the name of the host it runs on.");
+    gbuf_puts(b, "gpumem_build_info{version=\"");
+    gbuf_label(b, GPUMEM_VERSION);
+    gbuf_puts(b, "\",hostname=\"");
+    gbuf_label(b, s->hostname);
+    gbuf_puts(b, "\"} 1\n");
     family(b, "gpumem_groups", "gauge", "Groups read on this scrape.");
     gbuf_printf(b, "gpumem_groups %d\n", s->ngroups);
     family(b, "gpumem_groups_skipped", "gauge",

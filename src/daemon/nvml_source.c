@@ -15,6 +15,7 @@ static struct {
     PFN_nvmlDeviceGetCount_v2 count;
     PFN_nvmlDeviceGetHandleByIndex_v2 by_index;
     PFN_nvmlDeviceGetUUID uuid;
+    PFN_nvmlDeviceGetName name;         /* optional: the model name label */
     PFN_nvmlDeviceGetMemoryInfo mem;
     PFN_nvmlDeviceGetComputeRunningProcesses_v3 procs_v3;
     PFN_nvmlDeviceGetComputeRunningProcesses procs_v1;
@@ -37,6 +38,7 @@ int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
     nv.count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
     nv.by_index = (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
     nv.uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
+    nv.name = (PFN_nvmlDeviceGetName)dlsym(h, "nvmlDeviceGetName");
     nv.mem = (PFN_nvmlDeviceGetMemoryInfo)dlsym(h, "nvmlDeviceGetMemoryInfo");
     nv.procs_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
     if (!nv.procs_v3) /* _v2 has the same entry layout */
@@ -118,6 +120,9 @@ int dm_nvml_read(struct dm_device *devs, int max)
                 if (*c >= 'A' && *c <= 'F')
                     *c = (char)(*c + 32);
         d->index = i;
+        if (!nv.name || nv.name(h, d->name, sizeof d->name) != NVML_SUCCESS)
+            d->name[0] = '\0';
+        d->name[sizeof d->name - 1] = '\0';
         nvmlMemory_t m;
         if (nv.mem(h, &m) == NVML_SUCCESS) {
             d->mem_ok = 1;
