@@ -275,7 +275,7 @@ install: $(CLI) $(RUNTIME) $(SHIM) $(SIMCUDA) $(SIMNVML)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
-	-rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null
+	rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null || true
 
 # The package: what `make install PREFIX=/usr` lays out, plus DEBIAN/control.
 # Depends: the libraries the binaries link (glibc at the newest symbol
