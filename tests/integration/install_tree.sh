@@ -68,6 +68,10 @@ grep -qx "ExecStart=/usr/bin/gpumem daemon --listen 127.0.0.1:9400" "$root/usr/l
     ok systemd_unit_runs_installed_gpumem || fail systemd_unit_runs_installed_gpumem "$(cat "$root/usr/lib/systemd/system/gpumem-daemon.service")"
 out=$(bash -c '. "$1"; COMP_WORDS=(gpumem in); COMP_CWORD=1; _gpumem; echo "${COMPREPLY[*]}"' _ "$root/usr/share/bash-completion/completions/gpumem" 2>&1)
 [ "$out" = "inspect install" ] && ok bash_completion || fail bash_completion "$out"
+"$bin/gpumem" run --sim --name cmpl-job --keep -- true
+out=$(PATH="$bin:$PATH" bash -c '. "$1"; COMP_WORDS=(gpumem limit cmpl-); COMP_CWORD=2; _gpumem; echo "${COMPREPLY[*]}"' _ \
+    "$root/usr/share/bash-completion/completions/gpumem" 2>&1)
+[ "$out" = "cmpl-job" ] && ok bash_completion_groups || fail bash_completion_groups "$out"
 
 out=$(make -s --no-print-directory -C "$TOP" uninstall BUILD="$BUILD" DESTDIR="$root" PREFIX=/usr 2>&1)
 left=$(cd "$root" && find . -mindepth 1 ! -type d; find . -path '*gpumem*')
