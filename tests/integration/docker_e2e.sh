@@ -2,7 +2,8 @@
 # every process of a container (docker exec included), read-only from inside,
 # visible and changeable from the host, gone with the container; the mounted
 # group wins over GPUMEM_GROUP_DIR naming a forged one; containers
-# without a limit untouched; bad limits refused with a clear message.
+# without a limit untouched; bad limits refused with a clear message; the
+# runtime's sim mode (the simulated driver and its state mounted in).
 . tests/integration/lib.sh
 . tests/docker/engine.sh
 export GPUMEM_SIM_CTX_OVERHEAD=64M
@@ -82,11 +83,18 @@ for i in $(seq 50); do [ -e "$GPUMEM_STATE_DIR/$short" ] || break; sleep 0.1; do
 out=$(docker run --rm "${GPU[@]}" "$IMG" sh -c 'test ! -e /etc/ld.so.preload && ! grep -e /run/gpumem -e libgpumem /proc/self/mountinfo && echo untouched' 2>&1)
 expect_in no_limit_untouched "untouched" "$out"
 
+before=$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)
+out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=lots "$IMG" true 2>&1); rc=$?
+case "$out" in *gpumem*NVIDIA_GPU_MEMORY_LIMIT*lots*) [ $rc != 0 ] && ok bad_limit_refused || fail bad_limit_refused "started: $out" ;;
+*) fail bad_limit_refused "message: $out" ;; esac
+[ "$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)" = "$before" ] && ok bad_limit_leaves_nothing || fail bad_limit_leaves_nothing "$(ls "$GPUMEM_STATE_DIR")"
+
 # Sim mode (runtime.conf "sim = on"): an image without the simulated driver,
 # no -v, no GPUMEM_SIM_STATE: gpumem-runtime mounts the driver and the
-# host's simulated-GPU state in, so the container's allocations land on the
-# host's simulated GPU. Registered as a second runtime whose wrapper names
-# its own runtime.conf (dockerd's /etc/gpumem is left alone).
+# host's simulated-GPU state directory in, and the container's simulated
+# driver keeps its state there. Registered as a second runtime whose wrapper names
+# its own runtime.conf (dockerd's /etc/gpumem is left alone). Last: reloading
+# daemon.json drops a "gpumem" that dockerd only kept from an earlier load.
 simrt="gpumem-sim-$$" simstate="$T/simshared"
 printf '#!/bin/sh\nGPUMEM_RUNTIME_CONFIG=%s exec %s "$@"\n' "$T/sim.conf" "$RT" >"$T/sim-runtime"
 chmod 755 "$T/sim-runtime" "$T"
@@ -128,10 +136,4 @@ if GPUMEM_IMAGE_NO_SIM=1 tests/docker/build-image.sh "$TOP/$BUILD" "$IMG-nosim";
 else
     fail sim_mode_image "build-image.sh (no sim) failed"
 fi
-
-before=$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)
-out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=lots "$IMG" true 2>&1); rc=$?
-case "$out" in *gpumem*NVIDIA_GPU_MEMORY_LIMIT*lots*) [ $rc != 0 ] && ok bad_limit_refused || fail bad_limit_refused "started: $out" ;;
-*) fail bad_limit_refused "message: $out" ;; esac
-[ "$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)" = "$before" ] && ok bad_limit_leaves_nothing || fail bad_limit_leaves_nothing "$(ls "$GPUMEM_STATE_DIR")"
 exit 0
