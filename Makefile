@@ -8,6 +8,8 @@
 #   make CC=clang     build with clang, into build-clang/ (and so on: build-clang-san/)
 #   make WERROR=1     treat warnings as errors (CI does)
 #   make bench        run the benchmarks in bench/
+#   make install      install under PREFIX (/usr/local), into DESTDIR if set; make uninstall
+#   make deb          a Debian package, build/gpumem_VERSION_ARCH.deb
 #
 # No configure step and no CUDA toolkit needed: gpumem declares the driver and
 # NVML types it uses in include/gpumem/.
@@ -39,7 +41,10 @@ ifeq ($(TSAN),1)
 CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
 LDSAN = -fsanitize=thread
 endif
-CFLAGS  += $(CFLAGS_BASE)
+# The user's CFLAGS and CPPFLAGS (environment or command line) come after
+# ours, so that theirs win (make CFLAGS=-O0); their LDFLAGS go to every link.
+override CFLAGS := $(CFLAGS_BASE) $(CPPFLAGS) $(CFLAGS)
+LDSAN   += $(LDFLAGS)
 LDLIBS  += -ldl -lpthread
 
 COMMON_SRC := $(wildcard src/common/*.c)
@@ -217,3 +222,88 @@ clean-fuzz:
 	rm -rf $(FUZZ_OUT)
 .PHONY: clean-fuzz
 -include $(shell find $(FUZZ_OUT)/obj -name '*.d' 2>/dev/null)
+
+# ---- install, uninstall, Debian package -------------------------------------
+# `make install` copies the build into PREFIX (default /usr/local), under
+# DESTDIR if set (staged installs, packages); `make uninstall` removes
+# exactly what it installed. gpumem and gpumem-runtime find the shim and the
+# simulated GPU relative to themselves (<prefix>/bin/.. ), so the layout
+# below is fixed relative to PREFIX; only the systemd unit's directory can
+# be moved (SYSTEMDUNITDIR).
+#   PREFIX/bin/gpumem, gpumem-runtime
+#   PREFIX/lib/gpumem/libgpumem.so                       the shim
+#   PREFIX/libexec/gpumem/sim/libcuda.so.1, libnvidia-ml.so.1   the simulated GPU
+#   PREFIX/share/man/man1/gpumem*.1                      man pages (man/)
+#   PREFIX/share/bash-completion/completions/gpumem      (dist/bash-completion/)
+#   PREFIX/share/gpumem/prometheus/*.yml, grafana/*.json (deploy/)
+#   SYSTEMDUNITDIR/gpumem-daemon.service                 (dist/systemd/; default PREFIX/lib/systemd/system)
+# `make deb` stages PREFIX=/usr into $(BUILD)/deb/root and builds
+# $(BUILD)/gpumem_<version>_<arch>.deb from it with dpkg-deb.
+PREFIX         ?= /usr/local
+DESTDIR        ?=
+INSTALL        ?= install
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+I_BIN     = $(PREFIX)/bin
+I_LIB     = $(PREFIX)/lib/gpumem
+I_SIM     = $(PREFIX)/libexec/gpumem/sim
+I_MAN1    = $(PREFIX)/share/man/man1
+I_BASHC   = $(PREFIX)/share/bash-completion/completions
+I_DATA    = $(PREFIX)/share/gpumem
+MANPAGES  := $(wildcard man/*.1)
+PROM_FILES := $(wildcard deploy/prometheus/*.yml)
+GRAF_FILES := $(wildcard deploy/grafana/*.json)
+# Every file install puts down, relative to DESTDIR (for uninstall).
+INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_LIB)/libgpumem.so \
+    $(I_SIM)/libcuda.so.1 $(I_SIM)/libnvidia-ml.so.1 \
+    $(addprefix $(I_MAN1)/,$(notdir $(MANPAGES))) $(I_BASHC)/gpumem \
+    $(addprefix $(I_DATA)/prometheus/,$(notdir $(PROM_FILES))) \
+    $(addprefix $(I_DATA)/grafana/,$(notdir $(GRAF_FILES))) \
+    $(SYSTEMDUNITDIR)/gpumem-daemon.service
+# gpumem's own directories, removed by uninstall when empty (deepest first).
+INSTALLED_DIRS = $(I_SIM) $(PREFIX)/libexec/gpumem $(I_LIB) $(I_DATA)/prometheus $(I_DATA)/grafana $(I_DATA)
+
+install: $(CLI) $(RUNTIME) $(SHIM) $(SIMCUDA) $(SIMNVML)
+	$(INSTALL) -d $(addprefix $(DESTDIR),$(I_BIN) $(I_LIB) $(I_SIM) $(I_MAN1) $(I_BASHC) \
+	    $(I_DATA)/prometheus $(I_DATA)/grafana $(SYSTEMDUNITDIR))
+	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(DESTDIR)$(I_BIN)/
+	$(INSTALL) -m 0644 $(SHIM) $(DESTDIR)$(I_LIB)/
+	$(INSTALL) -m 0644 $(SIMCUDA) $(SIMNVML) $(DESTDIR)$(I_SIM)/
+	$(INSTALL) -m 0644 $(MANPAGES) $(DESTDIR)$(I_MAN1)/
+	$(INSTALL) -m 0644 dist/bash-completion/gpumem $(DESTDIR)$(I_BASHC)/gpumem
+	$(INSTALL) -m 0644 $(PROM_FILES) $(DESTDIR)$(I_DATA)/prometheus/
+	$(INSTALL) -m 0644 $(GRAF_FILES) $(DESTDIR)$(I_DATA)/grafana/
+	sed 's|@BINDIR@|$(I_BIN)|g' dist/systemd/gpumem-daemon.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/gpumem-daemon.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/gpumem-daemon.service
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null || true
+
+# The package: what `make install PREFIX=/usr` lays out, plus DEBIAN/control.
+# Depends: the libraries the binaries link (glibc at the newest symbol
+# version they use); no maintainer scripts (nothing is enabled or started;
+# `gpumem install docker` and `systemctl enable gpumem-daemon` are the
+# admin's).
+DEB_ROOT = $(BUILD)/deb/root
+deb: $(CLI) $(RUNTIME) $(SHIM) $(SIMCUDA) $(SIMNVML)
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
+	mkdir -p $(DEB_ROOT)/DEBIAN
+	set -e; ver=$$($(CLI) --version | cut -d' ' -f2); arch=$$(dpkg --print-architecture); \
+	glibc=$$(objdump -T $(DEB_ROOT)/usr/bin/* $(DEB_ROOT)/usr/lib/gpumem/*.so $(DEB_ROOT)/usr/libexec/gpumem/sim/*.so.1 | \
+	    grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1); \
+	{ echo "Package: gpumem"; echo "Version: $$ver"; echo "Architecture: $$arch"; \
+	  echo "Maintainer: gpumem developers <gpumem@localhost>"; \
+	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
+	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75)"; \
+	  echo "Suggests: docker.io | docker-ce, prometheus"; \
+	  echo "Section: admin"; echo "Priority: optional"; \
+	  echo "Description: per-container GPU memory limits"; \
+	  echo " gpumem gives each container, or any process tree, a hard GPU memory limit"; \
+	  echo " that its applications see as the size of their GPU, by interposing the"; \
+	  echo " CUDA driver API and NVML (libgpumem.so). Includes the gpumem CLI, the OCI"; \
+	  echo " runtime wrapper gpumem-runtime, a Prometheus exporter (gpumem daemon) and"; \
+	  echo " a simulated GPU for machines without one."; } >$(DEB_ROOT)/DEBIAN/control; \
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(BUILD)/gpumem_$${ver}_$${arch}.deb
+
+.PHONY: install uninstall deb

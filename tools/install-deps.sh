@@ -17,8 +17,11 @@ build=(build-essential libmicrohttpd-dev libjansson-dev)
 # Tests: valgrind (bench instruction counts), tmux (gpumem top), procps
 # (ps/pgrep), python3 (small helpers), prometheus + curl (a real scrape,
 # promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
-# busybox-static (the end-to-end image), ca-certificates.
-tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static)
+# busybox-static (the end-to-end image), ca-certificates, man-db +
+# bsdextrautils (man pages rendered, col), debootstrap (the fresh Debian 12
+# that tests/integration/deb_roundtrip.sh installs the package into).
+tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
+       man-db bsdextrautils debootstrap)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;

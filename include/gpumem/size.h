@@ -1,5 +1,5 @@
 /* Strict parsing of memory sizes and limit specifications: the one parser
- * every gpumem component uses for DESIGN section 3's variables.
+ * every gpumem component uses for the limit variables (docs/limits.md).
  *
  * Sizes are binary: "4G" = "4GiB" = "4096M" = 4 * 2^30 bytes; "4.5G" is
  * allowed. Garbage, signs, whitespace, hex ("0x10"), leading zeros that look
@@ -51,7 +51,7 @@ struct gm_limit_spec {
  * means. Returns 0, or -1 with err set (quoting the bad part). */
 int gm_parse_limit_spec(const char *s, enum gm_bare_unit bare, struct gm_limit_spec *out, char *err, size_t errlen);
 
-/* Reads the limit a process environment asks for (DESIGN section 3), in
+/* Reads the limit a process environment asks for (docs/limits.md), in
  * order of precedence: GPUMEM_LIMIT, NVIDIA_GPU_MEMORY_LIMIT,
  * NVIDIA_GPU_MEMORY_LIMITS, CUDA_DEVICE_MEMORY_LIMIT and
  * CUDA_DEVICE_MEMORY_LIMIT_<i>. `getenv_fn` looks a name up (getenv, or a

@@ -1,7 +1,8 @@
 /* gpumem install docker / gpumem uninstall docker: registers gpumem-runtime
  * in Docker's daemon.json. The file is merged, never overwritten: every
- * other key stays as it was; the previous file is kept as
- * daemon.json.gpumem-backup; running it twice changes nothing. */
+ * other key stays as it was; an existing file is first copied to
+ * daemon.json.gpumem-backup (none is made when there was no file); running
+ * it twice changes nothing. */
 #include "cli.h"
 
 #include <errno.h>
@@ -34,8 +35,9 @@ static void install_usage(FILE *out, int uninstall)
                  "Registers gpumem-runtime with Docker as the runtime \"gpumem\", so that\n"
                  "  docker run --runtime=gpumem -e NVIDIA_GPU_MEMORY_LIMIT=4096 IMAGE\n"
                  "runs IMAGE under a 4096 MiB GPU memory limit. daemon.json is merged, never\n"
-                 "overwritten; the old one is kept as daemon.json.gpumem-backup. Restart dockerd\n"
-                 "afterwards (systemctl restart docker, or SIGHUP to reload runtimes).\n"
+                 "overwritten; an existing one is first copied to daemon.json.gpumem-backup.\n"
+                 "Restart dockerd afterwards (systemctl restart docker, or SIGHUP to reload\n"
+                 "runtimes).\n"
                  "\n"
                  "Options:\n"
                  "      --default            make gpumem the default runtime (no --runtime needed)\n"
@@ -72,6 +74,7 @@ static json_t *load(const char *path)
     return j;
 }
 
+/* 1 copied, 0 nothing to copy (no such file), -1 error. */
 static int copy_file(const char *from, const char *to)
 {
     FILE *in = fopen(from, "re");
@@ -89,11 +92,12 @@ static int copy_file(const char *from, const char *to)
         if (fwrite(buf, 1, n, out) != n)
             rc = -1;
     fclose(in);
-    return fclose(out) != 0 ? -1 : rc;
+    return fclose(out) != 0 ? -1 : rc < 0 ? -1 : 1;
 }
 
-/* Backup (once per change), then temp + rename. */
-static int save(const char *path, json_t *j)
+/* Backup of an existing file (once per change; *backed_up says whether
+ * one was made), then temp + rename. */
+static int save(const char *path, json_t *j, int *backed_up)
 {
     char tmp[PATH_MAX + 32], bak[PATH_MAX + 32], dir[PATH_MAX];
     snprintf(bak, sizeof bak, "%s.gpumem-backup", path);
@@ -104,7 +108,7 @@ static int save(const char *path, json_t *j)
         *slash = '\0';
         mkdir(dir, 0755);
     }
-    if (copy_file(path, bak) < 0)
+    if ((*backed_up = copy_file(path, bak)) < 0)
         return die(1, "%s: cannot write backup: %s", bak, strerror(errno));
     if (json_dump_file(j, tmp, JSON_INDENT(4) | JSON_PRESERVE_ORDER) < 0 || rename(tmp, path) < 0) {
         unlink(tmp);
@@ -183,7 +187,7 @@ static int run_install(int argc, char **argv, int uninstall)
     }
     int changed = !json_equal(before, j);
     json_decref(before);
-    int rc = 0;
+    int rc = 0, backed_up = 0;
     if (dry) {
         char *s = json_dumps(j, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "");
@@ -191,9 +195,12 @@ static int run_install(int argc, char **argv, int uninstall)
         fprintf(stderr, "gpumem: --dry-run: %s %s\n", config, changed ? "would change" : "is already up to date");
     } else if (!changed) {
         printf("%s: already up to date\n", config);
-    } else if ((rc = save(config, j)) == 0) {
-        printf("%s: %s (previous version in %s.gpumem-backup)\n", config,
-               uninstall ? "gpumem runtime removed" : "gpumem runtime registered", config);
+    } else if ((rc = save(config, j, &backed_up)) == 0) {
+        const char *what = uninstall ? "gpumem runtime removed" : "gpumem runtime registered";
+        if (backed_up)
+            printf("%s: %s (previous version in %s.gpumem-backup)\n", config, what, config);
+        else
+            printf("%s: %s (new file: there was none before)\n", config, what);
         printf("Restart dockerd to apply it: systemctl restart docker (or: kill -HUP $(pidof dockerd))\n");
         if (!uninstall)
             printf("Then: docker run --runtime=gpumem -e NVIDIA_GPU_MEMORY_LIMIT=4096 IMAGE\n");

@@ -40,6 +40,8 @@ int exe_dir(char *buf, size_t len, int up)
     return 0;
 }
 
+/* The shim: $GPUMEM_SHIM, else <prefix>/lib/libgpumem.so (the build tree)
+ * or <prefix>/lib/gpumem/libgpumem.so (`make install`). */
 int find_shim(char *buf, size_t len)
 {
     const char *env = getenv("GPUMEM_SHIM");
@@ -59,6 +61,10 @@ int find_shim(char *buf, size_t len)
     return -1;
 }
 
+/* The simulated GPU: $GPUMEM_SIM_DIR, else relative to this program's
+ * directory's parent, <prefix>: sim/ in the build tree (build/bin/gpumem,
+ * build/sim), libexec/gpumem/sim/ where `make install` puts it
+ * (/usr/bin/gpumem, /usr/libexec/gpumem/sim), or lib/gpumem/sim/. */
 int find_sim_dir(char *buf, size_t len)
 {
     const char *env = getenv("GPUMEM_SIM_DIR");
@@ -68,10 +74,13 @@ int find_sim_dir(char *buf, size_t len)
     } else {
         if (exe_dir(pre, sizeof pre, 1) < 0)
             return -1;
-        snprintf(buf, len, "%s/sim", pre);
-        snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
-        if (!exists(probe))
-            snprintf(buf, len, "%s/lib/gpumem/sim", pre);
+        const char *cands[] = {"sim", "libexec/gpumem/sim", "lib/gpumem/sim"};
+        for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+            snprintf(buf, len, "%s/%s", pre, cands[i]);
+            snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
+            if (exists(probe))
+                return 0;
+        }
     }
     snprintf(probe, sizeof probe, "%s/libcuda.so.1", buf);
     return exists(probe) ? 0 : -1;

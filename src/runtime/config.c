@@ -66,9 +66,12 @@ static int read_file(struct rt_config *c, const char *path, char *err, size_t er
         char *dst = strcmp(key, "runtime") == 0       ? c->runtime
                     : strcmp(key, "shim") == 0        ? c->shim
                     : strcmp(key, "docker-root") == 0 ? c->docker_root
+                    : strcmp(key, "sim") == 0         ? c->sim
+                    : strcmp(key, "sim-state") == 0   ? c->sim_state
                                                       : NULL;
         if (!dst) {
-            snprintf(err, errlen, "%s:%d: unknown key \"%s\" (runtime, shim, docker-root)", path, lineno, key);
+            snprintf(err, errlen, "%s:%d: unknown key \"%s\" (runtime, shim, docker-root, sim, sim-state)", path,
+                     lineno, key);
             fclose(f);
             return -1;
         }
@@ -97,6 +100,35 @@ static int search_path(char *buf, size_t len)
     return -1;
 }
 
+/* buf = the first of prefix/a, prefix/b, prefix/c that exists ("" if none). */
+static void first_existing(char *buf, size_t len, const char *prefix, const char *a, const char *b, const char *c)
+{
+    const char *cands[] = {a, b, c};
+    struct stat st;
+    for (size_t i = 0; i < 3; i++) {
+        if (!*cands[i])
+            continue;
+        snprintf(buf, len, "%.4000s/%s", prefix, cands[i]);
+        if (stat(buf, &st) == 0)
+            return;
+    }
+    /* None: the first, so an error names where it was looked for. */
+    snprintf(buf, len, "%.4000s/%s", prefix, a);
+}
+
+/* "sim = ...": 0 off, 1 on (find it), -1 a directory (or garbage). */
+static int sim_word(const char *v)
+{
+    static const char *off[] = {"", "off", "no", "false", "0"}, *on[] = {"on", "yes", "true", "1"};
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+        if (strcmp(v, off[i]) == 0)
+            return 0;
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
+        if (strcmp(v, on[i]) == 0)
+            return 1;
+    return -1;
+}
+
 int rt_config_load(struct rt_config *c, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
@@ -118,27 +150,35 @@ int rt_config_load(struct rt_config *c, char *err, size_t errlen)
                               "set \"runtime = /path\" in %s", DEFAULT_CONFIG);
         return -1;
     }
-    if (!*c->shim) {
-        /* Next to this program: <prefix>/bin/gpumem-runtime -> <prefix>/lib/libgpumem.so */
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-            exe[n] = '\0';
-            for (int i = 0; i < 2; i++) {
-                char *slash = strrchr(exe, '/');
-                if (slash)
-                    *slash = '\0';
-            }
-            snprintf(c->shim, sizeof c->shim, "%.4000s/lib/libgpumem.so", exe);
-            struct stat st;
-            if (stat(c->shim, &st) != 0) {
-                char alt[sizeof c->shim];
-                snprintf(alt, sizeof alt, "%.4000s/lib/gpumem/libgpumem.so", exe);
-                if (stat(alt, &st) == 0)
-                    snprintf(c->shim, sizeof c->shim, "%s", alt);
-            }
+    /* Relative to this program, <prefix>/bin/gpumem-runtime: the build
+     * tree (<prefix>/lib/libgpumem.so, <prefix>/sim) or what `make install`
+     * lays out (<prefix>/lib/gpumem/libgpumem.so, <prefix>/libexec/gpumem/sim). */
+    char prefix[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", prefix, sizeof prefix - 1);
+    if (n > 0) {
+        prefix[n] = '\0';
+        for (int i = 0; i < 2; i++) {
+            char *slash = strrchr(prefix, '/');
+            if (slash)
+                *slash = '\0';
         }
     }
+    if (!*c->shim && *prefix)
+        first_existing(c->shim, sizeof c->shim, prefix, "lib/libgpumem.so", "lib/gpumem/libgpumem.so", "");
+    if (sim_word(c->sim) == 0) {
+        c->sim[0] = '\0';
+    } else if (sim_word(c->sim) == 1) {
+        c->sim[0] = '\0';
+        /* Checked when a container needs it (rt_add_sim_mounts). */
+        first_existing(c->sim, sizeof c->sim, *prefix ? prefix : "/usr", "sim/libcuda.so.1",
+                       "libexec/gpumem/sim/libcuda.so.1", "lib/gpumem/sim/libcuda.so.1");
+        *strrchr(c->sim, '/') = '\0';
+    } else if (c->sim[0] != '/') {
+        snprintf(err, errlen, "sim = \"%s\": expected on, off or an absolute directory", c->sim);
+        return -1;
+    }
+    if (*c->sim && !*c->sim_state)
+        snprintf(c->sim_state, sizeof c->sim_state, RT_SIM_STATE_FMT, (unsigned)getuid());
     if (!*c->docker_root)
         snprintf(c->docker_root, sizeof c->docker_root, "/var/lib/docker");
     return 0;

@@ -137,7 +137,7 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
     }
     if (rt_write_record(dir, a->id, a->bundle, a->root, err, sizeof err) < 0 ||
         rt_write_preload(rootfs, dir, err, sizeof err) < 0 || rt_add_mounts(cfg, dir, c->shim, err, sizeof err) < 0 ||
-        rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0) {
+        (*c->sim && rt_add_sim_mounts(cfg, c, err, sizeof err) < 0) || rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0) {
         fail_msg(a, "container %.12s: %s", a->id, err);
         remove_group(dir);
         json_decref(cfg);
@@ -158,6 +158,13 @@ int main(int argc, char **argv)
         return 1;
     }
     argv[0] = c.runtime;
+    /* Sim mode: device indices in limits are the simulated GPU's. */
+    static char sim_nvml[sizeof c.sim + 32];
+    if (*c.sim) {
+        snprintf(sim_nvml, sizeof sim_nvml, "%s/libnvidia-ml.so.1", c.sim);
+        rt_nvml_lib = sim_nvml;
+        setenv("GPUMEM_SIM_STATE", c.sim_state, 1);
+    }
     if (a.command && strcmp(a.command, "create") == 0) {
         int rc = prepare(&a, &c, dir, sizeof dir);
         if (rc < 0)

@@ -28,13 +28,26 @@ struct rt_args {
 };
 void rt_parse_args(int argc, char **argv, struct rt_args *a);
 
+/* Where the simulated GPU appears inside a container (sim mode): the
+ * driver libraries in a directory every glibc loader searches, and the
+ * host's simulated-GPU state where the simulated driver looks by default
+ * (/dev/shm/gpumem-sim-<uid>), so that every container, and `gpumem run
+ * --sim` on the host, share one simulated GPU. */
+#define RT_SIM_LIB_DEST  "/usr/lib"
+#define RT_SIM_STATE_FMT "/dev/shm/gpumem-sim-%u"
+
 /* config.c: /etc/gpumem/runtime.conf (or $GPUMEM_RUNTIME_CONFIG), lines of
  * `key = value`: runtime (the real runtime), shim (libgpumem.so on the
- * host), docker-root (for container names). */
+ * host), docker-root (for container names), sim (off, on, or the directory
+ * of the simulated libcuda.so.1 and libnvidia-ml.so.1: mount them into
+ * limited containers), sim-state (the host's simulated-GPU state
+ * directory, default /dev/shm/gpumem-sim-<uid of the runtime>). */
 struct rt_config {
     char runtime[4096];
     char shim[4096];
     char docker_root[4096];
+    char sim[4096];       /* "" or "off": no simulated GPU; else its directory */
+    char sim_state[4096];
 };
 int rt_config_load(struct rt_config *c, char *err, size_t errlen);
 
@@ -48,8 +61,12 @@ int rt_rootfs(const char *bundle, json_t *cfg, char *buf, size_t len);
 const char *rt_env_get(const char *name, void *cfg);
 void rt_identity(json_t *cfg, const char *id, const struct rt_config *c, struct gm_limits *l);
 const char *rt_index_uuid(int index, void *cfg);
+/* The NVML rt_index_uuid asks (NULL: the host's libnvidia-ml.so.1). */
+extern const char *rt_nvml_lib;
 int rt_write_preload(const char *rootfs, const char *group_dir, char *err, size_t errlen);
 int rt_add_mounts(json_t *cfg, const char *group_dir, const char *shim, char *err, size_t errlen);
+/* Sim mode: the simulated driver and the shared simulated-GPU state. */
+int rt_add_sim_mounts(json_t *cfg, const struct rt_config *c, char *err, size_t errlen);
 
 /* Writes <group_dir>/container: what the daemon needs to tell, later,
  * that the container is gone (its id, absolute bundle directory, and the

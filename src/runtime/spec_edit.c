@@ -86,6 +86,8 @@ void rt_group_name(const char *id, char *buf, size_t len)
 /* A device index in a limit (GPUMEM_LIMIT=0=4G, CUDA_DEVICE_MEMORY_LIMIT_0)
  * is the container's own numbering: the i-th entry of
  * NVIDIA_VISIBLE_DEVICES when that lists devices, else host index i. */
+const char *rt_nvml_lib;
+
 const char *rt_index_uuid(int index, void *cfg)
 {
     static char uuid[96];
@@ -113,7 +115,7 @@ const char *rt_index_uuid(int index, void *cfg)
         if (end == p || (*end && *end != ','))
             return NULL;
     }
-    return host < 0 ? NULL : gm_nvml_index_uuid(NULL, (unsigned)host, uuid, sizeof uuid);
+    return host < 0 ? NULL : gm_nvml_index_uuid(rt_nvml_lib, (unsigned)host, uuid, sizeof uuid);
 }
 
 /* The image's own /etc/ld.so.preload, read without following symlinks out
@@ -201,6 +203,52 @@ int rt_add_mounts(json_t *cfg, const char *group_dir, const char *shim, char *er
     if (add_bind(mounts, group_dir, RT_SELF_DEST, 1) < 0 || add_bind(mounts, usage, RT_SELF_DEST "/usage", 0) < 0 ||
         add_bind(mounts, limits, RT_SELF_DEST "/limits", 1) < 0 || add_bind(mounts, shim, RT_SHIM_DEST, 1) < 0 ||
         add_bind(mounts, preload, RT_PRELOAD_DEST, 1) < 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "config.json: cannot add mounts (out of memory)");
+    return -1;
+}
+
+/* The uid the container's process runs as (process.user.uid, default 0):
+ * its simulated driver looks for its state in /dev/shm/gpumem-sim-<uid>. */
+static unsigned container_uid(json_t *cfg)
+{
+    json_t *uid = json_object_get(json_object_get(json_object_get(cfg, "process"), "user"), "uid");
+    return json_is_integer(uid) && json_integer_value(uid) >= 0 ? (unsigned)json_integer_value(uid) : 0;
+}
+
+/* Sim mode: the simulated libcuda.so.1 and libnvidia-ml.so.1 read-only in
+ * /usr/lib (the part nvidia-container-toolkit plays on a GPU host), and the
+ * host's simulated-GPU state directory read-write where the container's
+ * simulated driver looks for it, so that every container shares one
+ * simulated GPU with the others and with `gpumem run --sim` on the host. */
+int rt_add_sim_mounts(json_t *cfg, const struct rt_config *c, char *err, size_t errlen)
+{
+    static const char *libs[] = {"libcuda.so.1", "libnvidia-ml.so.1"};
+    json_t *mounts = json_object_get(cfg, "mounts");
+    char src[4200], dst[256];
+    if (!json_is_array(mounts)) {
+        snprintf(err, errlen, "config.json: \"mounts\" is not an array");
+        return -1;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s/%s", c->sim, libs[i]);
+        if (access(src, R_OK) != 0) {
+            snprintf(err, errlen, "sim: the simulated GPU %s: %s (set \"sim = DIR\" in /etc/gpumem/runtime.conf)", src,
+                     strerror(errno));
+            return -1;
+        }
+        snprintf(dst, sizeof dst, RT_SIM_LIB_DEST "/%s", libs[i]);
+        if (add_bind(mounts, src, dst, 1) < 0)
+            goto fail;
+    }
+    if (gm_mkdir_p(c->sim_state) < 0) {
+        snprintf(err, errlen, "sim-state %s: %s", c->sim_state, strerror(errno));
+        return -1;
+    }
+    snprintf(dst, sizeof dst, RT_SIM_STATE_FMT, container_uid(cfg));
+    if (add_bind(mounts, c->sim_state, dst, 0) < 0)
         goto fail;
     return 0;
 fail:

@@ -1,5 +1,5 @@
 /* cuGetProcAddress / cuGetProcAddress_v2: how cudart 12/13 reach the driver
- * (DESIGN section 4). We ask the driver first, so "found", "not found" and
+ * (docs/shim.md, "How applications reach it"). We ask the driver first, so "found", "not found" and
  * "version not sufficient" are always the driver's own answer; then, if the
  * pointer it handed out is one we interpose, we hand out our hook for that
  * exact variant instead. The variant is identified by the pointer itself

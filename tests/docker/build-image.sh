@@ -20,7 +20,9 @@ for app in $("$busybox" --list); do
     [ -e "$root/bin/$app" ] || ln -s busybox "$root/bin/$app"
 done
 cp "$build/tests/progs/alloc_client" "$root/usr/bin/"
-cp "$build/sim/libcuda.so.1" "$build/sim/libnvidia-ml.so.1" "$root/usr/lib/"
+# GPUMEM_IMAGE_NO_SIM=1: without the simulated driver (gpumem-runtime's sim
+# mode mounts it in).
+[ "${GPUMEM_IMAGE_NO_SIM:-0}" = 1 ] || cp "$build/sim/libcuda.so.1" "$build/sim/libnvidia-ml.so.1" "$root/usr/lib/"
 # The glibc closure of everything that runs inside, at the same paths.
 for f in "$build/tests/progs/alloc_client" "$build/sim/libcuda.so.1" "$build/sim/libnvidia-ml.so.1" \
          "$build/lib/libgpumem.so"; do

@@ -2,7 +2,8 @@
 # every process of a container (docker exec included), read-only from inside,
 # visible and changeable from the host, gone with the container; the mounted
 # group wins over GPUMEM_GROUP_DIR naming a forged one; containers
-# without a limit untouched; bad limits refused with a clear message.
+# without a limit untouched; bad limits refused with a clear message; the
+# runtime's sim mode (the simulated driver and its state mounted in).
 . tests/integration/lib.sh
 . tests/docker/engine.sh
 export GPUMEM_SIM_CTX_OVERHEAD=64M
@@ -87,4 +88,52 @@ out=$(docker run --rm "${GPU[@]}" -e NVIDIA_GPU_MEMORY_LIMIT=lots "$IMG" true 2>
 case "$out" in *gpumem*NVIDIA_GPU_MEMORY_LIMIT*lots*) [ $rc != 0 ] && ok bad_limit_refused || fail bad_limit_refused "started: $out" ;;
 *) fail bad_limit_refused "message: $out" ;; esac
 [ "$(ls "$GPUMEM_STATE_DIR" 2>/dev/null)" = "$before" ] && ok bad_limit_leaves_nothing || fail bad_limit_leaves_nothing "$(ls "$GPUMEM_STATE_DIR")"
+
+# Sim mode (runtime.conf "sim = on"): an image without the simulated driver,
+# no -v, no GPUMEM_SIM_STATE: gpumem-runtime mounts the driver and the
+# host's simulated-GPU state directory in, and the container's simulated
+# driver keeps its state there. Registered as a second runtime whose wrapper names
+# its own runtime.conf (dockerd's /etc/gpumem is left alone). Last: reloading
+# daemon.json drops a "gpumem" that dockerd only kept from an earlier load.
+simrt="gpumem-sim-$$" simstate="$T/simshared"
+printf '#!/bin/sh\nGPUMEM_RUNTIME_CONFIG=%s exec %s "$@"\n' "$T/sim.conf" "$RT" >"$T/sim-runtime"
+chmod 755 "$T/sim-runtime" "$T"
+printf 'sim = on\nsim-state = %s\n' "$simstate" >"$T/sim.conf"
+finish_extra() {
+    docker ps -aq --filter "name=$P" | xargs -r docker rm -f >/dev/null 2>&1
+    docker rmi -f "$IMG-nosim" >/dev/null 2>&1
+    python3 - "$engine_daemon_json" "$simrt" <<'PY' && kill -HUP $(pidof dockerd) 2>/dev/null
+import json, sys
+j = json.load(open(sys.argv[1]))
+if j.get("runtimes", {}).pop(sys.argv[2], None) is None:
+    sys.exit(1)
+json.dump(j, open(sys.argv[1], "w"), indent=4)
+PY
+}
+python3 - "$engine_daemon_json" "$simrt" "$T/sim-runtime" <<'PY' && kill -HUP $(pidof dockerd)
+import json, sys
+j = json.load(open(sys.argv[1]))
+j.setdefault("runtimes", {})[sys.argv[2]] = {"path": sys.argv[3]}
+json.dump(j, open(sys.argv[1], "w"), indent=4)
+PY
+for i in $(seq 50); do docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -qF "\"$simrt\"" && break; sleep 0.2; done
+if GPUMEM_IMAGE_NO_SIM=1 tests/docker/build-image.sh "$TOP/$BUILD" "$IMG-nosim"; then
+    out=$(docker run --rm --runtime="$simrt" --network none "$IMG-nosim" alloc_client init 2>&1)
+    case "$out" in *"init -> 0"*) fail sim_image_has_no_driver "init worked without sim mode's mounts?" ;;
+    *) ;; esac
+    docker run -d --name "$P-sim" --runtime="$simrt" --network none -e NVIDIA_GPU_MEMORY_LIMIT=1024 \
+        "$IMG-nosim" alloc_client init info alloc 600M expect 0 hold >/dev/null
+    for i in $(seq 100); do docker logs "$P-sim" 2>&1 | grep -q holding && break; sleep 0.1; done
+    out=$(docker logs "$P-sim" 2>&1)
+    expect_in sim_mode_container_limited "total=1073741824" "$out"
+    out=$(docker exec "$P-sim" alloc_client init alloc 600M expect 2 2>&1)
+    [ $? = 0 ] && ok sim_mode_exec_shares_limit || fail sim_mode_exec_shares_limit "$out"
+    # Its simulated driver keeps its state in the host's directory (the
+    # host's own simulated driver has not touched it).
+    ls "$simstate"/state-v* >/dev/null 2>&1 && ok sim_mode_state_on_host ||
+        fail sim_mode_state_on_host "$(ls -la "$simstate" 2>&1 | tr '\n' '|')"
+    docker rm -f "$P-sim" >/dev/null
+else
+    fail sim_mode_image "build-image.sh (no sim) failed"
+fi
 exit 0

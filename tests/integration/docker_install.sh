@@ -25,8 +25,13 @@ grep -q '"default-runtime": "gpumem"' "$cfg" && ok install_default || fail insta
 echo '{"runtimes": ' >"$T/bad.json"
 out=$("$GPUMEM" install docker --config "$T/bad.json" --runtime-path "$RT" 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(cat "$T/bad.json")" = '{"runtimes": ' ] && ok install_refuses_broken_json || fail install_refuses_broken_json "rc=$rc $out"
-"$GPUMEM" install docker --config "$T/new/daemon.json" --runtime-path "$RT" >/dev/null && grep -q gpumem "$T/new/daemon.json" \
+out=$("$GPUMEM" install docker --config "$T/new/daemon.json" --runtime-path "$RT" 2>&1) && grep -q gpumem "$T/new/daemon.json" \
     && ok install_creates_missing || fail install_creates_missing "no file"
+# No daemon.json before: no backup made, and none claimed.
+[ ! -e "$T/new/daemon.json.gpumem-backup" ] && case "$out" in *backup*) false ;; *"there was none before"*) true ;; *) false ;; esac \
+    && ok install_no_backup_claimed_when_none || fail install_no_backup_claimed_when_none "$(ls "$T/new") $out"
+out=$("$GPUMEM" install docker --default --config "$T/new/daemon.json" --runtime-path "$RT" 2>&1)
+expect_in install_backup_named_when_made "previous version in $T/new/daemon.json.gpumem-backup" "$out"
 
 # The runtime against a fake real runtime that records its arguments.
 fake="$T/fake-runc"
@@ -69,6 +74,30 @@ PY
 out=$("$GPUMEM" ps --all --format json)
 expect_in runtime_identity '"container_id":"'"$id"'"' "$out"
 "$RT" delete --force "$id" && [ ! -e "$g" ] && ok runtime_delete_removes_group || fail runtime_delete_removes_group "$(ls "$g" 2>&1)"
+# Sim mode: the simulated driver and one shared simulated-GPU state mounted
+# in (as uid 1000: its default state directory).
+printf 'runtime = %s\nsim = on\nsim-state = %s\n' "$fake" "$T/simstate" >"$T/runtime.conf"
+mkspec ',"NVIDIA_GPU_MEMORY_LIMIT=1024"'
+python3 - "$b/config.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j["process"]["user"] = {"uid": 1000, "gid": 1000}
+json.dump(j, open(sys.argv[1], "w"))
+PY
+"$RT" create --bundle "$b" csim || fail runtime_sim_create "rc=$?"
+python3 - "$b/config.json" "$TOP/$BUILD/sim" "$T/simstate" <<'PY' && ok runtime_sim_mounts || fail runtime_sim_mounts "$(cat "$b/config.json")"
+import json, os, sys
+m = {x["destination"]: x for x in json.load(open(sys.argv[1]))["mounts"]}
+sim, state = sys.argv[2], sys.argv[3]
+for lib in ("libcuda.so.1", "libnvidia-ml.so.1"):
+    assert os.path.samefile(m["/usr/lib/" + lib]["source"], os.path.join(sim, lib)) and "ro" in m["/usr/lib/" + lib]["options"]
+assert m["/dev/shm/gpumem-sim-1000"]["source"] == state and "rw" in m["/dev/shm/gpumem-sim-1000"]["options"]
+assert os.path.isdir(state)
+PY
+"$RT" delete csim
+printf 'runtime = %s\nsim = maybe\n' "$fake" >"$T/runtime.conf"
+out=$("$RT" state x 2>&1); expect_in runtime_sim_bad_value 'sim = "maybe": expected on, off or an absolute directory' "$out"
+echo "runtime = $fake" >"$T/runtime.conf"
+
 mkspec ',"NVIDIA_GPU_MEMORY_LIMIT=1024"'
 FAKE_RC=1 "$RT" create --bundle "$b" c4; rc=$?
 [ $rc = 1 ] && [ ! -e "$GPUMEM_STATE_DIR/c4" ] && ok runtime_failed_create_cleans_up || fail runtime_failed_create_cleans_up "rc=$rc"

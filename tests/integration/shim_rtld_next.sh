@@ -1,6 +1,7 @@
 # Regression: interposing dlsym must not change dlsym(RTLD_NEXT) or
-# dlsym(RTLD_DEFAULT) for any other library in the process (DESIGN section 4:
-# the classic shim bug resolves RTLD_NEXT relative to the shim itself).
+# dlsym(RTLD_DEFAULT) for any other library in the process (docs/shim.md, "How
+# applications reach it": the classic shim bug resolves RTLD_NEXT relative to
+# the shim itself).
 . tests/integration/lib.sh
 cc=${CC:-cc}
 san=""   # plain programs, also in SAN runs (lib.sh preloads the ASan runtime)

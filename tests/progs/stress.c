@@ -1,4 +1,5 @@
-/* Stress test of group accounting under SIGKILL (issue 3, DESIGN section 5).
+/* Stress test of group accounting under SIGKILL (docs/testing.md, "Limits,
+ * judged as an attacker would").
  *
  *   stress worker THREADS MAXMIB    churn allocations forever (run in a group);
  *                                   a negative MAXMIB means sizes in KiB
