@@ -68,9 +68,10 @@ static int read_file(struct rt_config *c, const char *path, char *err, size_t er
                     : strcmp(key, "docker-root") == 0 ? c->docker_root
                     : strcmp(key, "sim") == 0         ? c->sim
                     : strcmp(key, "sim-state") == 0   ? c->sim_state
+                    : strcmp(key, "nvidia-smi") == 0  ? c->nvidia_smi
                                                       : NULL;
         if (!dst) {
-            snprintf(err, errlen, "%s:%d: unknown key \"%s\" (runtime, shim, docker-root, sim, sim-state)", path,
+            snprintf(err, errlen, "%s:%d: unknown key \"%s\" (runtime, shim, docker-root, sim, sim-state, nvidia-smi)", path,
                      lineno, key);
             fclose(f);
             return -1;
@@ -175,6 +176,10 @@ int rt_config_load(struct rt_config *c, char *err, size_t errlen)
         *strrchr(c->sim, '/') = '\0';
     } else if (c->sim[0] != '/') {
         snprintf(err, errlen, "sim = \"%s\": expected on, off or an absolute directory", c->sim);
+        return -1;
+    }
+    if (*c->nvidia_smi && c->nvidia_smi[0] != '/') {
+        snprintf(err, errlen, "nvidia-smi = \"%s\": expected an absolute path", c->nvidia_smi);
         return -1;
     }
     if (*c->sim && !*c->sim_state)

@@ -137,7 +137,9 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
     }
     if (rt_write_record(dir, a->id, a->bundle, a->root, err, sizeof err) < 0 ||
         rt_write_preload(rootfs, dir, err, sizeof err) < 0 || rt_add_mounts(cfg, dir, c->shim, err, sizeof err) < 0 ||
-        (*c->sim && rt_add_sim_mounts(cfg, c, err, sizeof err) < 0) || rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0) {
+        (*c->sim && rt_add_sim_mounts(cfg, c, err, sizeof err) < 0) ||
+        (*c->nvidia_smi && rt_add_smi_mount(cfg, c, err, sizeof err) < 0) ||
+        rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0) {
         fail_msg(a, "container %.12s: %s", a->id, err);
         remove_group(dir);
         json_decref(cfg);

@@ -41,13 +41,16 @@ void rt_parse_args(int argc, char **argv, struct rt_args *a);
  * host), docker-root (for container names), sim (off, on, or the directory
  * of the simulated libcuda.so.1 and libnvidia-ml.so.1: mount them into
  * limited containers), sim-state (the host's simulated-GPU state
- * directory, default /dev/shm/gpumem-sim-<uid of the runtime>). */
+ * directory, default /dev/shm/gpumem-sim-<uid of the runtime>), nvidia-smi
+ * (an nvidia-smi on the host, mounted read-only at /usr/bin/nvidia-smi in
+ * limited containers, as NVIDIA's container toolkit does). */
 struct rt_config {
     char runtime[4096];
     char shim[4096];
     char docker_root[4096];
     char sim[4096];       /* "" or "off": no simulated GPU; else its directory */
     char sim_state[4096];
+    char nvidia_smi[4096]; /* "": none */
 };
 int rt_config_load(struct rt_config *c, char *err, size_t errlen);
 
@@ -67,6 +70,9 @@ int rt_write_preload(const char *rootfs, const char *group_dir, char *err, size_
 int rt_add_mounts(json_t *cfg, const char *group_dir, const char *shim, char *err, size_t errlen);
 /* Sim mode: the simulated driver and the shared simulated-GPU state. */
 int rt_add_sim_mounts(json_t *cfg, const struct rt_config *c, char *err, size_t errlen);
+/* The host's nvidia-smi (config "nvidia-smi"), read-only at RT_SMI_DEST. */
+#define RT_SMI_DEST "/usr/bin/nvidia-smi"
+int rt_add_smi_mount(json_t *cfg, const struct rt_config *c, char *err, size_t errlen);
 
 /* Writes <group_dir>/container: what the daemon needs to tell, later,
  * that the container is gone (its id, absolute bundle directory, and the

@@ -218,6 +218,25 @@ static unsigned container_uid(json_t *cfg)
     return json_is_integer(uid) && json_integer_value(uid) >= 0 ? (unsigned)json_integer_value(uid) : 0;
 }
 
+int rt_add_smi_mount(json_t *cfg, const struct rt_config *c, char *err, size_t errlen)
+{
+    json_t *mounts = json_object_get(cfg, "mounts");
+    if (!json_is_array(mounts)) {
+        snprintf(err, errlen, "config.json: \"mounts\" is not an array");
+        return -1;
+    }
+    if (access(c->nvidia_smi, X_OK) != 0) {
+        snprintf(err, errlen, "nvidia-smi %s: %s (\"nvidia-smi =\" in /etc/gpumem/runtime.conf)", c->nvidia_smi,
+                 strerror(errno));
+        return -1;
+    }
+    if (add_bind(mounts, c->nvidia_smi, RT_SMI_DEST, 1) < 0) {
+        snprintf(err, errlen, "config.json: cannot add mounts (out of memory)");
+        return -1;
+    }
+    return 0;
+}
+
 /* Sim mode: the simulated libcuda.so.1 and libnvidia-ml.so.1 read-only in
  * /usr/lib (the part nvidia-container-toolkit plays on a GPU host), and the
  * host's simulated-GPU state directory read-write where the container's

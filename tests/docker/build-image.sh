@@ -24,8 +24,10 @@ cp "$build/tests/progs/alloc_client" "$root/usr/bin/"
 # mode mounts it in).
 [ "${GPUMEM_IMAGE_NO_SIM:-0}" = 1 ] || cp "$build/sim/libcuda.so.1" "$build/sim/libnvidia-ml.so.1" "$root/usr/lib/"
 # The glibc closure of everything that runs inside, at the same paths.
+# GPUMEM_IMAGE_LIBS_OF=FILE: the libraries of a program the runtime mounts
+# in (nvidia-smi) too, as any distribution image has them.
 for f in "$build/tests/progs/alloc_client" "$build/sim/libcuda.so.1" "$build/sim/libnvidia-ml.so.1" \
-         "$build/lib/libgpumem.so"; do
+         "$build/lib/libgpumem.so" ${GPUMEM_IMAGE_LIBS_OF:-}; do
     ldd "$f" | grep -o '/[^ ]*' || true
 done | sort -u | while read -r lib; do
     case "$lib" in "$build"*|*/build/*) continue ;; esac

@@ -99,6 +99,10 @@ simrt="gpumem-sim-$$" simstate="$T/simshared"
 printf '#!/bin/sh\nGPUMEM_RUNTIME_CONFIG=%s exec %s "$@"\n' "$T/sim.conf" "$RT" >"$T/sim-runtime"
 chmod 755 "$T/sim-runtime" "$T"
 printf 'sim = on\nsim-state = %s\n' "$simstate" >"$T/sim.conf"
+# NVIDIA's nvidia-smi (tools/fetch-nvidia-driver.sh), mounted in by the
+# runtime as NVIDIA's toolkit does.
+smi=${GPUMEM_NVIDIA_DIR:-/var/cache/gpumem/nvidia}/bin/nvidia-smi
+[ -x "$smi" ] && echo "nvidia-smi = $smi" >>"$T/sim.conf" || smi=""
 finish_extra() {
     docker ps -aq --filter "name=$P" | xargs -r docker rm -f >/dev/null 2>&1
     docker rmi -f "$IMG-nosim" >/dev/null 2>&1
@@ -117,7 +121,7 @@ j.setdefault("runtimes", {})[sys.argv[2]] = {"path": sys.argv[3]}
 json.dump(j, open(sys.argv[1], "w"), indent=4)
 PY
 for i in $(seq 50); do docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -qF "\"$simrt\"" && break; sleep 0.2; done
-if GPUMEM_IMAGE_NO_SIM=1 tests/docker/build-image.sh "$TOP/$BUILD" "$IMG-nosim"; then
+if GPUMEM_IMAGE_NO_SIM=1 GPUMEM_IMAGE_LIBS_OF="$smi" tests/docker/build-image.sh "$TOP/$BUILD" "$IMG-nosim"; then
     out=$(docker run --rm --runtime="$simrt" --network none "$IMG-nosim" alloc_client init 2>&1)
     case "$out" in *"init -> 0"*) fail sim_image_has_no_driver "init worked without sim mode's mounts?" ;;
     *) ;; esac
@@ -132,6 +136,22 @@ if GPUMEM_IMAGE_NO_SIM=1 tests/docker/build-image.sh "$TOP/$BUILD" "$IMG-nosim";
     # host's own simulated driver has not touched it).
     ls "$simstate"/state-v* >/dev/null 2>&1 && ok sim_mode_state_on_host ||
         fail sim_mode_state_on_host "$(ls -la "$simstate" 2>&1 | tr '\n' '|')"
+    # nvidia-smi inside the limited container: the limit as the GPU's
+    # memory, the container's usage, and its process.
+    if [ -n "$smi" ]; then
+        out=$(docker exec "$P-sim" nvidia-smi --query-gpu=memory.total,memory.used --format=csv,noheader,nounits 2>&1)
+        case "$out" in
+        "1024, "*) ok nvidia_smi_in_container_shows_limit ;;
+        *) fail nvidia_smi_in_container_shows_limit "$out" ;;
+        esac
+        out=$(docker exec "$P-sim" nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits 2>&1)
+        [ "$(echo "$out" | wc -l)" = 1 ] && [ "${out:-0}" -ge 600 ] 2>/dev/null &&
+            ok nvidia_smi_in_container_lists_its_process || fail nvidia_smi_in_container_lists_its_process "$out"
+    elif [ "${GPUMEM_REQUIRE_NVIDIA:-0}" = 1 ]; then
+        fail nvidia_smi_in_container "no $smi (tools/fetch-nvidia-driver.sh)"
+    else
+        skip nvidia_smi_in_container "no nvidia-smi (tools/fetch-nvidia-driver.sh fetches it)"
+    fi
     docker rm -f "$P-sim" >/dev/null
 else
     fail sim_mode_image "build-image.sh (no sim) failed"
