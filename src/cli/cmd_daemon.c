@@ -201,7 +201,7 @@ int cmd_daemon(int argc, char **argv)
         }
     }
     if (optind < argc)
-        return die(2, "daemon: unexpected argument \"%s\"", argv[optind]);
+        return die(2, "unexpected argument \"%s\"", argv[optind]);
     if (lp.long_window < lp.window)
         return die(2, "--leak-long-window (%g s) must not be shorter than --leak-window (%g s)", lp.long_window,
                    lp.window);

@@ -167,7 +167,7 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
     int rc = gm_live_peek(t->host_pid, t->slot->table_addr, t->slot->table_layout, &a, &n);
     if (rc != 0) {
         const char *why = gm_live_peek_strerror(errno);
-        fprintf(stderr, "gpumem: inspect: pid %d (%s): %s\n", (int)t->host_pid, comm, why);
+        fprintf(stderr, "%s: pid %d (%s): %s\n", die_name, (int)t->host_pid, comm, why);
         if (o->json) {
             printf("%s{\"pid\":%d,\"host_pid\":%d,\"comm\":", first ? "" : ",", pid, (int)t->host_pid);
             json_str(comm);
@@ -328,19 +328,19 @@ int cmd_inspect(int argc, char **argv)
     };
     struct opts o = {0, 5};
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "+n:h", longopts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
         char *end;
         switch (c) {
         case 'f':
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-                return die(2, "inspect: --format \"%s\": expected table or json", optarg);
+                return die(2, "--format \"%s\": expected table or json", optarg);
             o.json = strcmp(optarg, "json") == 0;
             break;
         case 'n': {
             errno = 0;
             long v = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || v < 0 || v > 100000)
-                return die(2, "inspect: --top \"%s\": expected a count from 0 to 100000", optarg);
+                return die(2, "--top \"%s\": expected a count from 0 to 100000", optarg);
             o.top = (int)v;
             break;
         }
@@ -353,6 +353,10 @@ int cmd_inspect(int argc, char **argv)
         }
     }
     if (argc - optind != 1) {
+        if (argc - optind == 0)
+            die(2, "no GROUP or PID given");
+        else
+            die(2, "unexpected argument \"%s\"", argv[optind + 1]);
         inspect_usage(stderr);
         return 2;
     }
@@ -365,16 +369,16 @@ int cmd_inspect(int argc, char **argv)
     if (all_digits(what) && group_dir(what, dir, sizeof dir) != 0) {
         long v = strtol(what, NULL, 10);
         if (v <= 0 || v > INT32_MAX)
-            return die(2, "inspect: \"%s\" is not a process id", what);
+            return die(2, "\"%s\" is not a process id", what);
         only = (pid_t)v;
         if (group_of_pid(only, name, sizeof name) != 0)
-            return die(1, "inspect: process %ld is in no gpumem group (see gpumem ps -p)", v);
+            return die(1, "process %ld is in no gpumem group (see gpumem ps -p)", v);
     }
     if (group_dir(name, dir, sizeof dir) < 0)
-        return die(1, "inspect: no group \"%s\" (see gpumem ps)", what);
+        return die(1, "no group \"%s\" (see gpumem ps)", what);
     struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
     if (!u)
-        return die(1, "inspect: %s", err);
+        return die(1, "%s", err);
 
     static struct target t[GM_MAX_PROCS];
     size_t k = targets_of(u, only, t);

@@ -39,10 +39,18 @@ static void show(const char *name, const struct gm_limits *l)
 
 int cmd_limit(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3 || is_help(argv[1]) || (argc == 3 && is_help(argv[2]))) {
-        int help = argc >= 2 && (is_help(argv[1]) || (argc == 3 && is_help(argv[2])));
-        limit_usage(help ? stdout : stderr);
-        return help ? 0 : 2;
+    for (int i = 1; i < argc; i++)
+        if (is_help(argv[i])) {
+            limit_usage(stdout);
+            return 0;
+        }
+    if (argc < 2 || argc > 3) {
+        if (argc < 2)
+            die(2, "no GROUP given");
+        else
+            die(2, "unexpected argument \"%s\"", argv[3]);
+        limit_usage(stderr);
+        return 2;
     }
     char dir[PATH_MAX], err[512];
     if (group_dir(argv[1], dir, sizeof dir) < 0)

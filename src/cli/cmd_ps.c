@@ -57,7 +57,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         char probe[PATH_MAX + 320];
         snprintf(probe, sizeof probe, "%s/limits", dir);
         if (l || access(probe, F_OK) == 0)
-            fprintf(stderr, "gpumem: warning: skipping group %s: %s\n", name, err);
+            fprintf(stderr, "%s: warning: skipping group %s: %s\n", die_name, name, err);
         gm_limits_unmap(l);
         return -1;
     }
@@ -201,7 +201,7 @@ int cmd_ps(int argc, char **argv)
         }
     }
     if (optind < argc)
-        return die(2, "ps: unexpected argument \"%s\"", argv[optind]);
+        return die(2, "unexpected argument \"%s\"", argv[optind]);
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
     if (o.json)

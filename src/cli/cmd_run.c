@@ -165,8 +165,9 @@ int cmd_run(int argc, char **argv)
         }
     }
     if (optind >= argc) {
+        die(2, "no command given (put it after --)");
         run_usage(stderr);
-        return die(2, "run: no command given (put it after --)");
+        return 2;
     }
 
     struct gm_limit_spec spec = {0};
