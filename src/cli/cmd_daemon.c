@@ -135,6 +135,9 @@ static void bound_address(const struct sockaddr_storage *ss, int port, char *buf
     }
 }
 
+static double interval = 5;
+static void log_str(const char *level, const char *event, const char *key, const char *value);
+
 static void tick(const char *state)
 {
     struct dm_snapshot s;
@@ -145,6 +148,12 @@ static void tick(const char *state)
     dm_leak_tick(&s, (double)now.tv_sec + now.tv_nsec / 1e9);
     dm_events_tick(&s);
     dm_collect_unlock();
+    static int warned;
+    if (dm_view_write(&s, state, interval, (double)now.tv_sec + now.tv_nsec / 1e9) < 0 && !warned++) {
+        char msg[PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "cannot write %s/%s: gpumem top and ps show no leak state", state, DM_VIEW_FILE);
+        log_str("warn", "view_unwritable", "message", msg);
+    }
     dm_snapshot_free(&s);
 }
 
@@ -169,7 +178,6 @@ int cmd_daemon(int argc, char **argv)
     lk_params_default(&lp);
     const char *listen = "127.0.0.1:9400", *log_path = NULL;
     int sim = 0, c;
-    double interval = 5;
     gm_ticks_anchor(); /* leak evidence ages allocations: start timing the clock now */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -267,6 +275,7 @@ int cmd_daemon(int argc, char **argv)
     log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dm_events_reset();
     dm_leak_reset();
+    dm_view_remove(state);
     if (log != stderr)
         fclose(log);
     return 0;
