@@ -135,7 +135,7 @@ static void bound_address(const struct sockaddr_storage *ss, int port, char *buf
     }
 }
 
-static double interval = 5;
+static double interval = 5, view_step = DM_HIST_STEP;
 static void log_str(const char *level, const char *event, const char *key, const char *value);
 
 static void tick(const char *state)
@@ -149,7 +149,7 @@ static void tick(const char *state)
     dm_events_tick(&s);
     dm_collect_unlock();
     static int warned;
-    if (dm_view_write(&s, state, interval, (double)now.tv_sec + now.tv_nsec / 1e9) < 0 && !warned++) {
+    if (dm_view_write(&s, state, interval, view_step, (double)now.tv_sec + now.tv_nsec / 1e9) < 0 && !warned++) {
         char msg[PATH_MAX + 128];
         snprintf(msg, sizeof msg, "cannot write %s/%s: gpumem top and ps show no leak state", state, DM_VIEW_FILE);
         log_str("warn", "view_unwritable", "message", msg);
@@ -240,6 +240,9 @@ int cmd_daemon(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The history top shows spans the leak window (64 samples), at most
+     * DM_HIST_STEP seconds a sample. */
+    view_step = lp.window / DM_HIST < DM_HIST_STEP ? lp.window / DM_HIST : DM_HIST_STEP;
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
     int port = dm_http_start(&ss, state, err, sizeof err);

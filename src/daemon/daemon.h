@@ -166,7 +166,7 @@ void dm_leak_reset(void);
 /* In the state directory (names starting with '.' are never groups). */
 #define DM_VIEW_FILE ".daemon-view"
 #define DM_HIST 64          /* samples of history per group and device */
-#define DM_HIST_STEP 5.0    /* the daemon's seconds per sample (at least its interval) */
+#define DM_HIST_STEP 5.0    /* the daemon's most seconds per sample */
 
 /* A group's usage on a device over time, oldest first: each sample the
  * highest usage seen within its step, and the refusal count at its end. */
@@ -189,8 +189,8 @@ struct dm_hist *dm_hist_find(struct dm_hist *a, size_t n, const char *group, con
 struct dm_hist *dm_hist_track(struct dm_hist **a, size_t *n, const struct dm_snapshot *s, double now, double step);
 
 /* The daemon, every interval: records the snapshot (leak flags set) and
- * rewrites DM_VIEW_FILE. Returns 0, or -1 when it cannot be written. */
-int dm_view_write(const struct dm_snapshot *s, const char *state_dir, double interval, double now);
+ * rewrites DM_VIEW_FILE, a sample per `step` seconds (at least interval). Returns 0, or -1 when it cannot be written. */
+int dm_view_write(const struct dm_snapshot *s, const char *state_dir, double interval, double step, double now);
 void dm_view_remove(const char *state_dir);
 
 struct dm_view {

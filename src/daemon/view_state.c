@@ -78,9 +78,10 @@ struct dm_hist *dm_hist_track(struct dm_hist **a, size_t *n, const struct dm_sna
 static struct dm_hist *daemon_hist;
 static size_t daemon_nhist;
 
-int dm_view_write(const struct dm_snapshot *s, const char *state_dir, double interval, double now)
+int dm_view_write(const struct dm_snapshot *s, const char *state_dir, double interval, double step, double now)
 {
-    double step = interval > DM_HIST_STEP ? interval : DM_HIST_STEP;
+    if (step < interval)
+        step = interval;
     dm_hist_track(&daemon_hist, &daemon_nhist, s, now, step);
     char path[PATH_MAX], tmp[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", state_dir, DM_VIEW_FILE);
