@@ -12,6 +12,7 @@
 
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
+#include "../daemon/daemon.h"
 
 static void ps_usage(FILE *out)
 {
@@ -24,7 +25,8 @@ static void ps_usage(FILE *out)
                  "processes, and how many allocations were refused for the limit.\n"
                  "A GPU is shown by its NVML index (as nvidia-smi numbers it; \"-\" when NVML\n"
                  "does not list it) and the first 12 characters of its UUID, which\n"
-                 "gpumem limit and gpumem inspect --gpu accept as they are.\n"
+                 "gpumem limit and gpumem inspect --gpu accept as they are. On a terminal\n"
+                 "%%LIM is yellow from 80%% and red from 100%% (unless NO_COLOR is set).\n"
                  "\n"
                  "Options:\n"
                  "  -a, --all          include groups whose processes have all exited\n"
@@ -33,13 +35,16 @@ static void ps_usage(FILE *out)
                  "      --format FMT   table (default); csv (RFC 4180: a header line, one\n"
                  "                     line per group and GPU, bytes as integers, empty when\n"
                  "                     unknown or unlimited); json (bytes as integers; with\n"
-                 "                     the GPU index, whole UUID, container, pod, namespace)\n"
+                 "                     the GPU index, whole UUID, container, pod, namespace,\n"
+                 "                     and leak_suspected: null when no gpumem daemon runs)\n"
                  "      --no-headers   no header line (table and csv)\n"
                  "  -h, --help         show this help\n");
 }
 
 struct ps_opts {
     int all, procs, json, csv, no_headers;
+    int color;                  /* a terminal, and NO_COLOR unset */
+    struct dm_view daemon;      /* the daemon's leak state, when it runs */
 };
 
 /* A CSV field: quoted when it holds a comma, a quote or a line break. */
@@ -172,6 +177,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 printf("null");
             else
                 printf("%llu", (unsigned long long)lim);
+            struct dm_hist *h = dm_hist_find(o->daemon.h, o->daemon.n, name, u->dev[d].uuid);
+            printf(",\"leak_suspected\":%s", !o->daemon.ok ? "null" : h && h->leak ? "true" : "false");
             printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu}", (unsigned long long)gm_usage_total(u, (int)d),
                    (unsigned long long)atomic_load(&u->dev[d].peak),
                    (unsigned long long)atomic_load(&u->dev[d].refusals));
@@ -211,17 +218,21 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                    gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0");
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
-            char pct[16] = "-";
+            char pct[16] = "-", cell[48];
+            double p = -1;
             if (lim != GM_UNLIMITED && lim)
-                snprintf(pct, sizeof pct, "%.1f%%", 100.0 * (double)used / (double)lim);
+                snprintf(pct, sizeof pct, "%.1f%%", (p = 100.0 * (double)used / (double)lim));
+            /* Yellow from 80%, red from 100%, as in gpumem top. */
+            const char *sgr = !o->color || p < 80 ? NULL : p >= 100 ? "\033[1;31m" : "\033[33m";
+            snprintf(cell, sizeof cell, "%s%6s%s", sgr ? sgr : "", pct, sgr ? "\033[m" : "");
             char shortid[16], gpu[16] = "-";
             snprintf(shortid, sizeof shortid, "%.*s", GPU_SHORT_LEN, u->dev[d].uuid);
             int gi = gpu_index_of(u->dev[d].uuid);
             if (gi >= 0)
                 snprintf(gpu, sizeof gpu, "%d", gi);
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8llu\n", d ? "" : label, d ? "" : name, gpu, shortid,
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu\n", d ? "" : label, d ? "" : name, gpu, shortid,
                    gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
-                   gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), pct, nproc,
+                   gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), cell, nproc,
                    (unsigned long long)atomic_load(&u->dev[d].refusals));
         }
         if (o->procs) {
@@ -288,6 +299,10 @@ int cmd_ps(int argc, char **argv)
         return die(2, "--processes is for the table and json formats (csv has one line per group and GPU)");
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
+    const char *nc = getenv("NO_COLOR");
+    o.color = !o.json && !o.csv && isatty(STDOUT_FILENO) && !(nc && *nc);
+    if (o.json)
+        dm_view_read(state, &o.daemon);
     if (o.json)
         printf("[");
     else if (o.csv && !o.no_headers)
@@ -299,5 +314,6 @@ int cmd_ps(int argc, char **argv)
     gm_each_group(state, show_one, &pass);
     if (o.json)
         printf("]\n");
+    dm_view_free(&o.daemon);
     return 0;
 }
