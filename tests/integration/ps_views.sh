@@ -101,7 +101,7 @@ if js=$("$GPUMEM" inspect --format json two --gpu "$short1" 2>"$T/inspect.err");
     esac
     js=$("$GPUMEM" inspect two --gpu 0 --format json 2>&1)
     expect_in inspect_gpu_index '"count":1,"bytes":104857600,' "$js"
-elif grep -q "ptrace\|permission\|Operation not permitted" "$T/inspect.err"; then
+elif grep -Eq '^gpumem inspect: pid [0-9]+ .*(ptrace|ermission|not permitted)' "$T/inspect.err"; then
     skip inspect_gpu_prefix_after_operand "no ptrace rights here: $(head -1 "$T/inspect.err")"
 else
     fail inspect_gpu_prefix_after_operand "$(cat "$T/inspect.err")"
