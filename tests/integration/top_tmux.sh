@@ -155,6 +155,9 @@ wait_for '^[-+ ] later +0 +192M' && ok refreshes_live || fail refreshes_live "$(
 tm resize-window -t top -x 100 -y 30 2>/dev/null
 foot_on() { screen | sed -n "$1p" | grep -q "q quit"; }
 if until_ok foot_on 30; then ok resize_redraws; else fail resize_redraws "line 30: $(screen | sed -n 30p)"; fi
+# Wide enough for the HISTORY column: a sparkline of what top has seen.
+spark() { shows '^  .* LEAK HISTORY$' && row zeta | grep -Eq ' - [_.:=+*#-]+$'; }
+if until_ok spark; then ok history_column_when_wide; else fail history_column_when_wide "$(dump)"; fi
 tm resize-window -t top -x 80 -y 24 2>/dev/null
 until_ok foot_on 24 || fail resize_back "line 24: $(screen | sed -n 24p)"
 
