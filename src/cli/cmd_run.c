@@ -179,7 +179,7 @@ int cmd_run(int argc, char **argv)
         if (rc < 0)
             return die(2, "%s", err);
         if (rc == 0)
-            fprintf(stderr, "gpumem: no limit given (--limit): the group is accounted but not limited\n");
+            fprintf(stderr, "%s: no limit given (--limit): the group is accounted but not limited\n", die_name);
     }
 
     /* The driver the command will use. */
@@ -247,7 +247,7 @@ int cmd_run(int argc, char **argv)
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         execvp(argv[optind], argv + optind);
-        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(errno));
+        fprintf(stderr, "%s: cannot run \"%s\": %s\n", die_name, argv[optind], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
     int status = 0;
@@ -261,7 +261,7 @@ int cmd_run(int argc, char **argv)
         if (u)
             print_summary(name, u, ml);
         else
-            fprintf(stderr, "gpumem: --summary: %s\n", err);
+            fprintf(stderr, "%s: --summary: %s\n", die_name, err);
         gm_usage_unmap(u);
         gm_limits_unmap(ml);
     }
