@@ -10,7 +10,7 @@ static const struct command commands[] = {
     {"limit", cmd_limit, "show or change a running group's limit"},
     {"ps", cmd_ps, "list groups and their GPU memory use"},
     {"top", cmd_top, "live full-screen view of GPU memory by group"},
-    {"inspect", cmd_inspect, "live allocations of a group's processes: by API, size, age, call site"},
+    {"inspect", cmd_inspect, "live allocations of a group: by API, size, age, call site"},
     {"install", cmd_install, "register gpumem with Docker (install docker [--default])"},
     {"uninstall", cmd_uninstall, "remove gpumem from Docker's daemon.json"},
     {"daemon", cmd_daemon, "serve Prometheus metrics, reclaim dead processes, log events"},
