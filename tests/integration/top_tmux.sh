@@ -208,13 +208,18 @@ DLOG="$T/daemon.log"
 "$GPUMEM" daemon --listen 127.0.0.1:0 --interval 0.1 --log "$DLOG" --leak-window 3 --leak-long-window 30 \
     --leak-min-growth 64M &
 DJOB=$!
+# Its own pid, from its start event ($! is a subshell in SAN runs).
+started() { grep -q '"event":"start"' "$DLOG" 2>/dev/null; }
+until_ok started || fail daemon_started "$(cat "$DLOG")"
+DPID=$(grep -o '"pid":[0-9]*' "$DLOG" | head -1 | cut -d: -f2)
 leak_args=(init)
 for _ in $(seq 60); do leak_args+=(alloc 32M sleep 300); done
 run_sim --limit 8G --name leaky --keep -- "$CLIENT" "${leak_args[@]}" hold >"$T/leaky.log" 2>&1 &
 if wait_for '^[-+ ] zeta .* no$'; then ok leak_column_from_daemon; else fail leak_column_from_daemon "$(row zeta) :: $(tail -3 "$DLOG")"; fi
 if wait_for '^[-+ ] leaky .* YES$'; then ok leak_suspected_shown; else fail leak_suspected_shown "$(row leaky) :: $(grep leak "$DLOG" | tail -2)"; fi
 if wait_for '^[a-z]+ GPU[0-9] daemon [0-9]+s: [_.:=+*#-]+'; then ok history_from_daemon; else fail history_from_daemon "$(dump)"; fi
-kill -TERM "$DJOB"
+kill -TERM "$DPID"
+until_ok gone "$DPID" || fail daemon_stops "pid $DPID still running"
 wait "$DJOB"
 if wait_for '^[-+ ] zeta .* -$'; then ok leak_dash_after_daemon_stops; else fail leak_dash_after_daemon_stops "$(row zeta)"; fi
 
