@@ -65,4 +65,20 @@ int group_dir(const char *group, char *buf, size_t len);
  * Returns NULL when unknown. */
 const char *nvml_index_uuid(int index, void *sim);
 
+/* The machine's GPUs by NVML index (the simulated GPU's when GPUMEM_SIM_DIR
+ * is set, else the system's): fills uuids[0..n) and returns n (0 without
+ * NVML). Read once per process. */
+int gpu_list(const char (**uuids)[GM_UUID_LEN]);
+/* The NVML index of a device, or -1 when NVML does not list it. */
+int gpu_index_of(const char *uuid);
+/* How the CLI shows a GPU's UUID in a table: its first 12 characters
+ * ("GPU-fe90dcc9"), which every command that takes a GPU accepts. */
+#define GPU_SHORT_LEN 12
+/* Resolves a GPU as any command accepts it: an NVML index ("0"), a whole
+ * UUID, or a prefix of one of at least "GPU-" and 4 characters (what
+ * gpumem ps prints), matched against `known` (a group's devices, n of
+ * them) and NVML's list. Returns 0 with uuid filled, or -1 with err. */
+int gpu_resolve(const char *name, const char (*known)[GM_UUID_LEN], int n, char *uuid, size_t len, char *err,
+                size_t errlen);
+
 #endif

@@ -90,6 +90,11 @@ static void daemon_usage(FILE *out)
             "Without NVML (no driver) the daemon still serves group metrics; device metrics\n"
             "and drift are then absent and gpumem_nvml_up is 0.\n"
             "\n"
+            "For gpumem top and gpumem ps it rewrites, every interval, the file\n"
+            "$GPUMEM_STATE_DIR/.daemon-view: per group and GPU the leak state and the\n"
+            "last 64 samples of usage and refusal counts (a sample per leak window/64,\n"
+            "at most 5 s). It is removed when the daemon stops.\n"
+            "\n"
             "Signals: SIGTERM and SIGINT stop it cleanly (exit status 0).\n"
             "\n"
             "Environment:\n"
@@ -135,6 +140,9 @@ static void bound_address(const struct sockaddr_storage *ss, int port, char *buf
     }
 }
 
+static double interval = 5, view_step = DM_HIST_STEP;
+static void log_str(const char *level, const char *event, const char *key, const char *value);
+
 static void tick(const char *state)
 {
     struct dm_snapshot s;
@@ -145,6 +153,12 @@ static void tick(const char *state)
     dm_leak_tick(&s, (double)now.tv_sec + now.tv_nsec / 1e9);
     dm_events_tick(&s);
     dm_collect_unlock();
+    static int warned;
+    if (dm_view_write(&s, state, interval, view_step, (double)now.tv_sec + now.tv_nsec / 1e9) < 0 && !warned++) {
+        char msg[PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "cannot write %s/%s: gpumem top and ps show no leak state", state, DM_VIEW_FILE);
+        log_str("warn", "view_unwritable", "message", msg);
+    }
     dm_snapshot_free(&s);
 }
 
@@ -169,7 +183,6 @@ int cmd_daemon(int argc, char **argv)
     lk_params_default(&lp);
     const char *listen = "127.0.0.1:9400", *log_path = NULL;
     int sim = 0, c;
-    double interval = 5;
     gm_ticks_anchor(); /* leak evidence ages allocations: start timing the clock now */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -201,7 +214,7 @@ int cmd_daemon(int argc, char **argv)
         }
     }
     if (optind < argc)
-        return die(2, "daemon: unexpected argument \"%s\"", argv[optind]);
+        return die(2, "unexpected argument \"%s\"", argv[optind]);
     if (lp.long_window < lp.window)
         return die(2, "--leak-long-window (%g s) must not be shorter than --leak-window (%g s)", lp.long_window,
                    lp.window);
@@ -232,6 +245,9 @@ int cmd_daemon(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The history top shows spans the leak window (64 samples), at most
+     * DM_HIST_STEP seconds a sample. */
+    view_step = lp.window / DM_HIST < DM_HIST_STEP ? lp.window / DM_HIST : DM_HIST_STEP;
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
     int port = dm_http_start(&ss, state, err, sizeof err);
@@ -267,6 +283,7 @@ int cmd_daemon(int argc, char **argv)
     log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dm_events_reset();
     dm_leak_reset();
+    dm_view_remove(state);
     if (log != stderr)
         fclose(log);
     return 0;

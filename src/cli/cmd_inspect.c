@@ -23,7 +23,7 @@
 static void inspect_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: gpumem inspect [--format table|json] [--top N] GROUP|PID\n"
+            "Usage: gpumem inspect [--format table|json] [--top N] [--gpu GPU] GROUP|PID\n"
             "\n"
             "Shows the live GPU allocations of every process of GROUP, or of one\n"
             "process (PID as the host sees it, e.g. from gpumem ps -p): how many and\n"
@@ -41,6 +41,8 @@ static void inspect_usage(FILE *out)
             "                       bytes as integers, ages in seconds\n"
             "  -n, --top N          how many oldest/largest allocations and call\n"
             "                       sites to list (default 5, 0 for none)\n"
+            "      --gpu GPU        only allocations on GPU: its index, UUID, or a\n"
+            "                       prefix of it such as gpumem ps prints (GPU-fe90dcc9)\n"
             "  -h, --help           this help\n"
             "\n"
             "Examples:\n"
@@ -66,6 +68,7 @@ struct target {
 
 struct opts {
     int json, top;
+    int gd;             /* only this device of the group's table; -1: all */
 };
 
 struct site_sum {
@@ -167,7 +170,7 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
     int rc = gm_live_peek(t->host_pid, t->slot->table_addr, t->slot->table_layout, &a, &n);
     if (rc != 0) {
         const char *why = gm_live_peek_strerror(errno);
-        fprintf(stderr, "gpumem: inspect: pid %d (%s): %s\n", (int)t->host_pid, comm, why);
+        fprintf(stderr, "%s: pid %d (%s): %s\n", die_name, (int)t->host_pid, comm, why);
         if (o->json) {
             printf("%s{\"pid\":%d,\"host_pid\":%d,\"comm\":", first ? "" : ",", pid, (int)t->host_pid);
             json_str(comm);
@@ -176,6 +179,13 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
             putchar('}');
         }
         return -1;
+    }
+    if (o->gd >= 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (a[i].gd == o->gd)
+                a[k++] = a[i];
+        n = k;
     }
     uint64_t total = 0, api_count[AK_NKINDS] = {0}, api_bytes[AK_NKINDS] = {0};
     uint64_t cls_count[NCLASSES] = {0}, cls_bytes[NCLASSES] = {0}, cls_oldest[NCLASSES] = {0};
@@ -323,27 +333,30 @@ int cmd_inspect(int argc, char **argv)
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
         {"top", required_argument, NULL, 'n'},
+        {"gpu", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct opts o = {0, 5};
+    struct opts o = {0, 5, -1};
+    const char *gpu = NULL;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "+n:h", longopts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
         char *end;
         switch (c) {
         case 'f':
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-                return die(2, "inspect: --format \"%s\": expected table or json", optarg);
+                return die(2, "--format \"%s\": expected table or json", optarg);
             o.json = strcmp(optarg, "json") == 0;
             break;
         case 'n': {
             errno = 0;
             long v = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || v < 0 || v > 100000)
-                return die(2, "inspect: --top \"%s\": expected a count from 0 to 100000", optarg);
+                return die(2, "--top \"%s\": expected a count from 0 to 100000", optarg);
             o.top = (int)v;
             break;
         }
+        case 'g': gpu = optarg; break;
         case 'h':
             inspect_usage(stdout);
             return 0;
@@ -353,6 +366,10 @@ int cmd_inspect(int argc, char **argv)
         }
     }
     if (argc - optind != 1) {
+        if (argc - optind == 0)
+            die(2, "no GROUP or PID given");
+        else
+            die(2, "unexpected argument \"%s\"", argv[optind + 1]);
         inspect_usage(stderr);
         return 2;
     }
@@ -365,16 +382,34 @@ int cmd_inspect(int argc, char **argv)
     if (all_digits(what) && group_dir(what, dir, sizeof dir) != 0) {
         long v = strtol(what, NULL, 10);
         if (v <= 0 || v > INT32_MAX)
-            return die(2, "inspect: \"%s\" is not a process id", what);
+            return die(2, "\"%s\" is not a process id", what);
         only = (pid_t)v;
         if (group_of_pid(only, name, sizeof name) != 0)
-            return die(1, "inspect: process %ld is in no gpumem group (see gpumem ps -p)", v);
+            return die(1, "process %ld is in no gpumem group (see gpumem ps -p)", v);
     }
     if (group_dir(name, dir, sizeof dir) < 0)
-        return die(1, "inspect: no group \"%s\" (see gpumem ps)", what);
+        return die(1, "no group \"%s\" (see gpumem ps)", what);
     struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
     if (!u)
-        return die(1, "inspect: %s", err);
+        return die(1, "%s", err);
+    if (gpu) {
+        static char known[GM_MAX_DEVICES][GM_UUID_LEN];
+        char uuid[GM_UUID_LEN];
+        uint32_t nd = atomic_load(&u->ndev);
+        for (uint32_t d = 0; d < nd && d < GM_MAX_DEVICES; d++)
+            snprintf(known[d], GM_UUID_LEN, "%.*s", GM_UUID_LEN - 1, u->dev[d].uuid);
+        if (gpu_resolve(gpu, (const char (*)[GM_UUID_LEN])known, (int)nd, uuid, sizeof uuid, err, sizeof err) < 0) {
+            gm_usage_unmap(u);
+            return die(2, "--gpu: %s", err);
+        }
+        for (uint32_t d = 0; d < nd && d < GM_MAX_DEVICES; d++)
+            if (strcmp(known[d], uuid) == 0)
+                o.gd = (int)d;
+        if (o.gd < 0) {
+            gm_usage_unmap(u);
+            return die(1, "--gpu: group %s has not used %s", name, uuid);
+        }
+    }
 
     static struct target t[GM_MAX_PROCS];
     size_t k = targets_of(u, only, t);

@@ -142,12 +142,12 @@ static int run_install(int argc, char **argv, int uninstall)
         }
     }
     if (optind >= argc || strcmp(argv[optind], "docker") != 0) {
+        die(2, "say what to %s into: docker", uninstall ? "remove gpumem from" : "install gpumem");
         install_usage(stderr, uninstall);
-        return die(2, "%s: say what to %s into: docker", uninstall ? "uninstall" : "install",
-                   uninstall ? "remove gpumem from" : "install gpumem");
+        return 2;
     }
     if (uninstall && (dflt || *rpath))
-        return die(2, "uninstall: --default and --runtime-path are for install");
+        return die(2, "--default and --runtime-path are for install");
     if (!uninstall && !*rpath && runtime_next_to_us(rpath, sizeof rpath) < 0)
         return die(1, "gpumem-runtime was not found next to gpumem; give --runtime-path PATH");
 
@@ -192,7 +192,7 @@ static int run_install(int argc, char **argv, int uninstall)
         char *s = json_dumps(j, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "");
         free(s);
-        fprintf(stderr, "gpumem: --dry-run: %s %s\n", config, changed ? "would change" : "is already up to date");
+        fprintf(stderr, "%s: --dry-run: %s %s\n", die_name, config, changed ? "would change" : "is already up to date");
     } else if (!changed) {
         printf("%s: already up to date\n", config);
     } else if ((rc = save(config, j, &backed_up)) == 0) {

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static void limit_usage(FILE *out)
 {
@@ -26,7 +27,43 @@ static void limit_usage(FILE *out)
                  "Examples:\n"
                  "  gpumem limit job7            show\n"
                  "  gpumem limit job7 8G         every GPU: 8 GiB\n"
-                 "  gpumem limit job7 0=6G       GPU 0: 6 GiB\n");
+                 "  gpumem limit job7 0=6G       GPU 0: 6 GiB\n"
+                 "  gpumem limit job7 GPU-fe90dcc9=6G   the same GPU by the UUID prefix gpumem ps\n"
+                 "                               prints (any unique prefix of GPU-xxxx or more)\n");
+}
+
+/* SPEC with each GPU-... key that names a device by a prefix of its UUID (as
+ * gpumem ps prints it) replaced by the whole UUID. */
+static int expand_gpus(const char *spec, const struct gm_limits *l, char *out, size_t len, char *err, size_t errlen)
+{
+    static char known[GM_MAX_DEVICES][GM_UUID_LEN];
+    int n = 0;
+    for (uint32_t i = 0; i < l->ndev && i < GM_MAX_DEVICES; i++)
+        snprintf(known[n++], GM_UUID_LEN, "%.*s", GM_UUID_LEN - 1, l->dev[i].uuid);
+    size_t o = 0;
+    out[0] = '\0';
+    for (const char *p = spec; *p;) {
+        size_t plen = strcspn(p, ","), klen = strcspn(p, "=,");
+        char key[128], uuid[GM_UUID_LEN];
+        if (klen < plen && klen < sizeof key && strncasecmp(p, "GPU-", 4) == 0) {
+            snprintf(key, sizeof key, "%.*s", (int)klen, p);
+            if (gpu_resolve(key, (const char (*)[GM_UUID_LEN])known, n, uuid, sizeof uuid, err, errlen) < 0)
+                return -1;
+            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%.*s", uuid, (int)(plen - klen), p + klen);
+        } else {
+            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%.*s", (int)plen, p);
+        }
+        p += plen;
+        if (*p == ',') {
+            o += (size_t)snprintf(out + o, o < len ? len - o : 0, ",");
+            p++;
+        }
+    }
+    if (o >= len) {
+        snprintf(err, errlen, "\"%s\": too long", spec);
+        return -1;
+    }
+    return 0;
 }
 
 static void show(const char *name, const struct gm_limits *l)
@@ -39,10 +76,18 @@ static void show(const char *name, const struct gm_limits *l)
 
 int cmd_limit(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3 || is_help(argv[1]) || (argc == 3 && is_help(argv[2]))) {
-        int help = argc >= 2 && (is_help(argv[1]) || (argc == 3 && is_help(argv[2])));
-        limit_usage(help ? stdout : stderr);
-        return help ? 0 : 2;
+    for (int i = 1; i < argc; i++)
+        if (is_help(argv[i])) {
+            limit_usage(stdout);
+            return 0;
+        }
+    if (argc < 2 || argc > 3) {
+        if (argc < 2)
+            die(2, "no GROUP given");
+        else
+            die(2, "unexpected argument \"%s\"", argv[3]);
+        limit_usage(stderr);
+        return 2;
     }
     char dir[PATH_MAX], err[512];
     if (group_dir(argv[1], dir, sizeof dir) < 0)
@@ -61,7 +106,10 @@ int cmd_limit(int argc, char **argv)
         return 0;
     }
     struct gm_limit_spec spec;
-    if (gm_parse_limit_spec(argv[2], GM_BARE_REJECT, &spec, err, sizeof err) < 0)
+    char full[1024];
+    if (expand_gpus(argv[2], &l, full, sizeof full, err, sizeof err) < 0)
+        return die(2, "%s", err);
+    if (gm_parse_limit_spec(full, GM_BARE_REJECT, &spec, err, sizeof err) < 0)
         return die(2, "%s", err);
     for (int i = 0; i < spec.n; i++) {
         const struct gm_limit_term *t = &spec.term[i];

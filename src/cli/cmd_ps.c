@@ -12,28 +12,64 @@
 
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
+#include "../daemon/daemon.h"
 
 static void ps_usage(FILE *out)
 {
-    fprintf(out, "Usage: gpumem ps [-a] [-p] [--format table|json]\n"
+    fprintf(out, "Usage: gpumem ps [-a] [-p] [--format table|csv|json] [--no-headers]\n"
                  "\n"
                  "Lists groups (containers, gpumem run) with their GPU memory: one row per\n"
                  "group and GPU with its name (a container's Docker or Kubernetes name), the\n"
                  "group (its directory: a container's short id), its limit, what its\n"
                  "processes hold now, the peak, the share of the limit in use, how many\n"
                  "processes, and how many allocations were refused for the limit.\n"
+                 "A GPU is shown by its NVML index (as nvidia-smi numbers it; \"-\" when NVML\n"
+                 "does not list it) and the first 12 characters of its UUID, which\n"
+                 "gpumem limit and gpumem inspect --gpu accept as they are. On a terminal\n"
+                 "%%LIM is yellow from 80%% and red from 100%% (unless NO_COLOR is set).\n"
                  "\n"
                  "Options:\n"
                  "  -a, --all          include groups whose processes have all exited\n"
                  "  -p, --processes    add a row per process: its host pid, its pid in the\n"
                  "                     group (as the container sees it), command, held, peak\n"
-                 "      --format FMT   table (default) or json (bytes as integers)\n"
+                 "      --format FMT   table (default); csv (RFC 4180: a header line, one\n"
+                 "                     line per group and GPU, bytes as integers, empty when\n"
+                 "                     unknown or unlimited); json (bytes as integers; with\n"
+                 "                     the GPU index, whole UUID, container, pod, namespace,\n"
+                 "                     and leak_suspected: null when no gpumem daemon runs)\n"
+                 "      --no-headers   no header line (table and csv)\n"
                  "  -h, --help         show this help\n");
 }
 
 struct ps_opts {
-    int all, procs, json;
+    int all, procs, json, csv, no_headers;
+    int color;                  /* a terminal, and NO_COLOR unset */
+    struct dm_view daemon;      /* the daemon's leak state, when it runs */
 };
+
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+static void csv_field(const char *s, int last)
+{
+    if (strpbrk(s, ",\"\r\n")) {
+        putchar('"');
+        for (; *s; s++) {
+            if (*s == '"')
+                putchar('"');
+            putchar(*s);
+        }
+        putchar('"');
+    } else {
+        fputs(s, stdout);
+    }
+    putchar(last ? '\n' : ',');
+}
+
+static void csv_u64(uint64_t v, int last)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+    csv_field(b, last);
+}
 
 /* A process's bytes held and peak, over the group's devices. */
 static void proc_totals(const struct gm_proc_slot *s, uint32_t ndev, uint64_t *used, uint64_t *peak)
@@ -57,7 +93,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         char probe[PATH_MAX + 320];
         snprintf(probe, sizeof probe, "%s/limits", dir);
         if (l || access(probe, F_OK) == 0)
-            fprintf(stderr, "gpumem: warning: skipping group %s: %s\n", name, err);
+            fprintf(stderr, "%s: warning: skipping group %s: %s\n", die_name, name, err);
         gm_limits_unmap(l);
         return -1;
     }
@@ -77,23 +113,72 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
     static int32_t host[GM_MAX_PROCS];
     if (o->procs)
         gm_resolve_host_pids(u, host);
-    if (o->json) {
-        char cid[sizeof l->container_id + 1];
+    if (o->csv) {
+        for (uint32_t d = 0; d < ndev || (d == 0 && ndev == 0); d++) {
+            char gpu[16] = "", uuid[GM_UUID_LEN] = "", pct[16] = "";
+            uint64_t lim = l->default_limit, used = 0, peak = 0, ref = 0;
+            if (ndev) {
+                snprintf(uuid, sizeof uuid, "%.*s", GM_UUID_LEN - 1, u->dev[d].uuid);
+                int gi = gpu_index_of(uuid);
+                if (gi >= 0)
+                    snprintf(gpu, sizeof gpu, "%d", gi);
+                lim = gm_limits_for(l, uuid);
+                used = gm_usage_total(u, (int)d);
+                peak = atomic_load(&u->dev[d].peak);
+                ref = atomic_load(&u->dev[d].refusals);
+            }
+            if (lim != GM_UNLIMITED && lim)
+                snprintf(pct, sizeof pct, "%.1f", 100.0 * (double)used / (double)lim);
+            csv_field(label, 0);
+            csv_field(name, 0);
+            csv_field(gpu, 0);
+            csv_field(uuid, 0);
+            if (lim == GM_UNLIMITED)
+                csv_field("", 0);
+            else
+                csv_u64(lim, 0);
+            csv_u64(used, 0);
+            csv_u64(peak, 0);
+            csv_field(pct, 0);
+            csv_u64((uint64_t)nproc, 0);
+            csv_u64(ref, 1);
+        }
+    } else if (o->json) {
+        char cid[sizeof l->container_id + 1], pod[GM_NAME_LEN + 1], ns[GM_NAME_LEN + 1], cname[GM_NAME_LEN + 1];
         snprintf(cid, sizeof cid, "%.*s", (int)strnlen(l->container_id, sizeof l->container_id), l->container_id);
+        snprintf(pod, sizeof pod, "%.*s", (int)strnlen(l->pod, sizeof l->pod), l->pod);
+        snprintf(ns, sizeof ns, "%.*s", (int)strnlen(l->pod_namespace, sizeof l->pod_namespace), l->pod_namespace);
+        snprintf(cname, sizeof cname, "%.*s", (int)strnlen(l->container_name, sizeof l->container_name),
+                 l->container_name);
         printf("%s{\"group\":", *first ? "" : ",");
         json_str(name);
         printf(",\"name\":");
         json_str(label);
         printf(",\"container_id\":");
         json_str(cid);
+        /* As the daemon's labels: the container's name, else its id. */
+        printf(",\"container\":");
+        json_str(*cname ? cname : cid);
+        printf(",\"pod\":");
+        json_str(pod);
+        printf(",\"namespace\":");
+        json_str(ns);
         printf(",\"processes\":%d,\"devices\":[", nproc);
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
-            printf("%s{\"uuid\":\"%s\",\"limit\":", d ? "," : "", u->dev[d].uuid);
+            int gi = gpu_index_of(u->dev[d].uuid);
+            printf("%s{\"gpu\":", d ? "," : "");
+            if (gi >= 0)
+                printf("%d", gi);
+            else
+                printf("null");
+            printf(",\"uuid\":\"%s\",\"limit\":", u->dev[d].uuid);
             if (lim == GM_UNLIMITED)
                 printf("null");
             else
                 printf("%llu", (unsigned long long)lim);
+            struct dm_hist *h = dm_hist_find(o->daemon.h, o->daemon.n, name, u->dev[d].uuid);
+            printf(",\"leak_suspected\":%s", !o->daemon.ok ? "null" : h && h->leak ? "true" : "false");
             printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu}", (unsigned long long)gm_usage_total(u, (int)d),
                    (unsigned long long)atomic_load(&u->dev[d].peak),
                    (unsigned long long)atomic_load(&u->dev[d].refusals));
@@ -129,18 +214,25 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         *first = 0;
     } else {
         if (ndev == 0)
-            printf("%-20s %-14s %-14s %10s %10s %10s %6s %5d %8s\n", label, name, "-",
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s\n", label, name, "-", "-",
                    gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0");
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
-            char pct[16] = "-";
+            char pct[16] = "-", cell[48];
+            double p = -1;
             if (lim != GM_UNLIMITED && lim)
-                snprintf(pct, sizeof pct, "%.1f%%", 100.0 * (double)used / (double)lim);
-            char shortid[16];
-            snprintf(shortid, sizeof shortid, "%.12s", u->dev[d].uuid);
-            printf("%-20s %-14s %-14s %10s %10s %10s %6s %5d %8llu\n", d ? "" : label, d ? "" : name, shortid,
+                snprintf(pct, sizeof pct, "%.1f%%", (p = 100.0 * (double)used / (double)lim));
+            /* Yellow from 80%, red from 100%, as in gpumem top. */
+            const char *sgr = !o->color || p < 80 ? NULL : p >= 100 ? "\033[1;31m" : "\033[33m";
+            snprintf(cell, sizeof cell, "%s%6s%s", sgr ? sgr : "", pct, sgr ? "\033[m" : "");
+            char shortid[16], gpu[16] = "-";
+            snprintf(shortid, sizeof shortid, "%.*s", GPU_SHORT_LEN, u->dev[d].uuid);
+            int gi = gpu_index_of(u->dev[d].uuid);
+            if (gi >= 0)
+                snprintf(gpu, sizeof gpu, "%d", gi);
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu\n", d ? "" : label, d ? "" : name, gpu, shortid,
                    gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
-                   gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), pct, nproc,
+                   gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), cell, nproc,
                    (unsigned long long)atomic_load(&u->dev[d].refusals));
         }
         if (o->procs) {
@@ -181,7 +273,7 @@ int cmd_ps(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"all", no_argument, 0, 'a'}, {"processes", no_argument, 0, 'p'}, {"format", required_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"no-headers", no_argument, 0, 'H'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     struct ps_opts o = {0};
     int c;
@@ -191,27 +283,37 @@ int cmd_ps(int argc, char **argv)
         case 'a': o.all = 1; break;
         case 'p': o.procs = 1; break;
         case 'f':
-            if (strcmp(optarg, "json") == 0)
-                o.json = 1;
-            else if (strcmp(optarg, "table") != 0)
-                return die(2, "--format \"%s\": expected table or json", optarg);
+            o.json = strcmp(optarg, "json") == 0;
+            o.csv = strcmp(optarg, "csv") == 0;
+            if (!o.json && !o.csv && strcmp(optarg, "table") != 0)
+                return die(2, "--format \"%s\": expected table, csv or json", optarg);
             break;
+        case 'H': o.no_headers = 1; break;
         case 'h': ps_usage(stdout); return 0;
         default: ps_usage(stderr); return 2;
         }
     }
     if (optind < argc)
-        return die(2, "ps: unexpected argument \"%s\"", argv[optind]);
+        return die(2, "unexpected argument \"%s\"", argv[optind]);
+    if (o.csv && o.procs)
+        return die(2, "--processes is for the table and json formats (csv has one line per group and GPU)");
     char state[PATH_MAX];
     gm_state_dir(state, sizeof state);
+    const char *nc = getenv("NO_COLOR");
+    o.color = !o.json && !o.csv && isatty(STDOUT_FILENO) && !(nc && *nc);
+    if (o.json)
+        dm_view_read(state, &o.daemon);
     if (o.json)
         printf("[");
-    else
-        printf("%-20s %-14s %-14s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "LIMIT", "USED", "PEAK", "%LIM",
-               "PROCS", "REFUSED");
+    else if (o.csv && !o.no_headers)
+        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals\n");
+    else if (!o.csv && !o.no_headers)
+        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT", "USED",
+               "PEAK", "%LIM", "PROCS", "REFUSED");
     struct ps_pass pass = {&o, 1};
     gm_each_group(state, show_one, &pass);
     if (o.json)
         printf("]\n");
+    dm_view_free(&o.daemon);
     return 0;
 }

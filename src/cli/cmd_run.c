@@ -167,8 +167,9 @@ int cmd_run(int argc, char **argv)
         }
     }
     if (optind >= argc) {
+        die(2, "no command given (put it after --)");
         run_usage(stderr);
-        return die(2, "run: no command given (put it after --)");
+        return 2;
     }
 
     struct gm_limit_spec spec = {0};
@@ -180,7 +181,7 @@ int cmd_run(int argc, char **argv)
         if (rc < 0)
             return die(2, "%s", err);
         if (rc == 0)
-            fprintf(stderr, "gpumem: no limit given (--limit): the group is accounted but not limited\n");
+            fprintf(stderr, "%s: no limit given (--limit): the group is accounted but not limited\n", die_name);
     }
 
     /* The driver the command will use. */
@@ -254,7 +255,7 @@ int cmd_run(int argc, char **argv)
     if (rc != 0) {
         if (!keep)
             gm_group_remove(dir);
-        fprintf(stderr, "gpumem: cannot run \"%s\": %s\n", argv[optind], strerror(rc));
+        fprintf(stderr, "%s: cannot run \"%s\": %s\n", die_name, argv[optind], strerror(rc));
         return rc == ENOENT ? 127 : 126;
     }
     child = pid;
@@ -269,7 +270,7 @@ int cmd_run(int argc, char **argv)
         if (u)
             print_summary(name, u, ml);
         else
-            fprintf(stderr, "gpumem: --summary: %s\n", err);
+            fprintf(stderr, "%s: --summary: %s\n", die_name, err);
         gm_usage_unmap(u);
         gm_limits_unmap(ml);
     }

@@ -22,18 +22,28 @@ static void top_usage(FILE *out)
             "\n"
             "A live, full-screen view of GPU memory by group (container, pod, gpumem run),\n"
             "refreshed every interval, in the spirit of nvtop and htop. It reads the groups'\n"
-            "files and NVML directly; no daemon is needed.\n"
+            "files and NVML directly; no daemon is needed. When gpumem daemon runs, top\n"
+            "also shows its leak detection and its history (the daemon's view file).\n"
             "\n"
             "The screen:\n"
             "  GPU lines   per device, a bar of the physical memory in use out of its total,\n"
             "              as NVML reports it (all processes, in groups or not), then the\n"
             "              sum of the limits granted to groups on it; \"(over)\" when the\n"
-            "              limits add up to more than the device has. N/A without NVML.\n"
-            "  Groups      one row per group: USED (bytes its processes hold now, over its\n"
-            "              devices), LIMIT (\"none\" when unlimited), %%LIM, PEAK, PROCS,\n"
-            "              REFUSED (allocations refused for the limit; highlighted when\n"
-            "              not 0) and LEAK (\"-\": leak detection is not available yet).\n"
+            "              limits add up to more than the device has (never cut off).\n"
+            "              N/A without NVML.\n"
+            "  Groups      a line per group and GPU it has used, never summed across GPUs:\n"
+            "              GPU (NVML index), USED (bytes its processes hold there now),\n"
+            "              LIMIT (\"none\" when unlimited), %%LIM (yellow from 80%%, red\n"
+            "              from 100%%; NO_COLOR turns colours off), PEAK, PROCS, REFUSED\n"
+            "              (allocations refused for the limit, highlighted when not 0;\n"
+            "              \"+N\": N of them within the history), LEAK (the daemon's leak\n"
+            "              detection: YES or no; \"-\" when no daemon runs), and on wide\n"
+            "              terminals HISTORY, a sparkline of its usage.\n"
             "              '+' marks a group that can be expanded, '-' an expanded one.\n"
+            "  History     under the groups, the selected group's usage over time on\n"
+            "              each GPU ('_' nothing .. '#' the most in view, a character per\n"
+            "              sample): the daemon's last minutes when it runs (\"daemon\"),\n"
+            "              else what top has seen since it started (\"seen\").\n"
             "  Processes   under an expanded group: pid (and host pid when it differs,\n"
             "              e.g. in a container), command, bytes held, peak, refusals.\n"
             "  The column the groups are sorted by is marked with '*'.\n"
@@ -41,8 +51,10 @@ static void top_usage(FILE *out)
             "Keys:\n"
             "  Up/Down, k/j        move the selection (PgUp/PgDn, Home/End, g/G too)\n"
             "  Enter, e, Space     expand or collapse the selected group's processes\n"
-            "  s                   cycle the sort: used, name, limit, refused\n"
-            "  u, n, l, r          sort by used, name, limit, refused\n"
+            "  s                   cycle the sort: used, %%lim, name, limit, refused\n"
+            "  u, p (%%), n, l, r   sort by used, %%lim, name, limit, refused (a group by\n"
+            "                      its worst GPU)\n"
+            "  ?, h                this help on the screen (any key returns)\n"
             "  a                   show all groups / only groups with processes\n"
             "  q, Q, ^C            quit (the terminal is restored)\n"
             "\n"
@@ -65,6 +77,7 @@ static void top_usage(FILE *out)
             "Environment:\n"
             "  GPUMEM_STATE_DIR   where groups live (see gpumem --help)\n"
             "  GPUMEM_SIM_DIR     the simulated GPU's libraries (implies --sim)\n"
+            "  NO_COLOR           when set and not empty, no colours (bold and reverse stay)\n"
             "\n"
             "Examples:\n"
             "  gpumem top              refresh every second\n"
@@ -88,7 +101,7 @@ static int parse_delay(const char *s, double *out)
 
 const char *top_sort_name(enum top_sort s)
 {
-    static const char *names[] = {"used", "name", "limit", "refused"};
+    static const char *names[] = {"used", "%lim", "name", "limit", "refused"};
     return s < TOP_SORT_N ? names[s] : "?";
 }
 
@@ -128,6 +141,7 @@ static int group_order(const void *a, const void *b)
     int c = 0;
     switch (sort_key) {
     case TOP_SORT_USED: c = cmp_u64_desc(x->used, y->used); break;
+    case TOP_SORT_PCT: c = x->pct > y->pct ? -1 : x->pct < y->pct; break;
     case TOP_SORT_LIMIT: c = cmp_u64_desc(x->limit, y->limit); break;
     case TOP_SORT_REFUSALS: c = cmp_u64_desc(x->refusals, y->refusals); break;
     default: break;
@@ -156,6 +170,14 @@ static struct top_group *add_group(struct top_view *v, const char *name)
     return g;
 }
 
+/* A group's GPU lines in NVML order (those NVML does not list last). */
+static int by_gpu(const void *a, const void *b)
+{
+    const struct dm_row *x = a, *y = b;
+    unsigned gx = (unsigned)x->gpu, gy = (unsigned)y->gpu;
+    return gx < gy ? -1 : gx > gy ? 1 : strcmp(x->uuid, y->uuid);
+}
+
 /* Groups from the collector's rows (one per group and device, sorted by
  * group) and process rows (contiguous per group). */
 static void build_groups(struct top_view *v)
@@ -169,12 +191,23 @@ static void build_groups(struct top_view *v)
                                   : add_group(v, row->group);
         if (!g)
             return;
-        g->ndev++;
-        g->used += row->used;
-        g->peak += row->peak;
+        if (g->nrow++ == 0) {
+            g->row0 = i;
+            g->pct = -1;
+        }
+        if (row->used > g->used)
+            g->used = row->used;
+        if (row->limit > g->limit)
+            g->limit = row->limit;
         g->refusals += row->refusals;
-        g->limit = g->limit == GM_UNLIMITED || row->limit == GM_UNLIMITED ? GM_UNLIMITED : g->limit + row->limit;
+        if (row->limit != GM_UNLIMITED && row->limit) {
+            double pct = 100.0 * (double)row->used / (double)row->limit;
+            if (pct > g->pct)
+                g->pct = pct;
+        }
     }
+    for (size_t i = 0; i < v->ngroups; i++)
+        qsort(&v->snap.rows[v->groups[i].row0], v->groups[i].nrow, sizeof *v->snap.rows, by_gpu);
     size_t ndev_groups = v->ngroups;
     qsort(v->groups, ndev_groups, sizeof *v->groups, by_name);
     for (size_t i = 0; i < s->nprocs;) {
@@ -184,8 +217,10 @@ static void build_groups(struct top_view *v)
         struct top_group key;
         snprintf(key.name, sizeof key.name, "%s", s->procs[i].group);
         struct top_group *g = bsearch(&key, v->groups, ndev_groups, sizeof *v->groups, by_name);
-        if (!g && (g = add_group(v, key.name)) != NULL)
+        if (!g && (g = add_group(v, key.name)) != NULL) {
             g->limit = 0; /* not used a device yet: no limit applies anywhere yet */
+            g->pct = -1;
+        }
         if (g) {
             g->proc0 = i;
             g->nproc = j - i;
@@ -213,10 +248,22 @@ static void build_groups(struct top_view *v)
         snprintf(v->sel_name, sizeof v->sel_name, "%s", v->groups[v->sel].name);
 }
 
+static double now_s(void);
+
+const struct dm_hist *top_history(const struct top_view *v, const char *group, const char *uuid, int *from_daemon)
+{
+    const struct dm_hist *h = v->daemon.ok ? dm_hist_find(v->daemon.h, v->daemon.n, group, uuid) : NULL;
+    *from_daemon = h != NULL;
+    return h ? h : dm_hist_find(v->own, v->nown, group, uuid);
+}
+
 static void refresh(struct top_view *v, const char *state)
 {
     dm_snapshot_free(&v->snap);
     dm_collect_procs(&v->snap, state, 1);
+    /* top's own history: a sample per refresh, at most one a second. */
+    dm_hist_track(&v->own, &v->nown, &v->snap, now_s(), v->delay > 1 ? v->delay : 1);
+    dm_view_read(state, &v->daemon);
     build_groups(v);
 }
 
@@ -244,7 +291,12 @@ static void move_sel(struct top_view *v, long delta)
 static int key(struct top_view *v, int k)
 {
     long page = v->rows > 10 ? v->rows - 10 : 1;
+    if (v->help) { /* any key leaves the help screen; q still quits */
+        v->help = 0;
+        return k == 'q' || k == 'Q';
+    }
     switch (k) {
+    case '?': case 'h': v->help = 1; break;
     case 'q': case 'Q': return 1;
     case TOP_KEY_UP: case 'k': move_sel(v, -1); break;
     case TOP_KEY_DOWN: case 'j': move_sel(v, 1); break;
@@ -258,6 +310,7 @@ static int key(struct top_view *v, int k)
         break;
     case 's': resort(v, (enum top_sort)((v->sort + 1) % TOP_SORT_N)); break;
     case 'u': resort(v, TOP_SORT_USED); break;
+    case 'p': case '%': resort(v, TOP_SORT_PCT); break;
     case 'n': resort(v, TOP_SORT_NAME); break;
     case 'l': resort(v, TOP_SORT_LIMIT); break;
     case 'r': resort(v, TOP_SORT_REFUSALS); break;
@@ -287,6 +340,8 @@ int cmd_top(int argc, char **argv)
     struct top_view v;
     memset(&v, 0, sizeof v);
     v.delay = 1.0;
+    const char *nc = getenv("NO_COLOR");
+    v.color = !(nc && *nc);
     int sim = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:ah", opts, NULL)) != -1) {
@@ -352,5 +407,7 @@ int cmd_top(int argc, char **argv)
     dm_snapshot_free(&v.snap);
     free(v.groups);
     free(v.expanded);
+    free(v.own);
+    dm_view_free(&v.daemon);
     return 0;
 }

@@ -10,7 +10,7 @@ static const struct command commands[] = {
     {"limit", cmd_limit, "show or change a running group's limit"},
     {"ps", cmd_ps, "list groups and their GPU memory use"},
     {"top", cmd_top, "live full-screen view of GPU memory by group"},
-    {"inspect", cmd_inspect, "live allocations of a group's processes: by API, size, age, call site"},
+    {"inspect", cmd_inspect, "live allocations of a group: by API, size, age, call site"},
     {"install", cmd_install, "register gpumem with Docker (install docker [--default])"},
     {"uninstall", cmd_uninstall, "remove gpumem from Docker's daemon.json"},
     {"daemon", cmd_daemon, "serve Prometheus metrics, reclaim dead processes, log events"},
@@ -29,6 +29,30 @@ int die(int status, const char *fmt, ...)
     return status;
 }
 
+/* Levenshtein distance, for "did you mean" (command names are short). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 64 || lb >= 64)
+        return 64;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
 int is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
 
 static void usage(FILE *out)
@@ -43,6 +67,10 @@ static void usage(FILE *out)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n"
+                 "Options:\n"
+                 "  -h, --help   this help ('gpumem help COMMAND' for a command's)\n"
+                 "  --version    print gpumem's version\n"
+                 "\n"
                  "Run 'gpumem COMMAND --help' for a command's options.\n"
                  "\n"
                  "Environment:\n"
@@ -53,6 +81,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
+        die(2, "no command given");
         usage(stderr);
         return 2;
     }
@@ -71,9 +100,35 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(commands[i].name, argv[1]) == 0)
+        if (strcmp(commands[i].name, argv[1]) == 0) {
+            /* One prefix for every message of the command, ours and
+             * getopt's (which names argv[0]): "gpumem ps: ...". */
+            static char name[64];
+            snprintf(name, sizeof name, "gpumem %s", commands[i].name);
+            die_name = name;
+            argv[1] = name;
             return commands[i].run(argc - 1, argv + 1);
-    die(2, "unknown command \"%s\"", argv[1]);
-    usage(stderr);
+        }
+    /* The closest command within two edits, when exactly one is. */
+    const char *guess = NULL;
+    size_t best = 3;
+    int ties = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        size_t d = edit_distance(argv[1], commands[i].name);
+        if (d < best) {
+            best = d;
+            guess = commands[i].name;
+            ties = 0;
+        } else if (d == best) {
+            ties++;
+        }
+    }
+    if (argv[1][0] == '-')
+        die(2, "unknown option \"%s\"", argv[1]);
+    else if (guess && !ties)
+        die(2, "unknown command \"%s\"; did you mean \"%s\"?", argv[1], guess);
+    else
+        die(2, "unknown command \"%s\"", argv[1]);
+    fprintf(stderr, "Run 'gpumem --help' for the commands.\n");
     return 2;
 }

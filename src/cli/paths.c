@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <strings.h>
+#include <ctype.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,4 +257,81 @@ int library_present(const char *soname)
     if (h)
         dlclose(h);
     return h != NULL;
+}
+
+int gpu_list(const char (**uuids)[GM_UUID_LEN])
+{
+    static char list[GM_MAX_DEVICES][GM_UUID_LEN];
+    static int n = -1;
+    if (n < 0) {
+        n = 0;
+        char sim[PATH_MAX];
+        const char *env = getenv("GPUMEM_SIM_DIR");
+        void *where = env && *env && find_sim_dir(sim, sizeof sim) == 0 ? sim : NULL;
+        const char *u;
+        while (n < GM_MAX_DEVICES && (u = nvml_index_uuid(n, where)) != NULL)
+            snprintf(list[n++], GM_UUID_LEN, "%s", u);
+    }
+    *uuids = (const char (*)[GM_UUID_LEN])list;
+    return n;
+}
+
+int gpu_index_of(const char *uuid)
+{
+    const char (*l)[GM_UUID_LEN];
+    int n = gpu_list(&l);
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(l[i], uuid) == 0)
+            return i;
+    return -1;
+}
+
+int gpu_resolve(const char *name, const char (*known)[GM_UUID_LEN], int n, char *uuid, size_t len, char *err,
+                size_t errlen)
+{
+    const char (*l)[GM_UUID_LEN];
+    int nl = gpu_list(&l);
+    if (*name && strspn(name, "0123456789") == strlen(name)) {
+        long i = strtol(name, NULL, 10);
+        if (strlen(name) > 3 || i >= nl) {
+            snprintf(err, errlen, "GPU %s: no such device (or no NVML); give its UUID instead", name);
+            return -1;
+        }
+        snprintf(uuid, len, "%s", l[i]);
+        return 0;
+    }
+    size_t nlen = strlen(name);
+    if (nlen < 8 || strncasecmp(name, "GPU-", 4) != 0) {
+        snprintf(err, errlen, "GPU \"%s\": expected an index, a GPU-<uuid> or its prefix (at least GPU-xxxx)", name);
+        return -1;
+    }
+    const char *match = NULL;
+    int count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char (*set)[GM_UUID_LEN] = pass ? l : known;
+        int ns = pass ? nl : n;
+        for (int i = 0; i < ns; i++) {
+            if (strncasecmp(set[i], name, nlen) != 0 || (match && strcasecmp(match, set[i]) == 0))
+                continue;
+            if (strlen(set[i]) == nlen) { /* the whole UUID: no ambiguity */
+                snprintf(uuid, len, "%s", set[i]);
+                return 0;
+            }
+            match = set[i];
+            count++;
+        }
+    }
+    if (count == 1) {
+        snprintf(uuid, len, "%s", match);
+        return 0;
+    }
+    if (count == 0 && nlen == 40) { /* a whole UUID nobody lists yet */
+        snprintf(uuid, len, "%s", name);
+        for (char *c = uuid + 4; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        return 0;
+    }
+    snprintf(err, errlen, count ? "GPU \"%s\" is ambiguous: give more of its UUID" : "GPU \"%s\": no such device",
+             name);
+    return -1;
 }

@@ -12,15 +12,18 @@
 
 /* ---- model ------------------------------------------------------------ */
 
+/* A group: a line per GPU it has used (never summed across GPUs); its sort
+ * keys are its worst GPU's. */
 struct top_group {
     char name[GM_NAME_LEN + 1];
-    uint64_t used, peak, refusals;      /* summed over the group's devices */
-    uint64_t limit;                     /* summed; GM_UNLIMITED when any device is */
-    int ndev;
+    uint64_t used, limit;               /* the most used / the largest limit on one GPU */
+    uint64_t refusals;                  /* over its GPUs (a count) */
+    double pct;                         /* the highest % of a limit on one GPU; -1: no limit */
+    size_t row0, nrow;                  /* its GPUs: view.snap.rows[row0 ...] */
     size_t proc0, nproc;                /* its processes: view.snap.procs[proc0 ...] */
 };
 
-enum top_sort { TOP_SORT_USED, TOP_SORT_NAME, TOP_SORT_LIMIT, TOP_SORT_REFUSALS, TOP_SORT_N };
+enum top_sort { TOP_SORT_USED, TOP_SORT_PCT, TOP_SORT_NAME, TOP_SORT_LIMIT, TOP_SORT_REFUSALS, TOP_SORT_N };
 
 struct top_view {
     struct dm_snapshot snap;
@@ -36,7 +39,16 @@ struct top_view {
     int all;                            /* show groups without processes too */
     char nvml_err[512];                 /* why there are no device figures */
     int rows, cols;
+    int color;                          /* ANSI colours (NO_COLOR unset) */
+    int help;                           /* the ? screen is shown */
+    struct dm_view daemon;              /* the daemon's leak state and history, when it runs */
+    struct dm_hist *own;                /* what top sampled itself since it started */
+    size_t nown;
 };
+
+/* The history to show for a group on a GPU: the daemon's (longer) when it
+ * has one, else top's own; NULL when neither. *from_daemon says which. */
+const struct dm_hist *top_history(const struct top_view *v, const char *group, const char *uuid, int *from_daemon);
 
 int top_is_expanded(const struct top_view *v, const char *name);
 const char *top_sort_name(enum top_sort s);

@@ -14,6 +14,19 @@
 #define SGR_REVERSE "\033[7m"
 #define SGR_BOLD "\033[1m"
 #define SGR_BOLD_REVERSE "\033[1;7m"
+#define SGR_YELLOW "\033[33m"
+#define SGR_RED "\033[1;31m"
+
+/* The attribute of a share of a limit: yellow from 80%, red from 100%
+ * (bold only, without colours). NULL below. */
+static const char *pct_attr(const struct top_view *v, double pct)
+{
+    if (pct >= 100)
+        return v->color ? SGR_RED : SGR_BOLD;
+    if (pct >= 80)
+        return v->color ? SGR_YELLOW : NULL;
+    return NULL;
+}
 
 const char *top_size(uint64_t bytes, char *buf, size_t len)
 {
@@ -103,10 +116,14 @@ static void clean(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
-static void draw_device(struct row *r, const struct dm_device *d)
+static void draw_device(struct row *r, const struct top_view *v, const struct dm_device *d)
 {
     char a[16], b[16], g[16];
     putf(r, SGR_BOLD, "GPU%-2u", d->index);
+    /* Over-commit: limits granted on the device add up to more than it
+     * has. Marked in the room the bar leaves, never clipped. */
+    int over = d->mem_ok && d->granted != GM_UNLIMITED && d->granted > d->total;
+    const char *over_attr = v->color ? SGR_RED : SGR_BOLD_REVERSE;
     if (!d->mem_ok) {
         putf(r, NULL, " memory N/A   granted %s", top_size(d->granted, g, sizeof g));
         return;
@@ -115,7 +132,7 @@ static void draw_device(struct row *r, const struct dm_device *d)
     char tail[96];
     snprintf(tail, sizeof tail, " %6s/%-6s granted %s", top_size(d->used, a, sizeof a), top_size(d->total, b, sizeof b),
              top_size(d->granted, g, sizeof g));
-    int bar = r->width - r->col - 3 - (int)strlen(tail);
+    int bar = r->width - r->col - 3 - (int)strlen(tail) - (over ? 7 : 0);
     if (bar >= 10) {
         int fill = d->total ? (int)((double)d->used / (double)d->total * bar + 0.5) : 0;
         if (fill > bar)
@@ -133,55 +150,125 @@ static void draw_device(struct row *r, const struct dm_device *d)
         }
         put(r, NULL, "]");
     }
-    put(r, NULL, tail);
-    if (d->granted > d->total)
-        put(r, SGR_BOLD, " (over)");
+    if (over && r->width - r->col < (int)strlen(tail) + 7) {
+        /* Too narrow for all of it: the mark wins over the figures. */
+        snprintf(tail, sizeof tail, " %s/%s", top_size(d->granted, g, sizeof g), top_size(d->total, b, sizeof b));
+        put(r, NULL, tail);
+    } else {
+        put(r, NULL, tail);
+    }
+    if (over)
+        put(r, over_attr, " (over)");
 }
 
-/* Column layout shared by the header, group rows and process rows. */
-#define NUM_COLS " %7s %7s %5s %7s %5s %7s %4s"
-#define NUM_WIDTH 51    /* 2 (marker) + the columns above, without the name */
+/* Column layout shared by the header, group rows and process rows:
+ * marker, name, then " GPU USED LIMIT %LIM PEAK PROCS REFUSED LEAK" and the
+ * history sparkline in what is left. */
+#define NUM_WIDTH 55    /* 2 (marker) + the fixed columns, without the name */
+#define HIST_MIN 6      /* a narrower history column is left out */
 
 static int name_width(int width)
 {
     int w = width - NUM_WIDTH;
-    return w < 8 ? 8 : w;
+    return w < 8 ? 8 : w > 20 ? 20 : w;
+}
+
+static int hist_width(int width)
+{
+    int w = width - NUM_WIDTH - name_width(width) - 1;
+    return w < HIST_MIN ? 0 : w;
+}
+
+/* ASCII, so any terminal and locale draws it: one character per sample,
+ * from 0 ('_') to the highest usage in view ('#'). */
+static void sparkline(struct row *r, const struct dm_hist *h, int w)
+{
+    static const char ramp[] = "_.-:=+*#";
+    char s[256];
+    if (w <= 0)
+        return;
+    if (w > (int)sizeof s - 1)
+        w = (int)sizeof s - 1;
+    size_t n = h ? h->n : 0, k0 = n > (size_t)w ? n - (size_t)w : 0;
+    uint64_t max = 0;
+    for (size_t k = k0; k < n; k++)
+        if (h->used[k] > max)
+            max = h->used[k];
+    int len = 0;
+    for (size_t k = k0; k < n; k++)
+        s[len++] = max ? ramp[(size_t)((double)h->used[k] / (double)max * 7 + 0.5)] : ramp[0];
+    s[len] = '\0';
+    putf(r, NULL, " %-*s", w, len ? s : "-");
 }
 
 static void draw_header(struct row *r, const struct top_view *v)
 {
-    static const char *labels[] = {"USED", "LIMIT", "%LIM", "PEAK", "PROCS", "REFUSED", "LEAK"};
-    static const int widths[] = {7, 7, 5, 7, 5, 7, 4};
+    static const char *labels[] = {"GPU", "USED", "LIMIT", "%LIM", "PEAK", "PROCS", "REFUSED", "LEAK"};
+    static const int widths[] = {3, 7, 7, 5, 7, 5, 7, 4};
     int nw = name_width(r->width);
     char name[32];
     snprintf(name, sizeof name, "%sGROUP", v->sort == TOP_SORT_NAME ? "*" : "");
     putf(r, NULL, "  %-*s", nw, name);
-    for (int i = 0; i < 7; i++) {
-        int sorted = (i == 0 && v->sort == TOP_SORT_USED) || (i == 1 && v->sort == TOP_SORT_LIMIT) ||
-                     (i == 5 && v->sort == TOP_SORT_REFUSALS);
+    for (int i = 0; i < 8; i++) {
+        int sorted = (i == 1 && v->sort == TOP_SORT_USED) || (i == 2 && v->sort == TOP_SORT_LIMIT) ||
+                     (i == 3 && v->sort == TOP_SORT_PCT) || (i == 6 && v->sort == TOP_SORT_REFUSALS);
         char l[16];
         snprintf(l, sizeof l, "%s%s", sorted ? "*" : "", labels[i]);
         putf(r, NULL, " %*s", widths[i], l);
     }
+    if (hist_width(r->width))
+        putf(r, NULL, " %s", v->daemon.ok ? "HISTORY (daemon)" : "HISTORY");
 }
 
-static void draw_group(struct row *r, const struct top_view *v, const struct top_group *g, int selected)
+/* One line of a group: its GPU `row` (NULL: it has used none yet); the
+ * first line (`first`) carries its name and expansion mark. */
+static void draw_group(struct row *r, const struct top_view *v, const struct top_group *g, const struct dm_row *row,
+                       int first, int selected)
 {
-    char name[GM_NAME_LEN + 1], u[16], l[16], pk[16], pct[16] = "-", procs[16], ref[24];
+    char name[GM_NAME_LEN + 1], gpu[16] = "-", u[16], l[16], pk[16], pct[16] = "-", procs[16], ref[40];
     int nw = name_width(r->width);
-    clean(name, sizeof name, g->name);
-    if (g->limit != GM_UNLIMITED && g->limit)
-        snprintf(pct, sizeof pct, "%.0f%%", 100.0 * (double)g->used / (double)g->limit);
-    snprintf(procs, sizeof procs, "%zu", g->nproc);
-    snprintf(ref, sizeof ref, "%llu", (unsigned long long)g->refusals);
-    char mark = g->nproc == 0 ? ' ' : top_is_expanded(v, g->name) ? '-' : '+';
-    putf(r, NULL, "%c %-*.*s %7s %7s %5s %7s %5s", mark, nw, nw, name, top_size(g->used, u, sizeof u),
-         top_size(g->limit, l, sizeof l), pct, top_size(g->peak, pk, sizeof pk), procs);
+    clean(name, sizeof name, first ? g->name : "");
+    double p = -1;
+    uint64_t used = 0, limit = 0, peak = 0, refusals = 0;
+    const struct dm_hist *h = NULL;
+    int from_daemon = 0;
+    if (row) {
+        used = row->used;
+        limit = row->limit;
+        peak = row->peak;
+        refusals = row->refusals;
+        if (row->gpu >= 0)
+            snprintf(gpu, sizeof gpu, "%d", row->gpu);
+        if (limit != GM_UNLIMITED && limit) {
+            p = 100.0 * (double)used / (double)limit;
+            snprintf(pct, sizeof pct, "%.0f%%", p);
+        }
+        snprintf(procs, sizeof procs, "%d", row->procs);
+        h = top_history(v, g->name, row->uuid, &from_daemon);
+    } else {
+        snprintf(procs, sizeof procs, "%zu", g->nproc);
+    }
+    /* Refusals within the history shown, after the total: "3 +2". */
+    uint64_t recent = h ? dm_hist_recent_refusals(h) : 0;
+    if (recent)
+        snprintf(ref, sizeof ref, "%llu +%llu", (unsigned long long)refusals, (unsigned long long)recent);
+    else
+        snprintf(ref, sizeof ref, "%llu", (unsigned long long)refusals);
+    char mark = !first || g->nproc == 0 ? ' ' : top_is_expanded(v, g->name) ? '-' : '+';
+    putf(r, NULL, "%c %-*.*s %3s %7s %7s", mark, nw, nw, name, gpu, top_size(used, u, sizeof u),
+         top_size(row ? limit : g->limit, l, sizeof l));
+    char cell[48];
+    snprintf(cell, sizeof cell, " %5s", pct);
+    put(r, pct_attr(v, p), cell);
+    putf(r, NULL, " %7s %5s", top_size(peak, pk, sizeof pk), procs);
     put(r, NULL, " ");
-    char cell[32];
     snprintf(cell, sizeof cell, "%7s", ref);
-    put(r, g->refusals ? (selected ? SGR_BOLD : SGR_BOLD_REVERSE) : NULL, cell);
-    put(r, NULL, "    -"); /* leak detection does not exist yet: not available */
+    put(r, refusals ? (selected ? SGR_BOLD : SGR_BOLD_REVERSE) : NULL, cell);
+    /* LEAK: the daemon's leak detection; "-" without a daemon. */
+    int leak = v->daemon.ok && h && from_daemon ? h->leak : -1;
+    put(r, NULL, " ");
+    put(r, leak == 1 ? (v->color ? SGR_RED : SGR_BOLD_REVERSE) : NULL, leak < 0 ? "   -" : leak ? " YES" : "  no");
+    sparkline(r, h, hist_width(r->width));
 }
 
 static void draw_proc(struct row *r, const struct dm_procrow *p)
@@ -194,19 +281,74 @@ static void draw_proc(struct row *r, const struct dm_procrow *p)
     else
         snprintf(who, sizeof who, "`- %d %s", p->pid, comm);
     snprintf(ref, sizeof ref, "%llu", (unsigned long long)p->refusals);
-    putf(r, NULL, "  %-*.*s %7s %7s %5s %7s %5s", nw, nw, who, top_size(p->used, u, sizeof u), "", "",
+    /* A process's name takes the GPU column too; its bytes are over the
+     * group's GPUs (gpumem ps -p --format json has them per process). */
+    putf(r, NULL, "  %-*.*s %7s %7s %5s %7s %5s", nw + 4, nw + 4, who, top_size(p->used, u, sizeof u), "", "",
          top_size(p->peak, pk, sizeof pk), "");
     put(r, NULL, " ");
     char cell[32];
     snprintf(cell, sizeof cell, "%7s", ref);
     put(r, p->refusals ? SGR_BOLD : NULL, cell);
-    put(r, NULL, "    -");
+    put(r, NULL, "     ");
 }
+
+/* Below the groups: the selected group's history on each of its GPUs (up
+ * to `max` lines), wide enough to see a leak grow or a spike. */
+static int draw_history(struct gbuf *out, const struct top_view *v, int y, int width, int max)
+{
+    if (!v->ngroups || max <= 0)
+        return 0;
+    const struct top_group *g = &v->groups[v->sel];
+    char name[GM_NAME_LEN + 1];
+    clean(name, sizeof name, g->name);
+    int n = 0;
+    for (size_t i = 0; i < g->nrow && n < max; i++, n++) {
+        const struct dm_row *row = &v->snap.rows[g->row0 + i];
+        int from_daemon;
+        const struct dm_hist *h = top_history(v, g->name, row->uuid, &from_daemon);
+        double step = from_daemon ? v->daemon.step : v->delay > 1 ? v->delay : 1;
+        struct row r;
+        row_begin(&r, out, y + n, width, NULL);
+        char gpu[16] = "?";
+        if (row->gpu >= 0)
+            snprintf(gpu, sizeof gpu, "%d", row->gpu);
+        char head[160];
+        snprintf(head, sizeof head, "%.20s GPU%s %s %.0fs:", name, gpu, from_daemon ? "daemon" : "seen",
+                 h ? (double)h->n * step : 0.0);
+        put(&r, SGR_BOLD, head);
+        int w = width - r.col - 1;
+        sparkline(&r, h, w > DM_HIST ? DM_HIST : w);
+        row_end(&r);
+    }
+    return n;
+}
+
+static const char *const help_text[] = {
+    "gpumem top: GPU memory by group (container), a line per group and GPU",
+    "",
+    "  GPU      NVML index of the GPU (as nvidia-smi numbers it)",
+    "  USED     bytes the group holds on that GPU now; LIMIT its limit there",
+    "  %LIM     USED of LIMIT: yellow from 80%, red from 100% (NO_COLOR: off)",
+    "  PEAK     highest usage on the GPU; PROCS live processes holding memory",
+    "  REFUSED  allocations refused for the limit; +N: within the history",
+    "  LEAK     the daemon's leak detection: YES/no; - when no daemon runs",
+    "  HISTORY  usage over time: the daemon's last minutes when it runs,",
+    "           else what top has seen since it started ('_' 0 .. '#' max)",
+    "  GPU lines: memory in use / total, limits granted; (over) when the",
+    "           limits granted on a GPU add up to more than it has",
+    "",
+    "  j/k, arrows   move            Enter/e/Space  expand processes",
+    "  s             cycle the sort  u/p/n/l/r      used/%lim/name/limit/refused",
+    "  a             all groups      q              quit",
+    "",
+    "Any key returns.",
+};
 
 /* A body line: a group (proc < 0) or one of its processes. */
 struct line {
     size_t group;
     long proc;
+    size_t gpu;         /* which of the group's GPU lines */
 };
 
 void top_draw(struct top_view *v, struct gbuf *out)
@@ -214,7 +356,7 @@ void top_draw(struct top_view *v, struct gbuf *out)
     int rows = v->rows, width = v->cols - 1, y = 0;
     struct row r;
     gbuf_puts(out, "\033[H");
-    if (rows < 6 || width < 40) {
+    if (rows < 6 || v->cols < 40) {
         row_begin(&r, out, 0, width, NULL);
         put(&r, NULL, "gpumem top: terminal too small");
         row_end(&r);
@@ -254,7 +396,7 @@ void top_draw(struct top_view *v, struct gbuf *out)
             row_end(&r);
             break;
         }
-        draw_device(&r, &v->snap.devs[i]);
+        draw_device(&r, v, &v->snap.devs[i]);
         row_end(&r);
     }
     if (v->snap.nbad) {
@@ -264,25 +406,46 @@ void top_draw(struct top_view *v, struct gbuf *out)
     }
     row_begin(&r, out, y++, width, NULL);
     row_end(&r);
+    if (v->help) {
+        for (size_t i = 0; i < sizeof help_text / sizeof help_text[0] && y < rows - 1; i++) {
+            row_begin(&r, out, y++, width, NULL);
+            put(&r, NULL, help_text[i]);
+            row_end(&r);
+        }
+        for (; y < rows - 1; y++) {
+            row_begin(&r, out, y, width, NULL);
+            row_end(&r);
+        }
+        row_begin(&r, out, rows - 1, width, SGR_REVERSE);
+        put(&r, NULL, " any key: back  q quit");
+        row_end(&r);
+        return;
+    }
     row_begin(&r, out, y++, width, SGR_REVERSE);
     draw_header(&r, v);
     row_end(&r);
 
-    /* Body: groups, and the processes of expanded ones, scrolled so the
-     * selection stays in view. */
-    int body = rows - 1 - y;
+    /* Body: groups (a line per GPU), and the processes of expanded ones,
+     * scrolled so the selection stays in view; under it, the selected
+     * group's history when there is room. */
+    size_t selrows = v->ngroups ? v->groups[v->sel].nrow : 0;
+    int nhist = rows - 1 - y >= 12 && selrows ? (selrows > 2 ? 2 : (int)selrows) : 0;
+    int body = rows - 1 - y - nhist;
     size_t nlines = 0, sel_line = 0;
     for (size_t i = 0; i < v->ngroups; i++)
-        nlines += 1 + (top_is_expanded(v, v->groups[i].name) ? v->groups[i].nproc : 0);
+        nlines += (v->groups[i].nrow ? v->groups[i].nrow : 1) +
+                  (top_is_expanded(v, v->groups[i].name) ? v->groups[i].nproc : 0);
     struct line *lines = nlines ? calloc(nlines, sizeof *lines) : NULL;
     size_t k = 0;
     for (size_t i = 0; lines && i < v->ngroups; i++) {
         if (i == v->sel)
             sel_line = k;
-        lines[k++] = (struct line){i, -1};
+        lines[k++] = (struct line){i, -1, 0};
+        for (size_t d = 1; d < v->groups[i].nrow; d++)
+            lines[k++] = (struct line){i, -1, d};
         if (top_is_expanded(v, v->groups[i].name))
             for (size_t j = 0; j < v->groups[i].nproc; j++)
-                lines[k++] = (struct line){i, (long)(v->groups[i].proc0 + j)};
+                lines[k++] = (struct line){i, (long)(v->groups[i].proc0 + j), 0};
     }
     if (body > 0) {
         if (sel_line < v->scroll)
@@ -297,22 +460,24 @@ void top_draw(struct top_view *v, struct gbuf *out)
         put(&r, NULL, v->all ? "  no groups" : "  no groups with processes (a: show all)");
         row_end(&r);
     }
-    for (size_t i = v->scroll; lines && i < nlines && y < rows - 1; i++) {
+    for (size_t i = v->scroll; lines && i < nlines && y < rows - 1 - nhist; i++) {
         const struct line *ln = &lines[i];
         int selected = ln->proc < 0 && ln->group == v->sel;
         row_begin(&r, out, y++, width, selected ? SGR_REVERSE : NULL);
+        const struct top_group *g = &v->groups[ln->group];
         if (ln->proc < 0)
-            draw_group(&r, v, &v->groups[ln->group], selected);
+            draw_group(&r, v, g, g->nrow ? &v->snap.rows[g->row0 + ln->gpu] : NULL, ln->gpu == 0, selected);
         else
             draw_proc(&r, &v->snap.procs[ln->proc]);
         row_end(&r);
     }
     free(lines);
-    for (; y < rows - 1; y++) {
+    for (; y < rows - 1 - nhist; y++) {
         row_begin(&r, out, y, width, NULL);
         row_end(&r);
     }
+    y += draw_history(out, v, y, width, nhist);
     row_begin(&r, out, rows - 1, width, SGR_REVERSE);
-    putf(&r, NULL, " q quit  j/k move  Enter/e expand  s/u/n/l/r sort  a %s", v->all ? "live only" : "all groups");
+    putf(&r, NULL, " q quit  ? help  j/k move  Enter expand  s/u/p/n/l/r sort  a %s", v->all ? "live" : "all");
     row_end(&r);
 }

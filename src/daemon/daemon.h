@@ -163,6 +163,49 @@ void dm_leak_tick(struct dm_snapshot *s, double now);
 void dm_leak_mark(struct dm_snapshot *s);
 void dm_leak_reset(void);
 
+/* ---- view_state.c: what the daemon knows, for gpumem top and ps ------ */
+
+/* In the state directory (names starting with '.' are never groups). */
+#define DM_VIEW_FILE ".daemon-view"
+#define DM_HIST 64          /* samples of history per group and device */
+#define DM_HIST_STEP 5.0    /* the daemon's most seconds per sample */
+
+/* A group's usage on a device over time, oldest first: each sample the
+ * highest usage seen within its step, and the refusal count at its end. */
+struct dm_hist {
+    char group[GM_NAME_LEN + 1];
+    char uuid[GM_UUID_LEN];
+    int leak;                           /* leak detection suspects it (daemon only) */
+    size_t n;
+    double t_last;                      /* when the newest sample began */
+    uint64_t used[DM_HIST], refusals[DM_HIST];
+};
+
+void dm_hist_add(struct dm_hist *h, double t, uint64_t used, uint64_t refusals, double step);
+/* Refusals within the history (the newest count less the oldest). */
+uint64_t dm_hist_recent_refusals(const struct dm_hist *h);
+struct dm_hist *dm_hist_find(struct dm_hist *a, size_t n, const char *group, const char *uuid);
+/* Adds a snapshot's rows (at monotonic time `now`) to the table *a of *n
+ * entries: rows seen before keep their history, the rest start one; groups
+ * and devices no longer in the snapshot are dropped. Returns *a. */
+struct dm_hist *dm_hist_track(struct dm_hist **a, size_t *n, const struct dm_snapshot *s, double now, double step);
+
+/* The daemon, every interval: records the snapshot (leak flags set) and
+ * rewrites DM_VIEW_FILE, a sample per `step` seconds (at least interval). Returns 0, or -1 when it cannot be written. */
+int dm_view_write(const struct dm_snapshot *s, const char *state_dir, double interval, double step, double now);
+void dm_view_remove(const char *state_dir);
+
+struct dm_view {
+    int ok;                             /* a fresh file from a running daemon */
+    double interval, step;
+    struct dm_hist *h;
+    size_t n;
+};
+/* Reads DM_VIEW_FILE: 0 when a daemon wrote it recently (within three
+ * intervals, or 10 s) and is still running; -1 otherwise (v->n is 0). */
+int dm_view_read(const char *state_dir, struct dm_view *v);
+void dm_view_free(struct dm_view *v);
+
 /* ---- http.c: libmicrohttpd ------------------------------------------ */
 
 /* Parses "ADDR:PORT" ("127.0.0.1:9400", ":9400" for every interface,

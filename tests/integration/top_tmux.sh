@@ -1,11 +1,12 @@
-# gpumem top, driven for real: three groups of shimmed processes on the
-# simulated GPU, `gpumem top` in a detached 80x24 tmux session, keys sent
+# gpumem top, driven for real: three groups of shimmed processes on a
+# simulated machine of two GPUs (then a group on both, one over its limit, an
+# over-committed GPU, and the daemon's leak state), `gpumem top` in a detached 80x24 tmux session, keys sent
 # with send-keys and the screen read back with capture-pane. Every check
 # waits for the screen (or the file, or the process) to show what it expects,
 # never for a fixed time: polled every 50 ms, failing with the screen dumped
 # only after a bound far above any normal redraw (15 s).
 . tests/integration/lib.sh
-export GPUMEM_SIM_CTX_OVERHEAD=128M GPUMEM_SIM_DEVICES=1x16G
+export GPUMEM_SIM_CTX_OVERHEAD=128M GPUMEM_SIM_DEVICES=2x16G
 
 # ---- without a terminal ----------------------------------------------------
 out=$("$GPUMEM" top --sim -d 0.2 </dev/null 2>&1 >"$T/top.out"); rc=$?
@@ -60,7 +61,8 @@ zpid=$(hpid "600M hold") mpid=$(hpid "200M alloc 4G hold") apid=$(hpid "32M hold
 # explicitly (a tmux server does not reliably inherit the client's env).
 tm -f /dev/null new-session -d -x 80 -y 24 -s top \
     "env -i PATH=$PATH HOME=$T TERM=xterm-256color PS1='$ ' GPUMEM_STATE_DIR=$GPUMEM_STATE_DIR \
-GPUMEM_SIM_STATE=$GPUMEM_SIM_STATE GPUMEM_SIM_DIR=$GPUMEM_SIM_DIR bash --norc --noprofile"
+GPUMEM_SIM_STATE=$GPUMEM_SIM_STATE GPUMEM_SIM_DIR=$GPUMEM_SIM_DIR GPUMEM_SIM_DEVICES=$GPUMEM_SIM_DEVICES \
+bash --norc --noprofile"
 tm set-option -t top -g status off >/dev/null
 screen() { tm capture-pane -p -t top "$@"; }
 # until CMD...: until CMD succeeds (every 50 ms; false after 15 s).
@@ -147,14 +149,79 @@ esac
 
 # Live: a new group appears on the next refresh.
 start_holder later 512M alloc 64M
-wait_for '^[-+ ] later +192M' && ok refreshes_live || fail refreshes_live "$(dump)"
+wait_for '^[-+ ] later +0 +192M' && ok refreshes_live || fail refreshes_live "$(dump)"
 
 # Resize (SIGWINCH): the frame follows the new size.
 tm resize-window -t top -x 100 -y 30 2>/dev/null
 foot_on() { screen | sed -n "$1p" | grep -q "q quit"; }
 if until_ok foot_on 30; then ok resize_redraws; else fail resize_redraws "line 30: $(screen | sed -n 30p)"; fi
+# Wide enough for the HISTORY column: a sparkline of what top has seen.
+spark() { shows '^  .* LEAK HISTORY$' && row zeta | grep -Eq ' - [_.:=+*#-]+$'; }
+if until_ok spark; then ok history_column_when_wide; else fail history_column_when_wide "$(dump)"; fi
 tm resize-window -t top -x 80 -y 24 2>/dev/null
 until_ok foot_on 24 || fail resize_back "line 24: $(screen | sed -n 24p)"
+
+# 40 columns is the documented minimum: drawn, not "too small".
+tm resize-window -t top -x 40 -y 24 2>/dev/null
+narrow() { shows '^  \*?GROUP' && ! shows 'too small' && [ "$(screen | awk 'length > 40' | wc -l)" = 0 ]; }
+if until_ok narrow; then ok draws_at_40_columns; else fail draws_at_40_columns "$(dump)"; fi
+tm resize-window -t top -x 80 -y 24 2>/dev/null
+until_ok foot_on 24 || fail resize_back_80 "line 24: $(screen | sed -n 24p)"
+
+# A group on both GPUs: a line per GPU, never summed. GPU 1 at 81% of its
+# limit is yellow; lowered below its usage (108%), red.
+run_sim --limit 0=1G --limit 1=4G --name pair --keep -- "$CLIENT" init alloc 16M device 1 alloc 3200M hold \
+    >"$T/pair.log" 2>&1 &
+pair_lines() { screen | grep -A1 '^[-+ ] pair '; }
+pair_ok() {
+    local p; p=$(pair_lines)
+    [[ "$(sed -n 1p <<<"$p")" =~ ^\+\ pair\ +0\ +144M\ +1G\ +14%\  ]] &&
+        [[ "$(sed -n 2p <<<"$p")" =~ ^\ +1\ +3\.25G\ +4G\ +81%\  ]]
+}
+if until_ok pair_ok; then ok line_per_gpu_not_summed; else fail line_per_gpu_not_summed "$(pair_lines | tr '\n' '|') :: $(dump)"; fi
+yellow() { screen -e | grep -A1 ' pair ' | tail -1 | grep -q $'\e\[33m *81%'; }
+if until_ok yellow; then ok pct_yellow_from_80; else fail pct_yellow_from_80 "$(screen -e | grep -A1 ' pair ' | tail -1 | cat -v)"; fi
+"$GPUMEM" limit pair 1=3G >/dev/null
+red() { screen -e | grep -A1 ' pair ' | tail -1 | grep -q $'\e\[[0-9;]*31m *108%'; }
+if until_ok red; then ok pct_red_from_100; else fail pct_red_from_100 "$(screen -e | grep -A1 ' pair ' | tail -1 | cat -v)"; fi
+# Sort by %LIM (the worst GPU of each group): pair 108%, zeta 36%, mid 32%, alpha 4%.
+porder() { screen | awk '$2 ~ /^(pair|zeta|mid|alpha)$/ { printf "%s ", $2 }'; }
+porder_is() { [ "$(porder)" = "$1" ]; }
+tm send-keys -t top p
+if until_ok shows " - sort %lim - " && until_ok porder_is "pair zeta mid alpha "; then ok sort_key_p_pct
+else fail sort_key_p_pct "$(porder): $(dump)"; fi
+
+# Over-commit: 10G more granted on each 16G GPU; marked, not clipped.
+start_holder huge 10G alloc 16M
+over_shown() { screen | grep -E '^GPU[01] ' | grep -c 'granted [0-9.]*G (over)$' | grep -qx 2; }
+if until_ok over_shown; then ok overcommit_marked_not_clipped; else fail overcommit_marked_not_clipped "$(screen | grep '^GPU')"; fi
+
+# ? shows the help screen; any key goes back.
+tm send-keys -t top '?'
+if wait_for 'any key: back' && wait_for 'LEAK +the daemon'; then ok help_screen; else fail help_screen "$(dump)"; fi
+tm send-keys -t top x
+if wait_for '^  +GROUP +GPU'; then ok help_any_key_returns; else fail help_any_key_returns "$(dump)"; fi
+
+# With the daemon: its leak detection fills LEAK ("no", and "YES" for a
+# process that keeps allocating and never frees), and the history is its.
+DLOG="$T/daemon.log"
+"$GPUMEM" daemon --listen 127.0.0.1:0 --interval 0.1 --log "$DLOG" --leak-window 3 --leak-long-window 30 \
+    --leak-min-growth 64M &
+DJOB=$!
+# Its own pid, from its start event ($! is a subshell in SAN runs).
+started() { grep -q '"event":"start"' "$DLOG" 2>/dev/null; }
+until_ok started || fail daemon_started "$(cat "$DLOG")"
+DPID=$(grep -o '"pid":[0-9]*' "$DLOG" | head -1 | cut -d: -f2)
+leak_args=(init)
+for _ in $(seq 60); do leak_args+=(alloc 32M sleep 300); done
+run_sim --limit 8G --name leaky --keep -- "$CLIENT" "${leak_args[@]}" hold >"$T/leaky.log" 2>&1 &
+if wait_for '^[-+ ] zeta .* no$'; then ok leak_column_from_daemon; else fail leak_column_from_daemon "$(row zeta) :: $(tail -3 "$DLOG")"; fi
+if wait_for '^[-+ ] leaky .* YES$'; then ok leak_suspected_shown; else fail leak_suspected_shown "$(row leaky) :: $(grep leak "$DLOG" | tail -2)"; fi
+if wait_for '^[a-z]+ GPU[0-9] daemon [0-9]+s: [_.:=+*#-]+'; then ok history_from_daemon; else fail history_from_daemon "$(dump)"; fi
+kill -TERM "$DPID"
+until_ok gone "$DPID" || fail daemon_stops "pid $DPID still running"
+wait "$DJOB"
+if wait_for '^[-+ ] zeta .* -$'; then ok leak_dash_after_daemon_stops; else fail leak_dash_after_daemon_stops "$(row zeta)"; fi
 
 # q: the process is gone, the normal screen is back with the shell on it,
 # and the terminal settings are those from before.
