@@ -144,6 +144,9 @@ if GPUMEM_IMAGE_NO_SIM=1 GPUMEM_IMAGE_LIBS_OF="$smi" tests/docker/build-image.sh
         "1024, "*) ok nvidia_smi_in_container_shows_limit ;;
         *) fail nvidia_smi_in_container_shows_limit "$out" ;;
         esac
+        # The whole screen, for the record (docs/docker.md shows one).
+        docker exec "$P-sim" nvidia-smi 2>&1 | sed 's/^/# /'
+        docker exec "$P-sim" nvidia-smi --query-gpu=memory.total,memory.used --format=csv 2>&1 | sed 's/^/# /'
         out=$(docker exec "$P-sim" nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits 2>&1)
         [ "$(echo "$out" | wc -l)" = 1 ] && [ "${out:-0}" -ge 600 ] 2>/dev/null &&
             ok nvidia_smi_in_container_lists_its_process || fail nvidia_smi_in_container_lists_its_process "$out"
