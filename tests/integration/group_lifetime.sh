@@ -73,11 +73,32 @@ for i in $(seq 200); do [ -s "$T/taken.cmd" ] && break; sleep 0.05; done
 out=$(run_sim --limit 1G --name taken -- true 2>&1)
 expect_in live_name_still_refused "already exists" "$out"
 kill -TERM "$(cat "$T/taken.cmd")"; wait $tj
+# 4. gpumem rm: refused while a process lives (listed), --force kills it.
+run_sim --limit 1G --name held --keep -- true
+member held init alloc 10M hold >"$T/held.out" 2>&1 &
+hj=$!
+for i in $(seq 200); do grep -q holding "$T/held.out" && break; sleep 0.05; done
+hp=$(sed -n 's/^holding pid=//p' "$T/held.out")
+out=$("$GPUMEM" rm held 2>&1); rc=$?
+[ "$rc" = 1 ] && expect_in rm_refuses_live_group "group held has 1 live process: pid $hp (alloc_client)" "$out" \
+    || fail rm_refuses_live_group "rc=$rc: $out"
+[ -e "$S/held/limits" ] && ok rm_refusal_keeps_group || fail rm_refusal_keeps_group "gone"
+out=$("$GPUMEM" rm --force held 2>&1); rc=$?
+wait $hj; hrc=$?
+[ "$rc" = 0 ] && [ "$hrc" = 137 ] && [ ! -e "$S/held" ] && ok rm_force_kills_and_removes \
+    || fail rm_force_kills_and_removes "rc=$rc member=$hrc: $out $(ls -A "$S/held" 2>&1)"
+run_sim --limit 1G --name idle --keep -- true
+out=$("$GPUMEM" rm idle 2>&1); rc=$?
+[ "$rc" = 0 ] && [ ! -e "$S/idle" ] && ok rm_removes_idle_group || fail rm_removes_idle_group "rc=$rc: $out"
+out=$("$GPUMEM" rm nosuch 2>&1); rc=$?
+[ "$rc" = 1 ] && expect_in rm_unknown_group 'no group "nosuch"' "$out" || fail rm_unknown_group "rc=$rc: $out"
+out=$("$GPUMEM" rm --help); expect_in rm_help "Usage: gpumem rm [--force] GROUP..." "$out"
+
 killed_run stale
 start_daemon
 wait_for '"event":"group_removed".*"group":"stale"' "$DLOG" && [ ! -e "$S/stale" ] && ok daemon_removes_stale_run_group \
     || fail daemon_removes_stale_run_group "$(ls -A "$S/stale" 2>&1); $(cat "$DLOG")"
-# 4. A second daemon on the same state directory is refused.
+# 5. A second daemon on the same state directory is refused.
 out=$("$GPUMEM" daemon --listen 127.0.0.1:0 --interval 0.1 2>&1); rc=$?
 [ "$rc" = 1 ] && expect_in second_daemon_refused "another gpumem daemon (pid $DPID) is already running" "$out" \
     || fail second_daemon_refused "rc=$rc: $out"
