@@ -164,6 +164,12 @@ static int mark_run_group(const char *dir, char *err, size_t errlen)
 static void leave_run_group(const char *name, const char *dir)
 {
     char err[512];
+    pid_t pid;
+    uint64_t start;
+    /* Removed meanwhile (gpumem rm), and the name perhaps taken again by
+     * another run: not ours any more. */
+    if (!gm_run_marker_read(dir, &pid, &start) || pid != getpid())
+        return;
     struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
     if (!u) {
         gm_group_remove(dir);
