@@ -176,7 +176,17 @@ struct gm_usage {
     _Atomic uint32_t slots_hw;          /* slots [0, slots_hw) may be in use */
     _Atomic uint32_t ndev;
     pthread_mutex_t admin;              /* robust, process-shared; never on the hot path */
-    char pad[64];
+    /* The group's lifetime (gm_group_collect), both set under the admin
+     * mutex. `removed`: the group's files were (or are being) unlinked; no
+     * slot is claimed any more, so a process that mapped the region before
+     * the removal fails closed instead of accounting where no one looks.
+     * `creator_left`: the `gpumem run` that created the group has seen its
+     * command exit while other processes still held slots, so the last of
+     * them removes it. Carved out of what was padding (zero in every region
+     * ever created), so the layout version is unchanged. */
+    _Atomic uint32_t removed;
+    _Atomic uint32_t creator_left;
+    char pad[56];
     struct gm_usage_dev dev[GM_MAX_DEVICES];
     struct gm_proc_slot slot[GM_MAX_PROCS];
 };
@@ -200,6 +210,35 @@ void gm_limits_init(struct gm_limits *l);
  * Fails if the group exists. */
 int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mode, char *err, size_t errlen);
 int gm_group_remove(const char *dir);
+
+/* ---- lifetime (src/common/group_usage.c) ------------------------------
+ *
+ * A group lives while any process holds a slot in it. `gpumem run` (unless
+ * --keep) writes a marker file, GM_RUN_MARKER, naming itself (pid and start
+ * time): such a group is removed as soon as it is empty and its creator is
+ * done with it, by whichever comes first: the creator when its command
+ * exits, the shim of the last process to leave, the daemon, `gpumem run`
+ * reusing the name, or `gpumem rm`. Groups without the marker (containers,
+ * --keep) are never removed by this rule. */
+#define GM_RUN_MARKER "run"
+
+/* Writes dir/run: "pid=<pid>\nstart=<start time>\n" (tmp + rename). */
+int gm_run_marker_write(const char *dir, pid_t pid, uint64_t start, char *err, size_t errlen);
+/* 1 with *pid and *start filled when dir has a well-formed marker, else 0. */
+int gm_run_marker_read(const char *dir, pid_t *pid, uint64_t *start);
+
+enum {
+    GM_COLLECT_CREATOR = 1, /* the creator's command exited: remove if empty, else leave it to the last one out */
+    GM_COLLECT_ANY = 2,     /* remove if empty, marker or not (gpumem rm, the daemon's container GC) */
+};
+/* Under the admin mutex: releases `mine` (a slot of the caller, or NULL),
+ * reclaims dead processes' slots, and when no slot is left and the group
+ * may go (`how`; with 0: it has a run marker and its creator left or died)
+ * marks the region removed and unlinks the group's files. A group already
+ * marked removed (its remover died midway) is removed again. Returns 1
+ * when the group was removed, 0 when it stays, -1 when the mutex could not
+ * be taken. */
+int gm_group_collect(const char *dir, struct gm_usage *u, struct gm_proc_slot *mine, int how);
 
 /* Maps dir/limits read-only / dir/usage read-write, validating magic,
  * version, and size. Returns the mapping or NULL with err set. */
@@ -229,7 +268,8 @@ void gm_admin_unlock(struct gm_usage *u);
 /* Finds or adds the group's entry for a device UUID; -1 when full. */
 int gm_usage_device(struct gm_usage *u, const char *uuid);
 
-/* Claims a slot for this process (reclaiming dead ones first if needed). */
+/* Claims a slot for this process (reclaiming dead ones first if needed).
+ * NULL when none is free, or the group was removed (u->removed). */
 struct gm_proc_slot *gm_slot_claim(struct gm_usage *u, pid_t pid, uint64_t start_time, const char *comm);
 void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s);
 

@@ -51,6 +51,10 @@ struct gm_limit_spec {
  * means. Returns 0, or -1 with err set (quoting the bad part). */
 int gm_parse_limit_spec(const char *s, enum gm_bare_unit bare, struct gm_limit_spec *out, char *err, size_t errlen);
 
+/* As gm_parse_limit_spec with units required, for `gpumem limit`: a size
+ * may also be "none" (GM_UNLIMITED: no limit there). */
+int gm_parse_limit_change(const char *s, struct gm_limit_spec *out, char *err, size_t errlen);
+
 /* Reads the limit a process environment asks for (docs/limits.md), in
  * order of precedence: GPUMEM_LIMIT, NVIDIA_GPU_MEMORY_LIMIT,
  * NVIDIA_GPU_MEMORY_LIMITS, CUDA_DEVICE_MEMORY_LIMIT and

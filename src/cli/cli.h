@@ -16,6 +16,7 @@ struct command {
 int cmd_run(int argc, char **argv);
 int cmd_limit(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);

@@ -2,10 +2,13 @@
  * (src/daemon/http.c), and every interval reclaims the slots of dead
  * processes and logs events (src/daemon/events.c) until SIGTERM/SIGINT. */
 #include "cli.h"
+#include "gpumem/hostutil.h"
 #include "gpumem/ticks.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -53,7 +56,9 @@ static void daemon_usage(FILE *out)
             "  group_skipped   a group's files are corrupt or unreadable (it is left out\n"
             "                  of the metrics; warned once until it is readable again)\n"
             "  group_removed   the group of a container that no longer exists was removed\n"
-            "                  (group, container_id, reason)\n"
+            "                  (group, container_id, reason \"container gone\"), or that of a\n"
+            "                  gpumem run that exited or was killed once no process of it\n"
+            "                  is left (group, creator_pid, reason \"run group empty\")\n"
             "  leak_suspected  a process's usage on a device looks like a leak (below): group,\n"
             "                  uuid, gpu, pid, host_pid, comm, reason (idle_growth or\n"
             "                  long_growth), window_seconds, start_used, end_used, growth,\n"
@@ -96,6 +101,9 @@ static void daemon_usage(FILE *out)
             "at most 5 s). It is removed when the daemon stops.\n"
             "\n"
             "Signals: SIGTERM and SIGINT stop it cleanly (exit status 0).\n"
+            "\n"
+            "One daemon runs per state directory: a second one exits with status 1,\n"
+            "naming the pid of the first (it holds a lock on STATE_DIR/.daemon.lock).\n"
             "\n"
             "Environment:\n"
             "  GPUMEM_STATE_DIR   where groups live (see gpumem --help)\n"
@@ -171,6 +179,45 @@ static void log_str(const char *level, const char *event, const char *key, const
     gbuf_free(&f);
 }
 
+/* One daemon per state directory: an exclusive flock on
+ * <state>/.daemon.lock (the kernel drops it when the holder dies, however
+ * it dies), which holds the holder's pid for the message a second one
+ * prints. Returns the descriptor to keep open, or -1 after printing why. */
+static int lock_state_dir(const char *state)
+{
+    char path[PATH_MAX + 16], pid[32] = "";
+    if (gm_mkdir_p(state) < 0) {
+        die(1, "cannot create the state directory %s: %s", state, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/.daemon.lock", state);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        die(1, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            die(1, "another gpumem daemon (pid %s) is already running on %s (lock %s)", *pid ? pid : "unknown",
+                state, path);
+        else
+            die(1, "%s: flock: %s", path, strerror(e));
+        close(fd);
+        return -1;
+    }
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        die(1, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int cmd_daemon(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -225,6 +272,11 @@ int cmd_daemon(int argc, char **argv)
     socklen_t sslen;
     if (dm_parse_listen(listen, &ss, &sslen, err, sizeof err) < 0)
         return die(2, "%s", err);
+    char state[PATH_MAX];
+    gm_state_dir(state, sizeof state);
+    int lock_fd = lock_state_dir(state);
+    if (lock_fd < 0)
+        return 1;
     FILE *log = stderr;
     if (log_path && !(log = fopen(log_path, "ae")))
         return die(1, "--log \"%s\": %s", log_path, strerror(errno));
@@ -248,8 +300,6 @@ int cmd_daemon(int argc, char **argv)
     /* The history top shows spans the leak window (64 samples), at most
      * DM_HIST_STEP seconds a sample. */
     view_step = lp.window / DM_HIST < DM_HIST_STEP ? lp.window / DM_HIST : DM_HIST_STEP;
-    char state[PATH_MAX];
-    gm_state_dir(state, sizeof state);
     int port = dm_http_start(&ss, state, err, sizeof err);
     if (port < 0) {
         die(1, "--listen \"%s\": %s", listen, err);
@@ -286,5 +336,6 @@ int cmd_daemon(int argc, char **argv)
     dm_view_remove(state);
     if (log != stderr)
         fclose(log);
+    close(lock_fd);
     return 0;
 }

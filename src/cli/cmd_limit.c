@@ -4,6 +4,7 @@
  * current usage frees nothing: new allocations are refused until usage
  * falls. */
 #include "cli.h"
+#include "../daemon/daemon.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 static void limit_usage(FILE *out)
 {
-    fprintf(out, "Usage: gpumem limit GROUP [SIZE | DEV=SIZE[,DEV=SIZE...]]\n"
+    fprintf(out, "Usage: gpumem limit GROUP [SIZE | none | DEV=SIZE[,DEV=SIZE...]]\n"
                  "\n"
                  "Without SIZE, shows GROUP's limits. With SIZE, changes them while the\n"
                  "group runs: SIZE alone sets the limit of every GPU without its own entry;\n"
@@ -21,6 +22,14 @@ static void limit_usage(FILE *out)
                  "limit below what the group holds frees nothing; new allocations are\n"
                  "refused until usage falls below it.\n"
                  "\n"
+                 "none instead of a size removes a limit: alone, every GPU's (per-GPU entries\n"
+                 "included), so the group is only accounted; DEV=none, that GPU's.\n"
+                 "\n"
+                 "The change is made in any case, with a warning on stderr for a GPU where the\n"
+                 "new limit is below the group's measured cost of one CUDA context (no new\n"
+                 "context fits), below what the group holds now, or above the GPU's memory\n"
+                 "(as NVML reports it; the limit then never binds).\n"
+                 "\n"
                  "GROUP is a group (see gpumem ps): its name, a container's name or id (at\n"
                  "least 12 characters), or the path of a group directory.\n"
                  "\n"
@@ -28,6 +37,7 @@ static void limit_usage(FILE *out)
                  "  gpumem limit job7            show\n"
                  "  gpumem limit job7 8G         every GPU: 8 GiB\n"
                  "  gpumem limit job7 0=6G       GPU 0: 6 GiB\n"
+                 "  gpumem limit job7 none       no limit: accounted only\n"
                  "  gpumem limit job7 GPU-fe90dcc9=6G   the same GPU by the UUID prefix gpumem ps\n"
                  "                               prints (any unique prefix of GPU-xxxx or more)\n");
 }
@@ -74,6 +84,58 @@ static void show(const char *name, const struct gm_limits *l)
         printf("%s: %s %s\n", name, l->dev[i].uuid, gm_format_size(l->dev[i].limit, a, sizeof a));
 }
 
+/* The limit on `uuid` in a local copy: its entry, else the default. */
+static uint64_t limit_on(const struct gm_limits *l, const char *uuid)
+{
+    for (uint32_t i = 0; i < l->ndev && i < GM_MAX_DEVICES; i++)
+        if (strncmp(l->dev[i].uuid, uuid, GM_UUID_LEN) == 0)
+            return l->dev[i].limit;
+    return l->default_limit;
+}
+
+static void warn_limit(const char *group, const char *uuid, uint64_t lim, const char *what, uint64_t bytes,
+                       const char *consequence)
+{
+    char a[32], b[32];
+    fprintf(stderr, "gpumem: warning: %s: %s: the new limit %s is %s (%s): %s\n", group, uuid,
+            gm_format_size(lim, a, sizeof a), what, gm_format_size(bytes, b, sizeof b), consequence);
+}
+
+/* Warnings for limits that changed (`was` -> `now`): below the measured
+ * context cost or the current usage of a device the group used, above the
+ * memory of a device NVML knows (skipped without NVML). */
+static void warn_changes(const char *group, const char *dir, const struct gm_limits *was, const struct gm_limits *now)
+{
+    char err[512];
+    struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
+    uint32_t n = u ? atomic_load(&u->ndev) : 0;
+    for (uint32_t d = 0; d < n && d < GM_MAX_DEVICES; d++) {
+        char uuid[GM_UUID_LEN + 1];
+        snprintf(uuid, sizeof uuid, "%.*s", GM_UUID_LEN, u->dev[d].uuid);
+        uint64_t lim = limit_on(now, uuid);
+        if (lim == limit_on(was, uuid) || lim == GM_UNLIMITED)
+            continue;
+        uint64_t ctx = atomic_load(&u->dev[d].ctx_overhead), used = gm_usage_total(u, (int)d);
+        if (ctx && lim < ctx)
+            warn_limit(group, uuid, lim, "below the measured cost of one CUDA context there", ctx,
+                       "no new context of the group fits");
+        else if (lim < used)
+            warn_limit(group, uuid, lim, "below what the group holds there now", used,
+                       "nothing is freed; its allocations are refused until usage falls below it");
+    }
+    gm_usage_unmap(u);
+    if (open_nvml_view(0, err, sizeof err) != 0)
+        return;
+    static struct dm_device devs[DM_MAX_NVML_DEVS];
+    int nd = dm_nvml_read(devs, DM_MAX_NVML_DEVS);
+    for (int i = 0; i < nd; i++) {
+        uint64_t lim = limit_on(now, devs[i].uuid);
+        if (devs[i].mem_ok && lim != limit_on(was, devs[i].uuid) && lim != GM_UNLIMITED && lim > devs[i].total)
+            warn_limit(group, devs[i].uuid, lim, "above the GPU's memory", devs[i].total, "it never binds there");
+    }
+    dm_nvml_release(devs, nd);
+}
+
 int cmd_limit(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -109,14 +171,19 @@ int cmd_limit(int argc, char **argv)
     char full[1024];
     if (expand_gpus(argv[2], &l, full, sizeof full, err, sizeof err) < 0)
         return die(2, "%s", err);
-    if (gm_parse_limit_spec(full, GM_BARE_REJECT, &spec, err, sizeof err) < 0)
+    if (gm_parse_limit_change(full, &spec, err, sizeof err) < 0)
         return die(2, "%s", err);
+    struct gm_limits was = l;
+    for (int i = 0; i < spec.n; i++) /* the default first: none drops every entry, then DEV= terms apply */
+        if (spec.term[i].kind == GM_TERM_ALL) {
+            l.default_limit = spec.term[i].bytes;
+            if (spec.term[i].bytes == GM_UNLIMITED)
+                l.ndev = 0;
+        }
     for (int i = 0; i < spec.n; i++) {
         const struct gm_limit_term *t = &spec.term[i];
-        if (t->kind == GM_TERM_ALL) {
-            l.default_limit = t->bytes;
+        if (t->kind == GM_TERM_ALL)
             continue;
-        }
         const char *uuid = t->uuid;
         if (t->kind == GM_TERM_INDEX && !(uuid = nvml_index_uuid(t->index, NULL))) {
             char simdir[PATH_MAX];
@@ -137,6 +204,7 @@ int cmd_limit(int argc, char **argv)
     }
     if (gm_limits_update(dir, &l, err, sizeof err) < 0)
         return die(1, "%s", err);
+    warn_changes(argv[1], dir, &was, &l);
     show(argv[1], &l);
     return 0;
 }

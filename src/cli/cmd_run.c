@@ -2,6 +2,7 @@
  * limit. */
 #include "cli.h"
 #include "gpumem/hostutil.h"
+#include "gpumem/procinfo.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,12 +33,20 @@ static void run_usage(FILE *out)
             "                         or by UUID (GPU-...); repeat for several GPUs\n"
             "  -n, --name NAME        name of the group (default run-<pid>)\n"
             "      --sim              use gpumem's simulated GPU instead of an NVIDIA driver\n"
-            "      --keep             keep the group directory after COMMAND exits\n"
+            "      --keep             keep the group after its last process exits (remove it\n"
+            "                         with gpumem rm)\n"
             "  -s, --summary          print peak usage and refusals when COMMAND exits\n"
             "  -h, --help             show this help\n"
             "\n"
             "Without --limit, the limit comes from GPUMEM_LIMIT, NVIDIA_GPU_MEMORY_LIMIT (MiB)\n"
             "or CUDA_DEVICE_MEMORY_LIMIT; with none of them the group is only accounted.\n"
+            "\n"
+            "The group lives while any of its processes does: when COMMAND exits, gpumem run\n"
+            "removes it unless processes COMMAND left running in the background still use\n"
+            "the GPU through it; the last of them to exit removes it then (or, if it was\n"
+            "killed, gpumem daemon, gpumem rm, or a gpumem run reusing the name does).\n"
+            "A process counts from its first CUDA call: one that has made none when the\n"
+            "last member exits finds the group gone (use --keep for such jobs).\n"
             "\n"
             "The exit status is COMMAND's (128+N if it died of signal N). SIGTERM, SIGHUP,\n"
             "SIGUSR1 and SIGUSR2 are forwarded to COMMAND.\n"
@@ -129,6 +138,55 @@ static void print_summary(const char *name, const struct gm_usage *u, const stru
     }
 }
 
+/* The group's lifetime (gpumem/group.h, gm_group_collect). */
+
+/* A group of this name left by a `gpumem run` that is gone, with no live
+ * process, is removed so that the name can be used again. */
+static void reuse_stale_group(const char *dir)
+{
+    char err[512], probe[PATH_MAX + GM_NAME_LEN + 16];
+    snprintf(probe, sizeof probe, "%s/limits", dir);
+    if (access(probe, F_OK) != 0)
+        return;
+    struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
+    if (!u)
+        return;
+    gm_group_collect(dir, u, NULL, 0);
+    gm_usage_unmap(u);
+}
+
+/* Marks the group as this run's: removed once empty after we are done. */
+static int mark_run_group(const char *dir, char *err, size_t errlen)
+{
+    return gm_run_marker_write(dir, getpid(), gm_proc_start_time(getpid()), err, errlen);
+}
+
+/* COMMAND exited: remove the group unless processes it left behind still
+ * hold slots; the last of them removes it then. */
+static void leave_run_group(const char *name, const char *dir)
+{
+    char err[512];
+    pid_t pid;
+    uint64_t start;
+    /* Removed meanwhile (gpumem rm), and the name perhaps taken again by
+     * another run: not ours any more. */
+    if (!gm_run_marker_read(dir, &pid, &start) || pid != getpid())
+        return;
+    struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
+    if (!u) {
+        gm_group_remove(dir);
+        return;
+    }
+    if (gm_group_collect(dir, u, NULL, GM_COLLECT_CREATOR) == 0) {
+        int n = gm_usage_live_slots(u);
+        fprintf(stderr,
+                "gpumem: group %s lives on: %d process%s still use%s it (gpumem ps -p); the last to exit "
+                "removes it (gpumem rm --force %s ends them now)\n",
+                name, n, n == 1 ? "" : "es", n == 1 ? "s" : "", name);
+    }
+    gm_usage_unmap(u);
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -212,8 +270,13 @@ int cmd_run(int argc, char **argv)
     if (gm_mkdir_p(state) < 0)
         return die(1, "cannot create the state directory %s: %s", state, strerror(errno));
     snprintf(dir, sizeof dir, "%s/%s", state, name);
+    reuse_stale_group(dir);
     if (gm_group_create(dir, &l, 0644, err, sizeof err) < 0)
         return die(1, "%s", err);
+    if (!keep && mark_run_group(dir, err, sizeof err) < 0) {
+        gm_group_remove(dir);
+        return die(1, "%s", err);
+    }
 
     /* The command's environment: the group, the shim (kept in front of any
      * LD_PRELOAD the user had), and the simulated driver when asked for. */
@@ -275,6 +338,6 @@ int cmd_run(int argc, char **argv)
         gm_limits_unmap(ml);
     }
     if (!keep)
-        gm_group_remove(dir);
+        leave_run_group(name, dir);
     return code;
 }

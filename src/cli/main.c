@@ -8,6 +8,7 @@
 static const struct command commands[] = {
     {"run", cmd_run, "run a command in a new group under a GPU memory limit"},
     {"limit", cmd_limit, "show or change a running group's limit"},
+    {"rm", cmd_rm, "remove a group (--force: kill its processes first)"},
     {"ps", cmd_ps, "list groups and their GPU memory use"},
     {"top", cmd_top, "live full-screen view of GPU memory by group"},
     {"inspect", cmd_inspect, "live allocations of a group: by API, size, age, call site"},

@@ -110,19 +110,21 @@ static int create_usage(const char *dir, mode_t mode, char *err, size_t errlen)
     return publish(fd, tmp, dir, "usage", err, errlen);
 }
 
-static int create_limits(const char *dir, const struct gm_limits *l, char *err, size_t errlen)
+/* dir/NAME holding data, put in place whole. */
+static int create_file(const char *dir, const char *name, const void *data, size_t len, mode_t mode, char *err,
+                       size_t errlen)
 {
     char tmp[4096];
-    int fd = open_tmp(dir, "limits", 0644, tmp, sizeof tmp, err, errlen);
+    int fd = open_tmp(dir, name, mode, tmp, sizeof tmp, err, errlen);
     if (fd < 0)
         return -1;
-    if (write_full(fd, l, sizeof *l, 0) < 0) {
+    if (write_full(fd, data, len, 0) < 0) {
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
         return -1;
     }
-    return publish(fd, tmp, dir, "limits", err, errlen);
+    return publish(fd, tmp, dir, name, err, errlen);
 }
 
 int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mode, char *err, size_t errlen)
@@ -132,7 +134,7 @@ int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mod
         return -1;
     }
     /* usage first: a process that finds `limits` can rely on `usage`. */
-    if (create_usage(dir, usage_mode, err, errlen) < 0 || create_limits(dir, l, err, errlen) < 0) {
+    if (create_usage(dir, usage_mode, err, errlen) < 0 || create_file(dir, "limits", l, sizeof *l, 0644, err, errlen) < 0) {
         gm_group_remove(dir);
         return -1;
     }
@@ -141,16 +143,17 @@ int gm_group_create(const char *dir, const struct gm_limits *l, mode_t usage_mod
 
 int gm_group_remove(const char *dir)
 {
-    /* The two files every group has, then the directory: that is all for a
-     * `gpumem run` group. Only when the directory is not yet empty, the
-     * rest of gpumem's own files: gpumem-runtime's (ld.so.preload,
+    /* The two files every group has and the marker of a `gpumem run` group,
+     * then the directory: that is all for a group of `gpumem run`. Only
+     * when the directory is not yet empty, the rest of gpumem's own files: gpumem-runtime's (ld.so.preload,
      * container) and what a creation that died left; anything else in it
      * stays, and so does the directory. */
-    static const char *files[] = {"limits",     "usage",      "ld.so.preload", "container", ".limits.tmp",
-                                  ".usage.tmp", ".ld.so.preload.tmp", ".container.tmp", "events", "info"};
+    static const char *files[] = {"limits",     "usage",      GM_RUN_MARKER,        "ld.so.preload",
+                                  "container",  ".limits.tmp", ".usage.tmp",         ".ld.so.preload.tmp",
+                                  ".container.tmp", "events",  "info",               "." GM_RUN_MARKER ".tmp"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        if (i == 2) {
+        if (i == 3) {
             if (rmdir(dir) == 0)
                 return 0;
             if (errno == ENOENT)
@@ -332,7 +335,9 @@ struct gm_proc_slot *gm_slot_claim(struct gm_usage *u, pid_t pid, uint64_t start
     if (gm_admin_lock(u) != 0)
         return NULL;
     struct gm_proc_slot *got = NULL;
-    for (int pass = 0; pass < 2 && !got; pass++) {
+    /* A removed group's files are gone: a slot here would be seen by no
+     * one (gm_group_collect decides removal under this mutex). */
+    for (int pass = 0; pass < 2 && !got && !atomic_load(&u->removed); pass++) {
         if (pass == 1) {
             int n = 0;
             reclaim_locked(u, &n);
@@ -366,4 +371,68 @@ void gm_slot_release(struct gm_usage *u, struct gm_proc_slot *s)
         return;
     clear_slot(s);
     gm_admin_unlock(u);
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+int gm_run_marker_write(const char *dir, pid_t pid, uint64_t start, char *err, size_t errlen)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "pid=%d\nstart=%llu\n", (int)pid, (unsigned long long)start);
+    return create_file(dir, GM_RUN_MARKER, text, (size_t)n, 0644, err, errlen);
+}
+
+int gm_run_marker_read(const char *dir, pid_t *pid, uint64_t *start)
+{
+    char path[4096], text[128];
+    snprintf(path, sizeof path, "%s/" GM_RUN_MARKER, dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    int p = 0;
+    unsigned long long st = 0;
+    if (sscanf(text, "pid=%d\nstart=%llu", &p, &st) != 2 || p <= 0)
+        return 0;
+    *pid = p;
+    *start = st;
+    return 1;
+}
+
+static int may_go(const char *dir, struct gm_usage *u, int how)
+{
+    if (how & GM_COLLECT_ANY)
+        return 1;
+    pid_t pid;
+    uint64_t start;
+    if (!gm_run_marker_read(dir, &pid, &start))
+        return 0; /* a container's group, or --keep: not ours to remove */
+    return (how & GM_COLLECT_CREATOR) || atomic_load(&u->creator_left) || !gm_proc_alive(pid, start);
+}
+
+int gm_group_collect(const char *dir, struct gm_usage *u, struct gm_proc_slot *mine, int how)
+{
+    if (gm_admin_lock(u) != 0)
+        return -1;
+    if (mine)
+        clear_slot(mine);
+    int n = 0, removed = 0;
+    reclaim_locked(u, &n);
+    /* Only a caller that may unlink the files marks the group removed. */
+    int can = access(dir, W_OK | X_OK) == 0;
+    if (can && (atomic_load(&u->removed) || (gm_usage_live_slots(u) == 0 && may_go(dir, u, how)))) {
+        /* First the flag, then the files: a process that mapped them
+         * before now finds the flag at its claim, under this mutex. */
+        atomic_store(&u->removed, 1);
+        (void)gm_group_remove(dir); /* the files go even if rmdir finds strangers */
+        removed = 1;
+    } else if (how & GM_COLLECT_CREATOR) {
+        atomic_store(&u->creator_left, 1);
+    }
+    gm_admin_unlock(u);
+    return removed;
 }

@@ -147,7 +147,21 @@ static int parse_uuid(const char *s, size_t n, char *out)
     return 0;
 }
 
+static int parse_limit_spec(const char *s, enum gm_bare_unit bare, int allow_none, struct gm_limit_spec *out,
+                            char *err, size_t errlen);
+
 int gm_parse_limit_spec(const char *s, enum gm_bare_unit bare, struct gm_limit_spec *out, char *err, size_t errlen)
+{
+    return parse_limit_spec(s, bare, 0, out, err, errlen);
+}
+
+int gm_parse_limit_change(const char *s, struct gm_limit_spec *out, char *err, size_t errlen)
+{
+    return parse_limit_spec(s, GM_BARE_REJECT, 1, out, err, errlen);
+}
+
+static int parse_limit_spec(const char *s, enum gm_bare_unit bare, int allow_none, struct gm_limit_spec *out,
+                            char *err, size_t errlen)
 {
     char part[128], sub[256];
     memset(out, 0, sizeof *out);
@@ -198,7 +212,9 @@ int gm_parse_limit_spec(const char *s, enum gm_bare_unit bare, struct gm_limit_s
                 return fail(err, errlen, "limit \"%s\": %s", s, "the same device is given twice");
         }
         char e2[200];
-        if (gm_parse_size(size, bare, &t->bytes, e2, sizeof e2) < 0)
+        if (allow_none && strcmp(size, "none") == 0)
+            t->bytes = GM_UNLIMITED;
+        else if (gm_parse_size(size, bare, &t->bytes, e2, sizeof e2) < 0)
             return fail(err, errlen, "limit \"%s\": %s", s, e2);
         out->n++;
         if (!end)

@@ -180,7 +180,7 @@ static void read_group(struct dm_snapshot *s, const char *name, const char *dir,
         int n = gm_reclaim_dead(u);
         if (n > 0)
             add_reclaimed(s, name, n);
-        if (dm_gc_group(name, dir, &l, u)) {
+        if (dm_gc_group(name, dir, &l, u) || dm_gc_run_group(name, dir, u)) {
             gm_usage_unmap(u);
             return;
         }

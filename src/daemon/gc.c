@@ -1,4 +1,7 @@
-/* Groups whose container vanished without a `delete` reaching
+/* Groups of `gpumem run` whose processes have all gone, after their
+ * `gpumem run` exited or was killed (gm_group_collect), are removed here too.
+ *
+ * Groups whose container vanished without a `delete` reaching
  * gpumem-runtime (engine crash, a runtime killed mid-delete) would stay
  * forever; the daemon removes them on its interval. The evidence that a
  * container exists is the runtime's: its bundle directory (containerd
@@ -57,16 +60,10 @@ int dm_gc_group(const char *name, const char *dir, const struct gm_limits *l, st
         return 0;
     if (exists(r.bundle) || exists(r.state))
         return 0;
-    gm_reclaim_dead(u);
-    if (gm_admin_lock(u) != 0)
-        return 0;
     /* Under the mutex no slot can be claimed meanwhile; a process that
-     * still maps the region but holds no slot holds no GPU memory. */
-    int removed = 0;
-    if (gm_usage_live_slots(u) == 0)
-        (void)gm_group_remove(dir), removed = 1; /* files gone even if rmdir found strangers */
-    gm_admin_unlock(u);
-    if (!removed)
+     * still maps the region but holds no slot holds no GPU memory, and one
+     * that tries to claim one later finds the group marked removed. */
+    if (gm_group_collect(dir, u, NULL, GM_COLLECT_ANY) != 1)
         return 0;
     struct gbuf f = {0};
     gbuf_puts(&f, ",\"group\":");
@@ -74,6 +71,25 @@ int dm_gc_group(const char *name, const char *dir, const struct gm_limits *l, st
     gbuf_puts(&f, ",\"container_id\":");
     gbuf_json(&f, r.id);
     gbuf_puts(&f, ",\"reason\":\"container gone\"");
+    dm_log("info", "group_removed", f.p);
+    gbuf_free(&f);
+    return 1;
+}
+
+int dm_gc_run_group(const char *name, const char *dir, struct gm_usage *u)
+{
+    pid_t pid;
+    uint64_t start;
+    /* A first look without the mutex (the caller reclaimed just before):
+     * a group in use is not even asked for its marker. */
+    if (!atomic_load(&u->removed) && gm_usage_live_slots(u) != 0)
+        return 0;
+    if (!gm_run_marker_read(dir, &pid, &start) || gm_group_collect(dir, u, NULL, 0) != 1)
+        return 0;
+    struct gbuf f = {0};
+    gbuf_puts(&f, ",\"group\":");
+    gbuf_json(&f, name);
+    gbuf_printf(&f, ",\"creator_pid\":%d,\"reason\":\"run group empty\"", (int)pid);
     dm_log("info", "group_removed", f.p);
     gbuf_free(&f);
     return 1;

@@ -13,4 +13,9 @@
  * without a record, or with any live process, are never removed. */
 int dm_gc_group(const char *name, const char *dir, const struct gm_limits *l, struct gm_usage *u);
 
+/* For a group of `gpumem run` (a run marker): when its creator exited or
+ * died and no process of the group is alive, removes it and logs
+ * "group_removed" (reason "run group empty"). Returns 1 when removed. */
+int dm_gc_run_group(const char *name, const char *dir, struct gm_usage *u);
+
 #endif

@@ -150,6 +150,12 @@ static void claim_slot(void)
                  (int)pid);
     }
     struct gm_proc_slot *s = gm_slot_claim(g.usage, pid, start, comm);
+    if (!s && atomic_load(&g.usage->removed)) {
+        shim_log(LOG_ERROR, "group %.*s no longer exists (its last process exited, or gpumem rm removed it): "
+                 "refusing device allocations (fail closed)", GM_NAME_LEN, g.limits->name);
+        atomic_store(&g.mode, SHIM_FAIL_CLOSED);
+        return;
+    }
     if (!s) {
         shim_log(LOG_ERROR, "group has no free process slot (%d in use): refusing device allocations",
                  GM_MAX_PROCS);
@@ -196,9 +202,19 @@ static int open_group(void)
     if (g.limits)
         g.usage = gm_usage_map(dir, err, sizeof err);
     if (!g.limits || !g.usage) {
-        shim_log(LOG_ERROR, "%s: refusing device allocations (fail closed)", err);
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/limits", dir);
+        if (access(probe, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR))
+            shim_log(LOG_ERROR, "group %s no longer exists (its last process exited, or gpumem rm removed it): "
+                     "refusing device allocations (fail closed)", dir);
+        else
+            shim_log(LOG_ERROR, "%s: refusing device allocations (fail closed)", err);
         return SHIM_FAIL_CLOSED;
     }
+    /* Where the last process of a `gpumem run` group removes it from
+     * (shim_destructor); never the container mount, which is not ours. */
+    if (dir[0] == '/' && strcmp(dir, CONTAINER_GROUP_DIR) != 0)
+        snprintf(g.dir, sizeof g.dir, "%s", dir);
     shim_log(LOG_DEBUG, "group %s (%s)", g.limits->name, dir);
     return SHIM_ENFORCE;
 }
@@ -331,5 +347,10 @@ __attribute__((destructor)) static void shim_destructor(void)
         return;
     atomic_store(&g.mode, SHIM_PASSTHROUGH);
     atomic_store(&g.hot, NULL);
-    gm_slot_release(g.usage, g.slot);
+    /* The last process of a `gpumem run` group whose run is over removes
+     * it (only a group with a run marker; gm_group_collect). */
+    if (g.dir[0])
+        gm_group_collect(g.dir, g.usage, g.slot, 0);
+    else
+        gm_slot_release(g.usage, g.slot);
 }

@@ -64,6 +64,7 @@ struct shim {
     const struct gm_limits *limits;
     struct gm_usage *usage;
     struct gm_proc_slot *slot;          /* NULL after fork until re-claimed */
+    char dir[4096];                     /* the group's directory when a run group may be removed from it, else "" */
     /* == slot while enforcing, else NULL: the one test a hot-path hook makes
      * (mode and slot in one load). */
     struct gm_proc_slot *_Atomic hot;
