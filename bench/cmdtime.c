@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 extern char **environ;
 
 struct cmd {
@@ -34,19 +36,6 @@ struct cmd {
     int argc;
     long long *t;
 };
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
 
 /* The q-th quantile (0..1) of sorted v, interpolated, in microseconds. */
 static double quantile_us(const long long *v, int n, double q)
