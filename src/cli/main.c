@@ -79,6 +79,33 @@ static void usage(FILE *out)
                  "                    $XDG_RUNTIME_DIR/gpumem or /tmp/gpumem-<uid> otherwise)\n");
 }
 
+/* An argument that is no command: the closest one within two edits, when
+ * exactly one is, as a suggestion. Returns the usage-error status. */
+static int unknown_command(const char *word)
+{
+    const char *guess = NULL;
+    size_t best = 3;
+    int ties = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        size_t d = edit_distance(word, commands[i].name);
+        if (d < best) {
+            best = d;
+            guess = commands[i].name;
+            ties = 0;
+        } else if (d == best) {
+            ties++;
+        }
+    }
+    if (word[0] == '-')
+        die(2, "unknown option \"%s\"", word);
+    else if (guess && !ties)
+        die(2, "unknown command \"%s\"; did you mean \"%s\"?", word, guess);
+    else
+        die(2, "unknown command \"%s\"", word);
+    fprintf(stderr, "Run 'gpumem --help' for the commands.\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -92,6 +119,7 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 if (strcmp(commands[i].name, argv[2]) == 0)
                     return commands[i].run(2, h);
+            return unknown_command(argv[2]);
         }
         usage(stdout);
         return 0;
@@ -110,26 +138,5 @@ int main(int argc, char **argv)
             argv[1] = name;
             return commands[i].run(argc - 1, argv + 1);
         }
-    /* The closest command within two edits, when exactly one is. */
-    const char *guess = NULL;
-    size_t best = 3;
-    int ties = 0;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        size_t d = edit_distance(argv[1], commands[i].name);
-        if (d < best) {
-            best = d;
-            guess = commands[i].name;
-            ties = 0;
-        } else if (d == best) {
-            ties++;
-        }
-    }
-    if (argv[1][0] == '-')
-        die(2, "unknown option \"%s\"", argv[1]);
-    else if (guess && !ties)
-        die(2, "unknown command \"%s\"; did you mean \"%s\"?", argv[1], guess);
-    else
-        die(2, "unknown command \"%s\"", argv[1]);
-    fprintf(stderr, "Run 'gpumem --help' for the commands.\n");
-    return 2;
+    return unknown_command(argv[1]);
 }

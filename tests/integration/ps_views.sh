@@ -13,6 +13,9 @@ M=1048576
 out=$("$GPUMEM" lmit 2>&1); rc=$?
 [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | head -1)" = 'gpumem: unknown command "lmit"; did you mean "limit"?' ] &&
     ok did_you_mean || fail did_you_mean "rc=$rc: $out"
+out=$("$GPUMEM" help lmit 2>&1); rc=$?
+[ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | head -1)" = 'gpumem: unknown command "lmit"; did you mean "limit"?' ] &&
+    ok help_did_you_mean || fail help_did_you_mean "rc=$rc: $out"
 out=$("$GPUMEM" frobnicate 2>&1)
 case "$(printf '%s\n' "$out" | head -1)" in
 'gpumem: unknown command "frobnicate"') ok no_guess_when_far ;;
