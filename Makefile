@@ -92,7 +92,7 @@ ifeq ($(TSAN),1)
 all: $(UNITS)
 test: test-unit
 else
-all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS)
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(K8S) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS)
 test: all
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
 endif
