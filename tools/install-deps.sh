@@ -13,7 +13,9 @@ set -euo pipefail
 
 # Build: compiler and make; libmicrohttpd (the daemon's HTTP server) and
 # jansson (gpumem-runtime's JSON) with their headers.
-build=(build-essential libmicrohttpd-dev libjansson-dev)
+# gRPC's C core, protobuf-c and protoc-c (gpumem-k8s, the Kubernetes device
+# plugin: src/k8s/).
+build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
 # Tests: valgrind (bench instruction counts), tmux (gpumem top), procps
 # (ps/pgrep), python3 (small helpers), prometheus + curl (a real scrape,
 # promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
