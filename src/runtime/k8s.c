@@ -153,19 +153,32 @@ static int find_by_origin(const char *state, const char *origin, char *name, siz
     while (found < 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.' || gm_valid_group_name(e->d_name) < 0)
             continue;
-        char p[PBUF], line[GM_NAME_LEN + 2] = "";
-        snprintf(p, sizeof p, "%.4000s/%.255s/" RT_ORIGIN_FILE, state, e->d_name);
-        FILE *f = fopen(p, "re");
-        if (!f)
-            continue;
-        if (fgets(line, sizeof line, f) && (line[strcspn(line, "\n")] = '\0', strcmp(line, origin) == 0)) {
+        char dir[PBUF], was[GM_NAME_LEN];
+        snprintf(dir, sizeof dir, "%.4000s/%.255s", state, e->d_name);
+        rt_k8s_allocation_name(dir, "", was, sizeof was);
+        if (strcmp(was, origin) == 0) {
             snprintf(name, len, "%.*s", GM_NAME_LEN - 1, e->d_name);
             found = 0;
         }
-        fclose(f);
     }
     closedir(d);
     return found;
+}
+
+void rt_k8s_allocation_name(const char *dir, const char *name, char *buf, size_t len)
+{
+    char p[PBUF], line[GM_NAME_LEN + 2] = "";
+    snprintf(buf, len, "%s", name);
+    snprintf(p, sizeof p, "%.4000s/" RT_ORIGIN_FILE, dir);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return;
+    if (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (gm_valid_group_name(line) == 0)
+            snprintf(buf, len, "%s", line);
+    }
+    fclose(f);
 }
 
 static int write_origin(const char *dir, const char *origin, char *err, size_t errlen)

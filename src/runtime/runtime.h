@@ -118,6 +118,9 @@ int rt_k8s_move_mounts(json_t *cfg, const char *from, const char *to);
  * dir = the group's directory now. */
 int rt_k8s_adopt(json_t *cfg, const struct rt_k8s *k, const char *id, char *dir, size_t dirlen, char *err,
                  size_t errlen);
+/* The name the device plugin gave the group in dir: its RT_ORIGIN_FILE
+ * where the runtime renamed it, else `name` (the directory's own). */
+void rt_k8s_allocation_name(const char *dir, const char *name, char *buf, size_t len);
 /* The group gpumem-runtime created for container `id` (its <group>/container
  * record names it), wherever it is named. */
 int rt_find_container_group(const char *id, char *dir, size_t dirlen);
