@@ -6,7 +6,8 @@
 # (tomllib) and name the RuntimeClass's handler and gpumem-runtime; the
 # DaemonSet's ConfigMap keys, variables, volumes and options agree with the
 # ConfigMap and with gpumem-k8s --help and gpumem daemon --help; the example
-# pod asks for the ConfigMap's resource under the RuntimeClass
+# pod asks for the ConfigMap's resource under the RuntimeClass, and is the
+# pod docs/kubernetes.md shows
 # (tests/k8s/check_manifests.py).
 . tests/integration/lib.sh
 PY=/usr/bin/python3
@@ -15,3 +16,8 @@ if ! $PY -c 'import yaml, jsonschema, tomllib' 2>/dev/null; then
     exit 0
 fi
 $PY tests/k8s/check_manifests.py deploy/kubernetes "$TOP/$BUILD/bin"
+# The pod a user copies from docs/kubernetes.md is the example checked above.
+doc=$(sed -n '/^```yaml/,/^```/p' docs/kubernetes.md | sed '1d;$d')
+ex=$(grep -v '^#' deploy/kubernetes/examples/train-pod.yaml)
+[ -n "$doc" ] && [ "$doc" = "$ex" ] && ok docs_pod_is_the_checked_example ||
+    fail docs_pod_is_the_checked_example "docs/kubernetes.md's pod differs from deploy/kubernetes/examples/train-pod.yaml"
