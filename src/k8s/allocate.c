@@ -254,8 +254,10 @@ int kp_allocate_container(const struct kp_options *o, const struct kp_gpus *gs, 
     l.created_unix = (uint64_t)time(NULL);
     for (int i = 0; i < g->ngpu; i++) {
         const char *u = gs->g[g->gpu[i]].uuid;
+        /* As the shim and gpumem-runtime key devices: "GPU-" then the hex
+         * digits in lower case (gm_nvml_index_uuid). */
         for (size_t k = 0; u[k] && k < GM_UUID_LEN - 1; k++)
-            l.dev[i].uuid[k] = (char)tolower((unsigned char)u[k]);
+            l.dev[i].uuid[k] = k < 4 ? (char)toupper((unsigned char)u[k]) : (char)tolower((unsigned char)u[k]);
         l.dev[i].limit = g->bytes[i];
     }
     l.ndev = (uint32_t)g->ngpu;

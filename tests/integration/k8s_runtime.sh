@@ -111,28 +111,49 @@ RT_RUN --root "$T/runc" delete "$ID5"
 [ ! -e "$S/${G1}_55555555" ] && [ -f "$S/$G1/limits" ] && ok delete_removes_pod_group ||
     fail delete_removes_pod_group "groups: $(groups)"
 
-# The device plugin's group: a group made as Allocate makes one (limits,
-# usage, ld.so.preload), named by the plugin, and a spec whose mounts point
-# into it, as the kubelet passes the Allocate response on.
-run_sim --limit 2G --name alloc-7f3a --keep -- true || fail plugin_group_made "rc=$?"
-printf '%s\n' "$SHIM" >"$S/alloc-7f3a/ld.so.preload"
-PG="$S/alloc-7f3a"
-M="[{\"destination\":\"/run/gpumem/self\",\"type\":\"bind\",\"source\":\"$PG\",\"options\":[\"rbind\",\"ro\"]},
-{\"destination\":\"/run/gpumem/self/usage\",\"type\":\"bind\",\"source\":\"$PG/usage\",\"options\":[\"rbind\",\"rw\"]},
-{\"destination\":\"/etc/ld.so.preload\",\"type\":\"bind\",\"source\":\"$PG/ld.so.preload\",\"options\":[\"rbind\",\"ro\"]},
-{\"destination\":\"/other\",\"type\":\"bind\",\"source\":\"${PG}x\",\"options\":[\"rbind\",\"ro\"]}]"
+# The device plugin's group, made by the plugin's own Allocate code
+# (tests/k8s/allocate_spec.c: kp_allocate_container) for 2 GiB of the
+# simulated GPU, and a spec carrying its answer (mounts, env, annotations)
+# as the kubelet hands it on through containerd, plus a mount of a
+# neighbouring path that must stay as it is.
+run_sim --limit 1G --name uuidprobe --keep -- "$CLIENT" init alloc 1M >/dev/null 2>&1
+UUID=$("$GPUMEM" ps -a --format json | /usr/bin/python3 -c 'import json,sys; print([g for g in json.load(sys.stdin) if g["group"]=="uuidprobe"][0]["devices"][0]["uuid"])' 2>/dev/null)
+"$GPUMEM" rm uuidprobe >/dev/null 2>&1
+"$PROGS/../k8s/allocate_spec" "$SHIM" "$UUID" 2147483648 >"$T/alloc.json" && ok plugin_allocate ||
+    fail plugin_allocate "$(cat "$T/alloc.json")"
+PGN=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["annotations"]["gpumem.io/group"])' "$T/alloc.json")
+PG="$S/$PGN"
+[ -f "$PG/limits" ] && [ -f "$PG/k8s" ] && ok plugin_group_made || fail plugin_group_made "groups: $(groups)"
+# plugin_bundle ID: a bundle with the pod's CRI annotations and the Allocate answer.
+plugin_bundle() {
+    mkdir -p "$T/bundle-$1/rootfs"
+    /usr/bin/python3 - "$T/alloc.json" "$PG" >"$T/bundle-$1/config.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+ann = {"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-name": "llm-0",
+       "io.kubernetes.cri.sandbox-namespace": "team-a", "io.kubernetes.cri.container-name": "vllm"}
+ann.update(a["annotations"])
+mounts = a["mounts"] + [{"destination": "/other", "type": "bind", "source": sys.argv[2] + "x", "options": ["rbind", "ro"]}]
+print(json.dumps({"ociVersion": "1.0.2", "process": {"env": ["PATH=/bin"] + a["env"]}, "root": {"path": "rootfs"},
+                  "mounts": mounts, "annotations": ann}))
+PY
+}
+# The mount sources gpumem-runtime should leave in a bundle: the plugin's,
+# moved from its group to $1, and the neighbour unchanged.
+want_sources() {
+    /usr/bin/python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); print(" ".join([m["source"].replace(sys.argv[2], sys.argv[3], 1) if m["source"].startswith(sys.argv[2]) else m["source"] for m in a["mounts"]] + [sys.argv[2] + "x"]))' "$T/alloc.json" "$PG" "$1"
+}
 ID6=6666666666666666666666666666666666666666666666666666666666666666
-PLUGIN='{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.sandbox-name":"llm-0","io.kubernetes.cri.sandbox-namespace":"team-a","io.kubernetes.cri.container-name":"vllm","gpumem.io/group":"alloc-7f3a"}'
-bundle "$ID6" "$PLUGIN" '["PATH=/bin"]' "$M"
+plugin_bundle "$ID6"
 before=$(cd "$S" && ls -1 | wc -l)
 G6=team-a_llm-0_vllm
 check_pod plugin "$ID6" $G6 llm-0 team-a vllm
 [ ! -e "$PG" ] && [ "$(cd "$S" && ls -1 | wc -l)" = "$before" ] && ok plugin_group_renamed_not_added ||
     fail plugin_group_renamed_not_added "groups: $(groups)"
-expect_eq plugin_group_origin alloc-7f3a "$(cat "$S/$G6/origin" 2>&1)"
-"$GPUMEM" ps -a | grep -qE "^$G6 +$G6 .* 2 GiB " && ok plugin_group_keeps_limit || fail plugin_group_keeps_limit "$("$GPUMEM" ps -a)"
+expect_eq plugin_group_origin "$PGN" "$(cat "$S/$G6/origin" 2>&1)"
 srcs=$(/usr/bin/python3 -c 'import json,sys; print(" ".join(m["source"] for m in json.load(open(sys.argv[1]))["mounts"]))' "$T/bundle-$ID6/config.json")
-expect_eq plugin_mounts_follow_rename "$S/$G6 $S/$G6/usage $S/$G6/ld.so.preload ${PG}x" "$srcs"
+expect_eq plugin_mounts_follow_rename "$(want_sources "$S/$G6")" "$srcs"
+grep -q "$S/$G6/usage" <<<"$srcs" && ok plugin_mounts_include_group || fail plugin_mounts_include_group "$srcs"
 [ ! -e "$S/$G6/container" ] && ok plugin_group_not_the_runtimes || fail plugin_group_not_the_runtimes "a container record was written"
 
 # A process of the container (as the shim in it would be: the group's
@@ -141,6 +162,9 @@ GPUMEM_GROUP_DIR="$S/$G6" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "
 hold=$!
 wait_for holding "$T/hold.out" && ok pod_process_started || fail pod_process_started "$(cat "$T/hold.out")"
 "$GPUMEM" ps | grep -qE "^$G6 +$G6 +0 GPU-.* 2 GiB .* 1 +0$" && ok ps_table_shows_pod_group || fail ps_table_shows_pod_group "$("$GPUMEM" ps)"
+# The plugin's limit holds in the renamed group: 300 MiB held, 2 GiB more is refused.
+out=$(GPUMEM_GROUP_DIR="$S/$G6" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" init alloc 2G 2>&1)
+expect_in plugin_limit_enforced "alloc -> 2" "$out"
 start_daemon
 m=$(curl -sf "$URL/metrics")
 want="gpumem_group_used_bytes{group=\"$G6\",container=\"vllm\",pod=\"llm-0\",namespace=\"team-a\",gpu=\"0\","
@@ -157,11 +181,11 @@ wait "$hold" 2>/dev/null
 # The container restarts: the kubelet hands the same Allocate response on
 # (the plugin's name); the runtime finds the renamed group by its origin.
 ID7=7777777777777777777777777777777777777777777777777777777777777777
-bundle "$ID7" "$PLUGIN" '["PATH=/bin"]' "$M"
+plugin_bundle "$ID7"
 create "$ID7" && [ "$(field $G6 container_id)" = "$ID7" ] && [ ! -e "$PG" ] && ok restart_finds_renamed_group ||
     fail restart_finds_renamed_group "groups: $(groups); id $(field $G6 container_id)"
 srcs=$(/usr/bin/python3 -c 'import json,sys; print(" ".join(m["source"] for m in json.load(open(sys.argv[1]))["mounts"]))' "$T/bundle-$ID7/config.json")
-expect_eq restart_mounts_follow "$S/$G6 $S/$G6/usage $S/$G6/ld.so.preload ${PG}x" "$srcs"
+expect_eq restart_mounts_follow "$(want_sources "$S/$G6")" "$srcs"
 RT_RUN --root "$T/runc" delete "$ID7"
 [ -f "$S/$G6/limits" ] && ok delete_leaves_plugin_group || fail delete_leaves_plugin_group "groups: $(groups)"
 
