@@ -22,8 +22,11 @@ build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-
 # busybox-static (the end-to-end image), ca-certificates, man-db +
 # bsdextrautils (man pages rendered, col), debootstrap (the fresh Debian 12
 # that tests/integration/deb_roundtrip.sh installs the package into).
+# golang-go + golang-google-grpc-dev + golang-goprotobuf-dev + protobuf-compiler:
+# the fake kubelet of tests/integration/k8s_plugin.sh (grpc-go, built offline
+# from the upstream device plugin api.proto).
 tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
-       man-db bsdextrautils debootstrap)
+       man-db bsdextrautils debootstrap golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;

@@ -29,7 +29,7 @@ struct kp_plugin {
     const char *resource;
     char sock[4200];
     struct gk_server *srv;
-    ino_t ino;                  /* our socket's inode while serving */
+    uint64_t ino;               /* our socket's identity while serving */
     int registered, registering;
     double retry_at;
     struct gk_stream *streams[KP_MAX_STREAMS];
@@ -43,7 +43,7 @@ struct kp_state {
     struct kp_plugin p[2];
     int np;
     char kubelet_sock[4200];
-    ino_t kubelet_ino;
+    uint64_t kubelet_ino;
     volatile int *stop;
     int refused;
     double next_health, next_collect;
@@ -56,10 +56,14 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static ino_t inode_of(const char *path)
+/* A file's identity: inode and change time (a new socket may reuse the
+ * inode number of the one just removed). 0 when there is none. */
+static uint64_t identity(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 ? st.st_ino : 0;
+    if (stat(path, &st) != 0)
+        return 0;
+    return ((uint64_t)st.st_ino * 1000003u) ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec) ^ 1;
 }
 
 /* ---- the device list ------------------------------------------------- */
@@ -304,7 +308,7 @@ static void start_register(struct kp_plugin *p)
     q.endpoint = (char *)base;
     q.resource_name = (char *)p->resource;
     q.options = &opts;
-    p->st->kubelet_ino = inode_of(p->st->kubelet_sock);
+    p->st->kubelet_ino = identity(p->st->kubelet_sock);
     if (gk_call_unary(p->st->loop, p->st->kubelet_sock, "/v1beta1.Registration/Register", &q.base,
                       &v1beta1__empty__descriptor, 5000, registered, p, err, sizeof err) < 0) {
         fprintf(stderr, "gpumem-k8s: %s\n", err);
@@ -319,7 +323,7 @@ static int serve(struct kp_plugin *p, char *err, size_t errlen)
     p->srv = gk_server_start(p->st->loop, p->sock, methods, p, err, errlen);
     if (!p->srv)
         return -1;
-    p->ino = inode_of(p->sock);
+    p->ino = identity(p->sock);
     p->registered = 0;
     p->retry_at = 0;
     return 0;
@@ -364,11 +368,11 @@ static int tick(void *arg)
         }
         if (p->registering)
             continue;
-        if (inode_of(p->sock) != p->ino) {
+        if (identity(p->sock) != p->ino) {
             restart(p, "our socket was removed (the kubelet restarted?)");
             continue;
         }
-        if (p->registered && inode_of(st->kubelet_sock) != st->kubelet_ino) {
+        if (p->registered && identity(st->kubelet_sock) != st->kubelet_ino) {
             restart(p, "kubelet.sock was replaced (the kubelet restarted)");
             continue;
         }
