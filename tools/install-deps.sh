@@ -24,9 +24,10 @@ build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-
 # that tests/integration/deb_roundtrip.sh installs the package into).
 # golang-go + golang-google-grpc-dev + golang-goprotobuf-dev + protobuf-compiler:
 # the fake kubelet of tests/integration/k8s_plugin.sh (grpc-go, built offline
-# from the upstream device plugin api.proto).
+# from the upstream device plugin api.proto); libprotobuf-dev: descriptor.proto,
+# with which tests/integration/k8s_proto.sh decodes .proto descriptors.
 tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
-       man-db bsdextrautils debootstrap golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler)
+       man-db bsdextrautils debootstrap golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler libprotobuf-dev)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;
