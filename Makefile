@@ -234,6 +234,13 @@ FUZZ_EXTRA_runtime_conf := $(FUZZ_EXTRA_oci_spec)
 FUZZ_LIBS_runtime_conf  := -ljansson
 FUZZ_EXTRA_listen       := $(DAEMON_SRC)
 FUZZ_LIBS_listen        := -lmicrohttpd -ljansson -lm
+# gpumem-k8s's request parsing: the plugin's files (not main, not service),
+# the message code protoc-c made, the runtime's mounts.
+FUZZ_EXTRA_k8s_requests := src/k8s/allocate.c src/k8s/collect.c src/k8s/device_ids.c src/k8s/gpus.c src/k8s/packing.c \
+                           src/k8s/grpc_server.c $(FUZZ_EXTRA_oci_spec) $(K8S_GEN_C)
+FUZZ_LIBS_k8s_requests  := $(K8S_LIBS) -ljansson
+$(call fuzz_obj,$(FUZZ_EXTRA_k8s_requests) tests/fuzz/k8s_requests.c): FUZZ_CFLAGS += -I$(BUILD)/gen -Isrc/k8s
+$(call fuzz_obj,$(FUZZ_EXTRA_k8s_requests) tests/fuzz/k8s_requests.c): | $(K8S_GEN_C)
 
 fuzz: $(FUZZ_TARGETS)
 
