@@ -39,6 +39,7 @@ struct kp_plugin {
 struct kp_state {
     const struct kp_options *o;
     struct kp_gpus gpus;
+    struct kp_use use;          /* what the groups on disk hold (sharing.c) */
     struct gk_loop *loop;
     struct kp_plugin p[2];
     int np;
@@ -93,7 +94,8 @@ static void send_list(struct kp_plugin *p, struct gk_stream *s)
                 kp_unit_id(gs->g[i].uuid, u, id, GM_UUID_LEN + 16);
             v1beta1__device__init(&devs[k]);
             devs[k].id = id;
-            devs[k].health = gs->g[i].healthy ? "Healthy" : "Unhealthy";
+            int taken = p->whole ? p->st->use.shared[i] : p->st->use.exclusive[i];
+            devs[k].health = gs->g[i].healthy && !taken ? "Healthy" : "Unhealthy";
             ptrs[k] = &devs[k];
         }
     }
@@ -105,6 +107,24 @@ out:
     free(devs);
     free(ptrs);
     free(ids);
+}
+
+static void broadcast(struct kp_state *st)
+{
+    for (int i = 0; i < st->np; i++)
+        for (int k = 0; k < st->p[i].nstreams; k++)
+            send_list(&st->p[i], st->p[i].streams[k]);
+}
+
+/* Re-reads what the groups hold; the lists go out again when that changed. */
+static void rescan_use(struct kp_state *st)
+{
+    struct kp_use u;
+    kp_use_scan(&st->gpus, &u);
+    if (memcmp(&u, &st->use, sizeof u) != 0) {
+        st->use = u;
+        broadcast(st);
+    }
 }
 
 /* ---- methods ----------------------------------------------------------- */
@@ -238,6 +258,10 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
                            "container request %zu: %s", done, err);
             break;
         }
+        if (kp_use_conflict(&p->st->gpus, &p->st->use, p->whole, &g, err, sizeof err) < 0) {
+            gk_reply_error(r, GRPC_STATUS_FAILED_PRECONDITION, "container request %zu: %s", done, err);
+            break;
+        }
         if (kp_allocate_container(p->st->o, &p->st->gpus, &g, q->devices_ids, q->n_devices_ids, &rs[done], err,
                                   sizeof err) < 0) {
             gk_reply_error(r, GRPC_STATUS_INTERNAL, "container request %zu: %s", done, err);
@@ -260,6 +284,8 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
     }
     free(rs);
     free(rp);
+    if (*p->st->o->gpu_resource)
+        rescan_use(p->st);
 }
 
 static void pre_start(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
@@ -351,13 +377,12 @@ static int tick(void *arg)
     if (now >= st->next_health) {
         st->next_health = now + st->o->health_ms;
         if (kp_gpus_poll(&st->gpus))
-            for (int i = 0; i < st->np; i++)
-                for (int k = 0; k < st->p[i].nstreams; k++)
-                    send_list(&st->p[i], st->p[i].streams[k]);
+            broadcast(st);
     }
     if (now >= st->next_collect) {
         st->next_collect = now + st->o->collect_s * 1000.0;
-        kp_collect(st->o, (long)time(NULL));
+        if (kp_collect(st->o, (long)time(NULL)) > 0 && *st->o->gpu_resource)
+            rescan_use(st);
     }
     for (int i = 0; i < st->np; i++) {
         struct kp_plugin *p = &st->p[i];
@@ -398,6 +423,8 @@ int kp_run(const struct kp_options *o, volatile int *stop)
                 (unsigned long long)(st.gpus.g[i].total >> 20), st.gpus.g[i].units,
                 (unsigned long long)(o->unit >> 20));
     snprintf(st.kubelet_sock, sizeof st.kubelet_sock, "%s/kubelet.sock", o->dir);
+    if (*o->gpu_resource)
+        kp_use_scan(&st.gpus, &st.use);
     st.p[st.np].resource = o->resource;
     snprintf(st.p[st.np].sock, sizeof st.p[st.np].sock, "%s/gpumem-memory.sock", o->dir);
     st.np++;

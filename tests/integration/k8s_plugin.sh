@@ -241,6 +241,25 @@ kill -TERM "$plugin_pid"
 wait "$plugin_pid"
 rc=$?
 [ "$rc" = 0 ] && [ ! -e "$S" ] && ok sigterm_clean_exit || fail sigterm_clean_exit "status $rc, socket $(ls "$D")"
+# ---- whole GPUs beside memory units ---------------------------------------------
+start_plugin --grace 3600 --gpu-resource gpumem.io/gpu
+SG="$D/gpumem-gpu.sock"
+if wait_for 15 grep -q '"healthy":2,"resource":"gpumem.io/gpu","unhealthy":0' "$KLOG"; then ok whole_gpus_listed; else
+    fail whole_gpus_listed "$(tail -5 "$KLOG" | tr '\n' '|')"; fi
+out=$("$FK" allocate -sock "$SG" -resource gpumem.io/gpu -ids "$A" 2>&1)
+expect_in whole_gpu_limit "\"gpumem.io/limits\":\"$A=17179869184\"" "$out"
+if wait_for 10 grep -q "\"healthy\":16,\"resource\":\"gpumem.io/memory\",\"unhealthy\":16,\"unhealthy_gpus\":\[\"$A\"\]" "$KLOG"
+then ok whole_gpu_hides_its_units; else fail whole_gpu_hides_its_units "$(tail -3 "$KLOG" | tr '\n' '|')"; fi
+out=$("$FK" allocate -sock "$S" -ids "$A-m0" 2>&1)
+expect_in units_of_whole_gpu_refused 'is allocated whole' "$out"
+"$FK" allocate -sock "$S" -ids "$B-m0" >/dev/null 2>&1
+if wait_for 10 grep -q "\"healthy\":1,\"resource\":\"gpumem.io/gpu\",\"unhealthy\":1,\"unhealthy_gpus\":\[\"$B\"\]" "$KLOG"
+then ok shared_gpu_not_offered_whole; else fail shared_gpu_not_offered_whole "$(tail -3 "$KLOG" | tr '\n' '|')"; fi
+out=$("$FK" allocate -sock "$SG" -resource gpumem.io/gpu -ids "$B" 2>&1)
+expect_in whole_shared_gpu_refused 'has memory units allocated' "$out"
+kill -TERM "$plugin_pid"
+wait "$plugin_pid" && [ ! -e "$SG" ] && ok whole_gpu_plugin_stops || fail whole_gpu_plugin_stops "$(ls "$D")"
+
 stop_kubelet
 if grep -q 'Sanitizer' "$PLOG"; then fail plugin_sanitizers "$(grep -A20 'Sanitizer' "$PLOG" | head -40 | tr '\n' '|')"; fi
 exit 0
