@@ -21,11 +21,16 @@ build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-
 # promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
 # busybox-static (the end-to-end image), ca-certificates, man-db +
 # bsdextrautils (man pages rendered, col), debootstrap (the fresh Debian 12
-# that tests/integration/deb_roundtrip.sh installs the package into),
+# that tests/integration/deb_roundtrip.sh installs the package into).
+# golang-go + golang-google-grpc-dev + golang-goprotobuf-dev + protobuf-compiler:
+# the fake kubelet of tests/integration/k8s_plugin.sh (grpc-go, built offline
+# from the upstream device plugin api.proto); libprotobuf-dev: descriptor.proto,
+# with which tests/integration/k8s_proto.sh decodes .proto descriptors.
 # python3-yaml + python3-jsonschema (tests/k8s/openapi.py: Kubernetes
 # manifests parsed and validated against the API's OpenAPI schemas).
 tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
-       man-db bsdextrautils debootstrap python3-yaml python3-jsonschema)
+       man-db bsdextrautils debootstrap golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler libprotobuf-dev
+       python3-yaml python3-jsonschema)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;

@@ -19,7 +19,6 @@
  * memory there). */
 #include "plugin.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -248,19 +247,26 @@ int kp_allocate_container(const struct kp_options *o, const struct kp_gpus *gs, 
                           char **ids, size_t n, V1beta1__ContainerAllocateResponse *r, char *err, size_t errlen)
 {
     char state[PATH_MAX], name[GM_NAME_LEN], dir[PATH_MAX + GM_NAME_LEN];
+    char limit_env[GM_MAX_DEVICES * 80] = "", visible[GM_MAX_DEVICES * 50] = "", annot[GM_MAX_DEVICES * 80] = "";
+    size_t le = 0, vi = 0, an = 0;
+    for (int i = 0; i < g->ngpu; i++) {
+        const struct kp_gpu *gp = &gs->g[g->gpu[i]];
+        le += (size_t)snprintf(limit_env + le, sizeof limit_env - le, "%s%s=%lluM", i ? "," : "", gp->uuid,
+                               (unsigned long long)(g->bytes[i] >> 20));
+        vi += (size_t)snprintf(visible + vi, sizeof visible - vi, "%s%s", i ? "," : "", gp->uuid);
+        an += (size_t)snprintf(annot + an, sizeof annot - an, "%s%s=%llu", i ? "," : "", gp->uuid,
+                               (unsigned long long)g->bytes[i]);
+    }
+    /* The limits through the parser `gpumem run --limit` and gpumem-runtime
+     * use, from the very text the container gets as GPUMEM_LIMIT. */
+    struct gm_limit_spec spec;
     struct gm_limits l;
     gm_limits_init(&l);
-    l.default_limit = 0;
+    if (gm_parse_limit_spec(limit_env, GM_BARE_REJECT, &spec, err, errlen) < 0 ||
+        gm_limits_from_spec(&l, &spec, NULL, NULL, err, errlen) < 0)
+        return -1;
+    l.default_limit = 0; /* the GPUs the container was given nothing on */
     l.created_unix = (uint64_t)time(NULL);
-    for (int i = 0; i < g->ngpu; i++) {
-        const char *u = gs->g[g->gpu[i]].uuid;
-        /* As the shim and gpumem-runtime key devices: "GPU-" then the hex
-         * digits in lower case (gm_nvml_index_uuid). */
-        for (size_t k = 0; u[k] && k < GM_UUID_LEN - 1; k++)
-            l.dev[i].uuid[k] = k < 4 ? (char)toupper((unsigned char)u[k]) : (char)tolower((unsigned char)u[k]);
-        l.dev[i].limit = g->bytes[i];
-    }
-    l.ndev = (uint32_t)g->ngpu;
     if (gm_mkdir_p(gm_state_dir(state, sizeof state)) < 0) {
         snprintf(err, errlen, "%s: %s", state, strerror(errno));
         return -1;
@@ -279,16 +285,6 @@ int kp_allocate_container(const struct kp_options *o, const struct kp_gpus *gs, 
         gm_group_remove(dir);
         kp_response_free(r);
         return -1;
-    }
-    char limit_env[GM_MAX_DEVICES * 80] = "", visible[GM_MAX_DEVICES * 50] = "", annot[GM_MAX_DEVICES * 80] = "";
-    size_t le = 0, vi = 0, an = 0;
-    for (int i = 0; i < g->ngpu; i++) {
-        const struct kp_gpu *gp = &gs->g[g->gpu[i]];
-        le += (size_t)snprintf(limit_env + le, sizeof limit_env - le, "%s%s=%lluM", i ? "," : "", gp->uuid,
-                               (unsigned long long)(g->bytes[i] >> 20));
-        vi += (size_t)snprintf(visible + vi, sizeof visible - vi, "%s%s", i ? "," : "", gp->uuid);
-        an += (size_t)snprintf(annot + an, sizeof annot - an, "%s%s=%llu", i ? "," : "", gp->uuid,
-                               (unsigned long long)g->bytes[i]);
     }
     add_pair(&r->envs, &r->n_envs, "GPUMEM_LIMIT", limit_env);
     add_pair(&r->envs, &r->n_envs, "NVIDIA_VISIBLE_DEVICES", visible);

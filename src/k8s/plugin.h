@@ -7,6 +7,7 @@
  *   packing.c      GetPreferredAllocation: best fit onto one GPU
  *   allocate.c     Allocate: units -> per-GPU limits, the group, the response
  *   collect.c      removal of groups Allocate made that no pod uses any more
+ *   sharing.c      whole GPUs and memory units of the same GPU kept apart
  *   service.c      the DevicePlugin service, ListAndWatch streams, Register
  *   main.c         signals and the loop */
 #ifndef GPUMEM_K8S_PLUGIN_H
@@ -106,6 +107,17 @@ int kp_collect(const struct kp_options *o, long now);
  * annotations): a NUL-separated list in buf, or -1 if unreadable. Exposed
  * for the fuzz target. */
 int kp_checkpoint_groups(const char *json, size_t len, char *buf, size_t buflen);
+
+/* ---- sharing --------------------------------------------------------- */
+struct kp_use {
+    int exclusive[KP_MAX_GPUS]; /* given whole to a container */
+    int shared[KP_MAX_GPUS];    /* memory units of it given out */
+};
+void kp_use_scan(const struct kp_gpus *gs, struct kp_use *u);
+/* -1 with err when the grant would take units of a GPU given whole, or a
+ * whole GPU with units given out. */
+int kp_use_conflict(const struct kp_gpus *gs, const struct kp_use *u, int whole, const struct kp_grant *g, char *err,
+                    size_t errlen);
 
 /* ---- service --------------------------------------------------------- */
 int kp_run(const struct kp_options *o, volatile int *stop);

@@ -29,7 +29,7 @@ struct kp_plugin {
     const char *resource;
     char sock[4200];
     struct gk_server *srv;
-    ino_t ino;                  /* our socket's inode while serving */
+    uint64_t ino;               /* our socket's identity while serving */
     int registered, registering;
     double retry_at;
     struct gk_stream *streams[KP_MAX_STREAMS];
@@ -39,11 +39,12 @@ struct kp_plugin {
 struct kp_state {
     const struct kp_options *o;
     struct kp_gpus gpus;
+    struct kp_use use;          /* what the groups on disk hold (sharing.c) */
     struct gk_loop *loop;
     struct kp_plugin p[2];
     int np;
     char kubelet_sock[4200];
-    ino_t kubelet_ino;
+    uint64_t kubelet_ino;
     volatile int *stop;
     int refused;
     double next_health, next_collect;
@@ -56,10 +57,14 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static ino_t inode_of(const char *path)
+/* A file's identity: inode and change time (a new socket may reuse the
+ * inode number of the one just removed). 0 when there is none. */
+static uint64_t identity(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 ? st.st_ino : 0;
+    if (stat(path, &st) != 0)
+        return 0;
+    return ((uint64_t)st.st_ino * 1000003u) ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec) ^ 1;
 }
 
 /* ---- the device list ------------------------------------------------- */
@@ -89,7 +94,8 @@ static void send_list(struct kp_plugin *p, struct gk_stream *s)
                 kp_unit_id(gs->g[i].uuid, u, id, GM_UUID_LEN + 16);
             v1beta1__device__init(&devs[k]);
             devs[k].id = id;
-            devs[k].health = gs->g[i].healthy ? "Healthy" : "Unhealthy";
+            int taken = p->whole ? p->st->use.shared[i] : p->st->use.exclusive[i];
+            devs[k].health = gs->g[i].healthy && !taken ? "Healthy" : "Unhealthy";
             ptrs[k] = &devs[k];
         }
     }
@@ -101,6 +107,24 @@ out:
     free(devs);
     free(ptrs);
     free(ids);
+}
+
+static void broadcast(struct kp_state *st)
+{
+    for (int i = 0; i < st->np; i++)
+        for (int k = 0; k < st->p[i].nstreams; k++)
+            send_list(&st->p[i], st->p[i].streams[k]);
+}
+
+/* Re-reads what the groups hold; the lists go out again when that changed. */
+static void rescan_use(struct kp_state *st)
+{
+    struct kp_use u;
+    kp_use_scan(&st->gpus, &u);
+    if (memcmp(&u, &st->use, sizeof u) != 0) {
+        st->use = u;
+        broadcast(st);
+    }
 }
 
 /* ---- methods ----------------------------------------------------------- */
@@ -222,6 +246,7 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
         return;
     }
     size_t done;
+    double t0 = now_ms();
     for (done = 0; done < n; done++) {
         const V1beta1__ContainerAllocateRequest *q = in->container_requests[done];
         struct kp_grant g;
@@ -234,6 +259,10 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
                            "container request %zu: %s", done, err);
             break;
         }
+        if (kp_use_conflict(&p->st->gpus, &p->st->use, p->whole, &g, err, sizeof err) < 0) {
+            gk_reply_error(r, GRPC_STATUS_FAILED_PRECONDITION, "container request %zu: %s", done, err);
+            break;
+        }
         if (kp_allocate_container(p->st->o, &p->st->gpus, &g, q->devices_ids, q->n_devices_ids, &rs[done], err,
                                   sizeof err) < 0) {
             gk_reply_error(r, GRPC_STATUS_INTERNAL, "container request %zu: %s", done, err);
@@ -241,8 +270,8 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
         }
         for (size_t k = 0; k < rs[done].n_annotations; k++)
             if (strcmp(rs[done].annotations[k]->key, KP_ANNOT_GROUP) == 0)
-                fprintf(stderr, "gpumem-k8s: allocated %zu %s to group %s\n", q->n_devices_ids, p->resource,
-                        rs[done].annotations[k]->value);
+                fprintf(stderr, "gpumem-k8s: allocated %zu %s to group %s (%.2f ms)\n", q->n_devices_ids,
+                        p->resource, rs[done].annotations[k]->value, now_ms() - t0);
     }
     if (done == n) {
         V1beta1__AllocateResponse out = V1BETA1__ALLOCATE_RESPONSE__INIT;
@@ -256,6 +285,8 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
     }
     free(rs);
     free(rp);
+    if (*p->st->o->gpu_resource)
+        rescan_use(p->st);
 }
 
 static void pre_start(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
@@ -304,7 +335,7 @@ static void start_register(struct kp_plugin *p)
     q.endpoint = (char *)base;
     q.resource_name = (char *)p->resource;
     q.options = &opts;
-    p->st->kubelet_ino = inode_of(p->st->kubelet_sock);
+    p->st->kubelet_ino = identity(p->st->kubelet_sock);
     if (gk_call_unary(p->st->loop, p->st->kubelet_sock, "/v1beta1.Registration/Register", &q.base,
                       &v1beta1__empty__descriptor, 5000, registered, p, err, sizeof err) < 0) {
         fprintf(stderr, "gpumem-k8s: %s\n", err);
@@ -319,7 +350,7 @@ static int serve(struct kp_plugin *p, char *err, size_t errlen)
     p->srv = gk_server_start(p->st->loop, p->sock, methods, p, err, errlen);
     if (!p->srv)
         return -1;
-    p->ino = inode_of(p->sock);
+    p->ino = identity(p->sock);
     p->registered = 0;
     p->retry_at = 0;
     return 0;
@@ -347,13 +378,12 @@ static int tick(void *arg)
     if (now >= st->next_health) {
         st->next_health = now + st->o->health_ms;
         if (kp_gpus_poll(&st->gpus))
-            for (int i = 0; i < st->np; i++)
-                for (int k = 0; k < st->p[i].nstreams; k++)
-                    send_list(&st->p[i], st->p[i].streams[k]);
+            broadcast(st);
     }
     if (now >= st->next_collect) {
         st->next_collect = now + st->o->collect_s * 1000.0;
-        kp_collect(st->o, (long)time(NULL));
+        if (kp_collect(st->o, (long)time(NULL)) > 0 && *st->o->gpu_resource)
+            rescan_use(st);
     }
     for (int i = 0; i < st->np; i++) {
         struct kp_plugin *p = &st->p[i];
@@ -364,11 +394,11 @@ static int tick(void *arg)
         }
         if (p->registering)
             continue;
-        if (inode_of(p->sock) != p->ino) {
+        if (identity(p->sock) != p->ino) {
             restart(p, "our socket was removed (the kubelet restarted?)");
             continue;
         }
-        if (p->registered && inode_of(st->kubelet_sock) != st->kubelet_ino) {
+        if (p->registered && identity(st->kubelet_sock) != st->kubelet_ino) {
             restart(p, "kubelet.sock was replaced (the kubelet restarted)");
             continue;
         }
@@ -394,6 +424,8 @@ int kp_run(const struct kp_options *o, volatile int *stop)
                 (unsigned long long)(st.gpus.g[i].total >> 20), st.gpus.g[i].units,
                 (unsigned long long)(o->unit >> 20));
     snprintf(st.kubelet_sock, sizeof st.kubelet_sock, "%s/kubelet.sock", o->dir);
+    if (*o->gpu_resource)
+        kp_use_scan(&st.gpus, &st.use);
     st.p[st.np].resource = o->resource;
     snprintf(st.p[st.np].sock, sizeof st.p[st.np].sock, "%s/gpumem-memory.sock", o->dir);
     st.np++;
