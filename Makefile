@@ -66,6 +66,10 @@ K8S_SRC    := $(wildcard src/k8s/*.c)
 K8S_TEST_SRC := $(wildcard tests/k8s/*.c)
 # gpumem-runtime's code but its main: the plugin makes groups and mounts as it does.
 RUNTIME_LIB_SRC := $(filter-out src/runtime/main.c,$(RUNTIME_SRC))
+# The DRA driver (src/dra/): its own protos, the gRPC layer of src/k8s/.
+DRA_PROTO  := $(wildcard src/dra/*.proto)
+DRA_SRC    := $(wildcard src/dra/*.c)
+DRA_LIB_SRC := $(filter-out src/dra/main.c,$(DRA_SRC))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -82,6 +86,9 @@ K8S     := $(BUILD)/bin/gpumem-k8s
 K8S_GEN_C := $(patsubst src/k8s/%.proto,$(BUILD)/gen/%.pb-c.c,$(K8S_PROTO))
 K8S_GEN_O := $(patsubst %.c,%.o,$(K8S_GEN_C))
 K8S_TESTS := $(patsubst tests/k8s/%.c,$(BUILD)/tests/k8s/%,$(K8S_TEST_SRC))
+DRA     := $(BUILD)/bin/gpumem-dra
+DRA_GEN_C := $(patsubst src/dra/%.proto,$(BUILD)/gen/%.pb-c.c,$(DRA_PROTO))
+DRA_GEN_O := $(patsubst %.c,%.o,$(DRA_GEN_C))
 
 ifeq ($(TSAN),1)
 # ThreadSanitizer's runtime must start before anything it instruments, so a
@@ -92,7 +99,7 @@ ifeq ($(TSAN),1)
 all: $(UNITS)
 test: test-unit
 else
-all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS)
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS) $(DRA)
 test: all
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
 endif
@@ -195,6 +202,23 @@ $(K8S): $(call obj,$(K8S_SRC) $(RUNTIME_LIB_SRC) $(COMMON_SRC)) $(K8S_GEN_O)
 $(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(call obj,$(filter-out src/k8s/main.c,$(K8S_SRC)) $(RUNTIME_LIB_SRC) $(COMMON_SRC)) $(K8S_GEN_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(K8S_LIBS) -ljansson
+
+# ---- the DRA driver (src/dra/) ----------------------------------------------
+# libcurl (OpenSSL flavour) for the API server, jansson, and the gRPC layer
+# of src/k8s/ with protoc-c messages from src/dra/*.proto.
+DRA_LIBS := $(K8S_LIBS) -lcurl -ljansson
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: src/dra/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(BUILD)/gen -Isrc/dra $<
+DRA_UNIT_OBJ := $(BUILD)/obj/tests/unit/dra_logic.o
+$(call obj,$(DRA_SRC)) $(DRA_UNIT_OBJ): CFLAGS += -I$(BUILD)/gen -Isrc/k8s -Isrc/dra -Itests
+$(call obj,$(DRA_SRC)) $(DRA_UNIT_OBJ): | $(DRA_GEN_C) $(K8S_GEN_C)
+$(DRA): $(call obj,$(DRA_SRC) src/k8s/grpc_server.c $(COMMON_SRC)) $(DRA_GEN_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(DRA_LIBS)
+# The unit test of the driver's logic links every object of it but main.
+$(BUILD)/tests/unit/dra_logic: $(call obj,$(DRA_LIB_SRC) src/k8s/grpc_server.c) $(DRA_GEN_O)
+$(BUILD)/tests/unit/dra_logic: LDLIBS += $(DRA_LIBS)
 
 # The unit tests alone (tests/unit/); same summary line.
 test-unit: $(UNITS)

@@ -15,7 +15,9 @@ set -euo pipefail
 # jansson (gpumem-runtime's JSON) with their headers.
 # gRPC's C core, protobuf-c and protoc-c (gpumem-k8s, the Kubernetes device
 # plugin: src/k8s/).
-build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
+# libcurl with OpenSSL (gpumem-dra, the DRA driver, to the API server: src/dra/kube.c).
+build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
+       libcurl4-openssl-dev)
 # Tests: valgrind (bench instruction counts), tmux (gpumem top), procps
 # (ps/pgrep), python3 (small helpers), prometheus + curl (a real scrape,
 # promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
