@@ -23,9 +23,11 @@ build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-
 # promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
 # busybox-static (the end-to-end image), ca-certificates, man-db +
 # bsdextrautils (man pages rendered, col), debootstrap (the fresh Debian 12
-# that tests/integration/deb_roundtrip.sh installs the package into).
+# that tests/integration/deb_roundtrip.sh installs the package into),
+# python3-yaml + python3-jsonschema (tests/k8s/openapi.py: Kubernetes
+# manifests parsed and validated against the API's OpenAPI schemas).
 tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
-       man-db bsdextrautils debootstrap)
+       man-db bsdextrautils debootstrap python3-yaml python3-jsonschema)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;
