@@ -2,11 +2,14 @@
  * https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the server
  * checked against the service account's ca.crt, authenticated by its token
  * (re-read at every request: kubelet rotates projected tokens). One curl
- * handle, so the TLS connection is kept between requests. */
+ * handle, so the TLS connection is kept between requests, used by one
+ * thread at a time (the health loop publishes while kubelet's calls fetch
+ * claims). */
 #include "dra.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 struct kube {
+    pthread_mutex_t mu;     /* the handle and the buffers of kube_request */
     CURL *curl;
     char server[600];
     char token_path[4200];
@@ -90,6 +94,7 @@ struct kube *kube_open(const char *server, const char *sa_dir, char *err, size_t
         return NULL;
     }
     fclose(ca);
+    pthread_mutex_init(&k->mu, NULL);
     k->curl = curl_easy_init();
     if (!k->curl) {
         snprintf(err, errlen, "libcurl: no handle");
@@ -126,8 +131,8 @@ static int read_token(const char *path, char *buf, size_t len, char *err, size_t
     return 0;
 }
 
-long kube_request(struct kube *k, const char *method, const char *path, json_t *body, json_t **out, char *err,
-                  size_t errlen)
+static long request_locked(struct kube *k, const char *method, const char *path, json_t *body, json_t **out,
+                           char *err, size_t errlen)
 {
     static char token[16384], auth[16384 + 32];
     char url[4800];
@@ -175,6 +180,15 @@ long kube_request(struct kube *k, const char *method, const char *path, json_t *
     free(payload);
     free(b.data);
     return status;
+}
+
+long kube_request(struct kube *k, const char *method, const char *path, json_t *body, json_t **out, char *err,
+                  size_t errlen)
+{
+    pthread_mutex_lock(&k->mu);
+    long st = request_locked(k, method, path, body, out, err, errlen);
+    pthread_mutex_unlock(&k->mu);
+    return st;
 }
 
 const char *kube_status_message(json_t *status)
