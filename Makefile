@@ -258,6 +258,8 @@ FUZZ_EXTRA_runtime_conf := $(FUZZ_EXTRA_oci_spec)
 FUZZ_LIBS_runtime_conf  := -ljansson
 FUZZ_EXTRA_listen       := $(DAEMON_SRC)
 FUZZ_LIBS_listen        := -lmicrohttpd -ljansson -lm
+FUZZ_EXTRA_dra_claim    := src/dra/quantity.c src/dra/claim.c src/dra/checkpoint.c src/dra/kube.c
+FUZZ_LIBS_dra_claim     := -ljansson -lcurl -lpthread
 
 fuzz: $(FUZZ_TARGETS)
 
@@ -268,6 +270,7 @@ $(FUZZ_OUT)/obj/%.o: %.c
 $(FUZZ_OUT)/obj/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c $< -o $@
+$(FUZZ_OUT)/obj/tests/fuzz/dra_claim.o $(FUZZ_OUT)/obj/src/dra/%.o: FUZZ_CFLAGS += -Isrc/dra
 
 .SECONDEXPANSION:
 $(FUZZ_OUT)/fuzz/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(call fuzz_obj,$(COMMON_SRC)) $$(call fuzz_obj,$$(FUZZ_EXTRA_$$*))

@@ -16,6 +16,28 @@ for p in dra-v1:dra dra-v1beta1:dra pluginregistration-v1:pluginregistration; do
         ok "dra_proto_matches_${p%%:*}" || fail "dra_proto_matches_${p%%:*}" "$(tr '\n' '|' <<<"$out")"
 done
 
+# The manifests: YAML, and each object against its API group's real schema.
+OPENAPI_DIR="${GPUMEM_OPENAPI_DIR:-$TOP/tests/data/openapi}"
+out=$(/usr/bin/python3 -c 'import sys, yaml
+for f in sys.argv[1:]:
+    for d in yaml.safe_load_all(open(f)):
+        assert d and d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), f
+        print(d["kind"], d["metadata"]["name"])' deploy/kubernetes/dra/*.yaml 2>&1) &&
+    expect_in dra_manifests_parse "DaemonSet gpumem-dra" "$out" || fail dra_manifests_parse "$(tr '\n' '|' <<<"$out")"
+if ls "$OPENAPI_DIR"/*.json >/dev/null 2>&1; then
+    out=$(/usr/bin/python3 tests/k8s/openapi.py "$OPENAPI_DIR" deploy/kubernetes/dra/*.yaml 2>&1) &&
+        ok dra_manifests_match_schemas || fail dra_manifests_match_schemas "$(tr '\n' '|' <<<"$out" | cut -c1-800)"
+else
+    skip dra_manifests_match_schemas "no Kubernetes schemas in tests/data/openapi"
+fi
+# RBAC: exactly the verbs the driver uses.
+out=$(/usr/bin/python3 -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d["kind"] == "ClusterRole":
+        print(sorted((r["resources"][0], v) for r in d["rules"] for v in r["verbs"]))' deploy/kubernetes/dra/rbac.yaml)
+[ "$out" = "[('resourceclaims', 'get'), ('resourceslices', 'create'), ('resourceslices', 'get'), ('resourceslices', 'update')]" ] &&
+    ok dra_rbac_minimal || fail dra_rbac_minimal "$out"
+
 for need in "$DRA" go protoc openssl; do
     command -v "$need" >/dev/null || { skip k8s_dra "$need not found"; exit 0; }
 done
@@ -119,7 +141,8 @@ ok dra_cdi_specs_written
 # container UID CLIENT-ARGS...: the client in a "container" made from the claim's CDI spec.
 container() {
     local u=$1; shift
-    /usr/bin/python3 tests/k8s/cdi_apply.py "$T/cdi/gpumem.io-claim_$u.json" "$u" >"$T/cdi-$u.sh" || return 99
+    CDI_PRELOAD_FIRST="$ASAN_RT" /usr/bin/python3 tests/k8s/cdi_apply.py "$T/cdi/gpumem.io-claim_$u.json" "$u" \
+        >"$T/cdi-$u.sh" || return 99
     LD_PRELOAD="$ASAN_RT" LD_LIBRARY_PATH="$SIMDIR" unshare -m sh "$T/cdi-$u.sh" "$CLIENT" "$@"
 }
 G=1073741824

@@ -10,9 +10,15 @@ The host stays untouched: /etc and /usr/lib get a writable overlay (so the
 mount points of /etc/ld.so.preload and /usr/lib/gpumem/libgpumem.so can be
 made), /run a fresh tmpfs. Each mount is one `mount -o bind[,ro]` process,
 the preload list last: once it is in place every new process loads the shim.
+
+With CDI_PRELOAD_FIRST=LIB in the environment (sanitizer runs: the ASan
+runtime), the preload list bound is a copy with LIB first: glibc loads
+/etc/ld.so.preload before LD_PRELOAD, and an instrumented shim needs its
+runtime loaded before it.
 """
 
 import json
+import os
 import shlex
 import sys
 
@@ -29,6 +35,10 @@ out.append("mount -t tmpfs cdi-test /run")
 mounts = sorted(edits.get("mounts", []), key=lambda m: m["containerPath"] == "/etc/ld.so.preload")
 for m in mounts:
     src, dst = m["hostPath"], m["containerPath"]
+    if dst == "/etc/ld.so.preload" and os.environ.get("CDI_PRELOAD_FIRST"):
+        out.append('{ echo %s; cat %s; } > "$ov/preload"' % (shlex.quote(os.environ["CDI_PRELOAD_FIRST"]),
+                                                          shlex.quote(src)))
+        src = "$ov/preload"
     opts = ["bind"] + [o for o in m.get("options", []) if o in ("ro", "nosuid", "nodev")]
     kind = "-d" if dst.startswith("/run/gpumem/self") and not dst.endswith(("/usage", "/limits")) else "-f"
     if kind == "-d":
@@ -36,7 +46,8 @@ for m in mounts:
     else:
         out.append("mkdir -p %s && { [ -e %s ] || : > %s; }" % (shlex.quote(dst.rsplit("/", 1)[0]), shlex.quote(dst),
                                                                 shlex.quote(dst)))
-    out.append("mount -o %s %s %s" % (",".join(opts), shlex.quote(src), shlex.quote(dst)))
+    out.append("mount -o %s %s %s" % (",".join(opts), src if src == "$ov/preload" else shlex.quote(src),
+                                      shlex.quote(dst)))
 for e in edits.get("env", []):
     out.append("export %s" % shlex.quote(e))
 out.append('exec "$@"')
