@@ -219,6 +219,12 @@ $(DRA): $(call obj,$(DRA_SRC) src/k8s/grpc_server.c $(COMMON_SRC)) $(DRA_GEN_O)
 # The unit test of the driver's logic links every object of it but main.
 $(BUILD)/tests/unit/dra_logic: $(call obj,$(DRA_LIB_SRC) src/k8s/grpc_server.c) $(DRA_GEN_O)
 $(BUILD)/tests/unit/dra_logic: LDLIBS += $(DRA_LIBS)
+# bench/dra_bench: the same objects, timed against an API server (bench/dra.sh).
+$(BUILD)/obj/bench/dra_bench.o: CFLAGS += -I$(BUILD)/gen -Isrc/k8s -Isrc/dra
+$(BUILD)/obj/bench/dra_bench.o: | $(DRA_GEN_C)
+$(BUILD)/bench/dra_bench: $(BUILD)/obj/bench/dra_bench.o $(call obj,$(DRA_LIB_SRC) src/k8s/grpc_server.c $(COMMON_SRC)) $(DRA_GEN_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(DRA_LIBS)
 
 # The unit tests alone (tests/unit/); same summary line.
 test-unit: $(UNITS)
