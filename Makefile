@@ -296,7 +296,7 @@ clean-fuzz:
 # simulated GPU relative to themselves (<prefix>/bin/.. ), so the layout
 # below is fixed relative to PREFIX; only the systemd unit's directory can
 # be moved (SYSTEMDUNITDIR).
-#   PREFIX/bin/gpumem, gpumem-runtime
+#   PREFIX/bin/gpumem, gpumem-runtime, gpumem-dra (the Kubernetes DRA driver)
 #   PREFIX/lib/gpumem/libgpumem.so                       the shim
 #   PREFIX/libexec/gpumem/sim/libcuda.so.1, libnvidia-ml.so.1   the simulated GPU
 #   PREFIX/share/man/man1/gpumem*.1                      man pages (man/)
@@ -319,7 +319,7 @@ MANPAGES  := $(wildcard man/*.1)
 PROM_FILES := $(wildcard deploy/prometheus/*.yml)
 GRAF_FILES := $(wildcard deploy/grafana/*.json)
 # Every file install puts down, relative to DESTDIR (for uninstall).
-INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_LIB)/libgpumem.so \
+INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-dra $(I_LIB)/libgpumem.so \
     $(I_SIM)/libcuda.so.1 $(I_SIM)/libnvidia-ml.so.1 \
     $(addprefix $(I_MAN1)/,$(notdir $(MANPAGES))) $(I_BASHC)/gpumem \
     $(addprefix $(I_DATA)/prometheus/,$(notdir $(PROM_FILES))) \
@@ -328,10 +328,10 @@ INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_LIB)/libgpumem.so 
 # gpumem's own directories, removed by uninstall when empty (deepest first).
 INSTALLED_DIRS = $(I_SIM) $(PREFIX)/libexec/gpumem $(I_LIB) $(I_DATA)/prometheus $(I_DATA)/grafana $(I_DATA)
 
-install: $(CLI) $(RUNTIME) $(SHIM) $(SIMCUDA) $(SIMNVML)
+install: $(CLI) $(RUNTIME) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	$(INSTALL) -d $(addprefix $(DESTDIR),$(I_BIN) $(I_LIB) $(I_SIM) $(I_MAN1) $(I_BASHC) \
 	    $(I_DATA)/prometheus $(I_DATA)/grafana $(SYSTEMDUNITDIR))
-	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(DESTDIR)$(I_BIN)/
+	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(DRA) $(DESTDIR)$(I_BIN)/
 	$(INSTALL) -m 0644 $(SHIM) $(DESTDIR)$(I_LIB)/
 	$(INSTALL) -m 0644 $(SIMCUDA) $(SIMNVML) $(DESTDIR)$(I_SIM)/
 	$(INSTALL) -m 0644 $(MANPAGES) $(DESTDIR)$(I_MAN1)/
@@ -351,7 +351,7 @@ uninstall:
 # `gpumem install docker` and `systemctl enable gpumem-daemon` are the
 # admin's).
 DEB_ROOT = $(BUILD)/deb/root
-deb: $(CLI) $(RUNTIME) $(SHIM) $(SIMCUDA) $(SIMNVML)
+deb: $(CLI) $(RUNTIME) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	rm -rf $(BUILD)/deb
 	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
 	mkdir -p $(DEB_ROOT)/DEBIAN
@@ -361,7 +361,7 @@ deb: $(CLI) $(RUNTIME) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	{ echo "Package: gpumem"; echo "Version: $$ver"; echo "Architecture: $$arch"; \
 	  echo "Maintainer: gpumem developers <gpumem@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
-	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75)"; \
+	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75), libcurl4 (>= 7.88), libgrpc29, libprotobuf-c1"; \
 	  echo "Suggests: docker.io | docker-ce, prometheus"; \
 	  echo "Section: admin"; echo "Priority: optional"; \
 	  echo "Description: per-container GPU memory limits"; \
