@@ -99,7 +99,7 @@ ifeq ($(TSAN),1)
 all: $(UNITS)
 test: test-unit
 else
-all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS) $(DRA)
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(K8S) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS) $(DRA)
 test: all
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
 endif
@@ -266,6 +266,13 @@ FUZZ_EXTRA_listen       := $(DAEMON_SRC)
 FUZZ_LIBS_listen        := -lmicrohttpd -ljansson -lm
 FUZZ_EXTRA_dra_claim    := src/dra/quantity.c src/dra/claim.c src/dra/checkpoint.c src/dra/kube.c
 FUZZ_LIBS_dra_claim     := -ljansson -lcurl -lpthread
+# gpumem-k8s's request parsing: the plugin's files (not main, not service),
+# the message code protoc-c made, the runtime's mounts.
+FUZZ_EXTRA_k8s_requests := src/k8s/allocate.c src/k8s/collect.c src/k8s/device_ids.c src/k8s/gpus.c src/k8s/packing.c \
+                           src/k8s/grpc_server.c $(FUZZ_EXTRA_oci_spec) $(K8S_GEN_C)
+FUZZ_LIBS_k8s_requests  := $(K8S_LIBS) -ljansson
+$(call fuzz_obj,$(FUZZ_EXTRA_k8s_requests) tests/fuzz/k8s_requests.c): FUZZ_CFLAGS += -I$(BUILD)/gen -Isrc/k8s
+$(call fuzz_obj,$(FUZZ_EXTRA_k8s_requests) tests/fuzz/k8s_requests.c): | $(K8S_GEN_C)
 
 fuzz: $(FUZZ_TARGETS)
 

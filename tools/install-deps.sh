@@ -26,12 +26,17 @@ build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-
 # that tests/integration/deb_roundtrip.sh installs the package into),
 # python3-yaml + python3-jsonschema (tests/k8s/openapi.py: Kubernetes
 # manifests parsed and validated against the API's OpenAPI schemas).
-# golang-go + golang-google-grpc-dev + protoc-gen-go-1-3 + protobuf-compiler
-# (tests/k8s/dra_kubelet: the DRA test's kubelet, grpc-go built offline),
-# openssl (its API server's certificate), util-linux (unshare, mount).
+# golang-go + golang-google-grpc-dev + golang-goprotobuf-dev + protobuf-compiler:
+# the fake kubelet of tests/integration/k8s_plugin.sh (grpc-go, built offline
+# from the upstream device plugin api.proto); libprotobuf-dev: descriptor.proto,
+# with which tests/integration/k8s_proto.sh decodes .proto descriptors.
+# protoc-gen-go-1-3 (the protoc plugin, with grpc) builds the DRA test's
+# kubelet the same way (tests/k8s/dra_kubelet/); openssl (its API server's
+# certificate), util-linux (unshare, mount).
 tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
        man-db bsdextrautils debootstrap python3-yaml python3-jsonschema
-       golang-go golang-google-grpc-dev protoc-gen-go-1-3 protobuf-compiler openssl util-linux)
+       golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler libprotobuf-dev
+       protoc-gen-go-1-3 openssl util-linux)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;

@@ -33,6 +33,8 @@ static nvmlReturn_t get_handle_by_index(unsigned int index, nvmlDevice_t *device
         return r;
     if (device == NULL || index >= nvml_sim_device_count())
         return NVML_ERROR_INVALID_ARGUMENT;
+    if (nvml_sim_lost((int)index))
+        return NVML_ERROR_GPU_IS_LOST;
     *device = nvml_sim_handle(index);
     return NVML_SUCCESS;
 }
@@ -57,6 +59,8 @@ nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device)
     for (unsigned int i = 0; i < nvml_sim_device_count(); i++) {
         const struct sim_device_info *d = sim_device((int)i);
         if (d && strcasecmp(d->uuid_str, uuid) == 0) {
+            if (nvml_sim_lost((int)i))
+                return NVML_ERROR_GPU_IS_LOST;
             *device = nvml_sim_handle(i);
             return NVML_SUCCESS;
         }

@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nvml_sim.h"
 
@@ -86,6 +88,19 @@ nvmlReturn_t nvml_sim_device_index(nvmlDevice_t device, int *index)
     return NVML_SUCCESS;
 }
 
+/* A GPU fallen off the bus, on demand: the file lost-<index> in the state
+ * directory (docs/simulated-gpu.md). Looked at on every device query, so a
+ * test can take a GPU away from a running process and give it back. */
+int nvml_sim_lost(int index)
+{
+    char path[4200];
+    const char *dir = sim_state_dir();
+    if (!dir)
+        return 0;
+    snprintf(path, sizeof path, "%s/lost-%d", dir, index);
+    return access(path, F_OK) == 0;
+}
+
 nvmlReturn_t nvml_sim_lookup(nvmlDevice_t device, const struct sim_device_info **info, int *index)
 {
     int i;
@@ -93,7 +108,7 @@ nvmlReturn_t nvml_sim_lookup(nvmlDevice_t device, const struct sim_device_info *
     if (r != NVML_SUCCESS)
         return r;
     *info = sim_device(i);
-    if (*info == NULL)
+    if (*info == NULL || nvml_sim_lost(i))
         return NVML_ERROR_GPU_IS_LOST;
     if (index)
         *index = i;

@@ -23,8 +23,6 @@ static nvmlReturn_t snapshot(nvmlDevice_t device, const void *out, struct mem_sn
         return r;
     if (out == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    if (nvml_sim_lost(i))
-        return NVML_ERROR_GPU_IS_LOST;
     m->total = d->capacity;
     m->used = sim_device_used(i);
     /* Clamp: used never exceeds capacity in the simulator, but a report must

@@ -87,8 +87,8 @@ nvmlReturn_t nvml_sim_lookup(nvmlDevice_t device, const struct sim_device_info *
  * its NUL (nothing is written then), else NVML_SUCCESS. */
 nvmlReturn_t nvml_sim_copy_string(char *buf, unsigned int length, const char *s);
 
-/* 1 while device `index` is marked lost (health.c): its memory queries
- * answer NVML_ERROR_GPU_IS_LOST. */
+/* 1 when the test made GPU `index` fall off the bus (a file lost-<index>
+ * in the state directory): every query of it fails NVML_ERROR_GPU_IS_LOST. */
 int nvml_sim_lost(int index);
 
 #endif
