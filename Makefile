@@ -258,7 +258,7 @@ fuzz_obj      = $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(1))
 
 FUZZ_EXTRA_sim_devices  := sim/common/devices.c
 FUZZ_LIBS_sim_devices   := -lm
-FUZZ_EXTRA_oci_spec     := src/runtime/bundle.c src/runtime/config.c src/runtime/spec_edit.c
+FUZZ_EXTRA_oci_spec     := src/runtime/bundle.c src/runtime/config.c src/runtime/spec_edit.c src/runtime/k8s.c
 FUZZ_LIBS_oci_spec      := -ljansson
 FUZZ_EXTRA_runtime_conf := $(FUZZ_EXTRA_oci_spec)
 FUZZ_LIBS_runtime_conf  := -ljansson

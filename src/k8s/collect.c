@@ -16,6 +16,7 @@
  * No checkpoint (unreadable, or not JSON) means no evidence: nothing is
  * removed. */
 #include "plugin.h"
+#include "../runtime/runtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -182,11 +183,17 @@ int kp_collect(const struct kp_options *o, long now)
     DIR *d = opendir(state);
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        if (strncmp(de->d_name, "k8s-", 4) != 0 || gm_valid_group_name(de->d_name) != 0)
+        if (de->d_name[0] == '.' || gm_valid_group_name(de->d_name) != 0)
             continue;
         snprintf(dir, sizeof dir, "%s/%s", state, de->d_name);
+        /* Ours by the marker, whatever the name: gpumem-runtime renames the
+         * group after the pod and keeps the name the checkpoint has in it. */
         long t = marker_time(dir);
-        if (t < 0 || listed(names, de->d_name) || now - t < o->grace_s)
+        char allocated[GM_NAME_LEN];
+        if (t < 0)
+            continue;
+        rt_k8s_allocation_name(dir, de->d_name, allocated, sizeof allocated);
+        if (listed(names, allocated) || now - t < o->grace_s)
             continue;
         char err[256];
         struct gm_usage *u = gm_usage_map(dir, err, sizeof err);

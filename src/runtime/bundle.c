@@ -135,26 +135,19 @@ int rt_rootfs(const char *bundle, json_t *cfg, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-int rt_write_record(const char *group_dir, const char *id, const char *bundle, const char *root, char *err,
-                    size_t errlen)
+int rt_replace_file(const char *path, const char *text, char *err, size_t errlen)
 {
-    char abs_bundle[PATH_MAX], path[PATH_MAX + 32], tmp[PATH_MAX + 32];
-    if (!realpath(bundle, abs_bundle)) {
-        snprintf(err, errlen, "bundle %s: %s", bundle, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/container", group_dir);
-    snprintf(tmp, sizeof tmp, "%s/.container.tmp", group_dir);
+    char tmp[PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%.*s.tmp", PATH_MAX, path);
     FILE *f = fopen(tmp, "we");
     if (!f) {
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }
-    /* runc's default root; crun's differs, and the bundle tells anyway. */
-    fprintf(f, "id=%s\nbundle=%s\nstate=%s/%s\n", id, abs_bundle, root && *root ? root : "/run/runc", id);
-    /* No fsync: the group directory describes a live container (see
+    /* No fsync: a group directory describes a live container (see
      * gm_group_create). */
-    int bad = fflush(f) != 0;
+    int bad = fputs(text, f) < 0;
+    bad |= fflush(f) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -162,4 +155,19 @@ int rt_write_record(const char *group_dir, const char *id, const char *bundle, c
         return -1;
     }
     return 0;
+}
+
+int rt_write_record(const char *group_dir, const char *id, const char *bundle, const char *root, char *err,
+                    size_t errlen)
+{
+    char abs_bundle[PATH_MAX], path[PATH_MAX + 32], text[3 * PATH_MAX];
+    if (!realpath(bundle, abs_bundle)) {
+        snprintf(err, errlen, "bundle %s: %s", bundle, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%.*s/container", PATH_MAX, group_dir);
+    /* runc's default root; crun's differs, and the bundle tells anyway. */
+    snprintf(text, sizeof text, "id=%.200s\nbundle=%s\nstate=%.4000s/%.200s\n", id, abs_bundle,
+             root && *root ? root : "/run/runc", id);
+    return rt_replace_file(path, text, err, errlen);
 }

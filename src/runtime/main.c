@@ -65,23 +65,33 @@ static void group_path(const char *id, char *buf, size_t len)
 
 static void remove_group(const char *dir) { gm_group_remove(dir); }
 
-/* Removes the container's group, only if it is this container's. */
-static void remove_container_group(const char *id)
+/* Removes the container's group, only if it is this container's: the
+ * group named after its id, else (a pod's container, named after the pod)
+ * the one whose record names it. */
+static int remove_if_mine(const char *dir, const char *id)
 {
-    char dir[PATH_MAX], err[256];
-    group_path(id, dir, sizeof dir);
+    char err[256];
     const struct gm_limits *m = gm_limits_map(dir, err, sizeof err);
     if (!m)
-        return;
+        return 0;
     int mine = strncmp(m->container_id, id, sizeof m->container_id) == 0;
     gm_limits_unmap(m);
     if (mine)
         remove_group(dir);
+    return mine;
 }
 
-/* On `create`: 0 = nothing to do (config.json untouched), 1 = group
- * created at dir and config.json rewritten, -1 = refused (reported,
- * nothing left behind). */
+static void remove_container_group(const char *id)
+{
+    char dir[PATH_MAX];
+    group_path(id, dir, sizeof dir);
+    if (!remove_if_mine(dir, id) && rt_find_container_group(id, dir, sizeof dir) == 0)
+        remove_if_mine(dir, id);
+}
+
+/* On `create`: 0 = no group of ours to create (config.json untouched, or
+ * pointed at the device plugin's group), 1 = group created at dir and
+ * config.json rewritten, -1 = refused (reported, nothing left behind). */
 static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir, size_t dirlen)
 {
     char err[1024];
@@ -93,6 +103,21 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
     if (!cfg) {
         fail_msg(a, "%s", err);
         return -1;
+    }
+    struct rt_k8s k;
+    rt_k8s_read(cfg, &k);
+    /* A pod's sandbox (pause) container runs no application. */
+    if (rt_k8s_is_sandbox(&k)) {
+        json_decref(cfg);
+        return 0;
+    }
+    if (k.group) {
+        int bad = rt_k8s_adopt(cfg, &k, a->id, dir, dirlen, err, sizeof err) < 0 ||
+                  rt_bundle_save(a->bundle, cfg, err, sizeof err) < 0;
+        if (bad)
+            fail_msg(a, "container %.12s: %s", a->id, err);
+        json_decref(cfg);
+        return bad ? -1 : 0;
     }
     struct gm_limit_spec spec;
     int rc = gm_limit_from_env(rt_env_get, cfg, &spec, err, sizeof err);
@@ -129,7 +154,18 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
         json_decref(cfg);
         return -1;
     }
-    group_path(a->id, dir, dirlen);
+    char pod_group[GM_NAME_LEN], name[GM_NAME_LEN];
+    if (rt_k8s_group_name(&k, pod_group, sizeof pod_group) == 0) {
+        if (rt_k8s_unique_name(state, pod_group, a->id, name, sizeof name) < 0) {
+            fail_msg(a, "container %.12s: groups %s and %s_<id> exist already", a->id, pod_group, pod_group);
+            json_decref(cfg);
+            return -1;
+        }
+        snprintf(l.name, sizeof l.name, "%s", name);
+        snprintf(dir, dirlen, "%.4000s/%s", state, name);
+    } else {
+        group_path(a->id, dir, dirlen);
+    }
     if (gm_group_create(dir, &l, 0666, err, sizeof err) < 0) {
         fail_msg(a, "container %.12s: %s", a->id, err);
         json_decref(cfg);

@@ -74,11 +74,56 @@ int rt_add_sim_mounts(json_t *cfg, const struct rt_config *c, char *err, size_t 
 #define RT_SMI_DEST "/usr/bin/nvidia-smi"
 int rt_add_smi_mount(json_t *cfg, const struct rt_config *c, char *err, size_t errlen);
 
+/* Replaces path with a file holding text (written beside it, renamed over
+ * it: a reader sees the old file or the new one). */
+int rt_replace_file(const char *path, const char *text, char *err, size_t errlen);
+
 /* Writes <group_dir>/container: what the daemon needs to tell, later,
  * that the container is gone (its id, absolute bundle directory, and the
  * real runtime's state directory for it). */
 int rt_write_record(const char *group_dir, const char *id, const char *bundle, const char *root, char *err,
                     size_t errlen);
+
+/* k8s.c: Kubernetes. The CRI runtimes write who a container is into its
+ * config.json annotations: containerd io.kubernetes.cri.sandbox-name,
+ * -namespace, container-name and container-type; CRI-O
+ * io.kubernetes.pod.name, io.kubernetes.pod.namespace,
+ * io.kubernetes.container.name and io.kubernetes.cri-o.ContainerType. A
+ * pod's sandbox (pause) container never gets a group. */
+#define RT_GROUP_ANNOTATION "gpumem.io/group"
+/* In a group the runtime renamed: the name the device plugin gave it. */
+#define RT_ORIGIN_FILE "origin"
+struct rt_k8s {
+    const char *pod, *ns, *container; /* NULL when not annotated */
+    const char *type;                 /* "sandbox", "container" or NULL */
+    const char *group;                /* gpumem.io/group: the device plugin's group */
+};
+void rt_k8s_read(json_t *cfg, struct rt_k8s *k);
+int rt_k8s_is_sandbox(const struct rt_k8s *k);
+/* <namespace>_<pod>_<container> as a valid group name (cut, with a hash of
+ * the identity, where too long or not made of name characters); -1 when
+ * the pod, namespace or container name is missing. */
+int rt_k8s_group_name(const struct rt_k8s *k, char *buf, size_t len);
+/* base, or base_<8 characters of id> where a group named base exists in
+ * state; -1 when that exists too. */
+int rt_k8s_unique_name(const char *state, const char *base, const char *id, char *buf, size_t len);
+/* Points the mounts whose source is `from` (or under it) at `to`; returns
+ * how many, -1 when out of memory. */
+int rt_k8s_move_mounts(json_t *cfg, const char *from, const char *to);
+/* The spec names the group the device plugin created (gpumem.io/group):
+ * no new group; that one is renamed after the pod (rt_k8s_group_name; its
+ * first name kept in RT_ORIGIN_FILE, where a restarted container with the
+ * same allocation finds it), labelled with the pod, namespace, container
+ * and container id, and the spec's mounts from it follow the rename.
+ * dir = the group's directory now. */
+int rt_k8s_adopt(json_t *cfg, const struct rt_k8s *k, const char *id, char *dir, size_t dirlen, char *err,
+                 size_t errlen);
+/* The name the device plugin gave the group in dir: its RT_ORIGIN_FILE
+ * where the runtime renamed it, else `name` (the directory's own). */
+void rt_k8s_allocation_name(const char *dir, const char *name, char *buf, size_t len);
+/* The group gpumem-runtime created for container `id` (its <group>/container
+ * record names it), wherever it is named. */
+int rt_find_container_group(const char *id, char *dir, size_t dirlen);
 
 /* The group directory name for a container id: the id itself when it is a
  * valid group name, else its first 12 characters (as `docker ps` shows

@@ -58,14 +58,17 @@ static void docker_name(const struct rt_config *c, const char *id, char *dst, si
 
 void rt_identity(json_t *cfg, const char *id, const struct rt_config *c, struct gm_limits *l)
 {
+    struct rt_k8s k;
+    char pod_group[GM_NAME_LEN];
+    rt_k8s_read(cfg, &k);
     snprintf(l->container_id, sizeof l->container_id, "%s", id);
-    /* containerd's CRI plugin, then CRI-O. */
-    set(l->pod, sizeof l->pod, annotation(cfg, "io.kubernetes.cri.sandbox-name"),
-        annotation(cfg, "io.kubernetes.pod.name"));
-    set(l->pod_namespace, sizeof l->pod_namespace, annotation(cfg, "io.kubernetes.cri.sandbox-namespace"),
-        annotation(cfg, "io.kubernetes.pod.namespace"));
-    set(l->container_name, sizeof l->container_name, annotation(cfg, "io.kubernetes.cri.container-name"),
-        annotation(cfg, "io.kubernetes.container.name"));
+    set(l->pod, sizeof l->pod, k.pod, NULL);
+    set(l->pod_namespace, sizeof l->pod_namespace, k.ns, NULL);
+    set(l->container_name, sizeof l->container_name, k.container, NULL);
+    /* A pod's container is known by its group's name (namespace, pod and
+     * container: a container name alone repeats across pods). */
+    if (rt_k8s_group_name(&k, pod_group, sizeof pod_group) == 0)
+        set(l->name, sizeof l->name, pod_group, NULL);
     set(l->name, sizeof l->name, l->container_name, annotation(cfg, "nerdctl/name"));
     if (!*l->name)
         docker_name(c, id, l->name, sizeof l->name);

@@ -2,7 +2,9 @@
  * way `create` does it (src/runtime/main.c prepare()): rt_bundle_load, the
  * limit the container asks for (gm_limit_from_env over process.env with
  * rt_env_get, device indexes through NVIDIA_VISIBLE_DEVICES with
- * rt_index_uuid), gm_limits_from_spec, rt_identity (annotations), rt_rootfs,
+ * rt_index_uuid), gm_limits_from_spec, rt_identity (annotations), the
+ * Kubernetes identity (rt_k8s_read, rt_k8s_group_name) and the rewrite of
+ * mounts into a renamed group (rt_k8s_move_mounts), rt_rootfs,
  * rt_write_preload over the image's /etc/ld.so.preload, rt_add_mounts and
  * rt_bundle_save. Only the group's creation is left out (files, fsync; no
  * input of the container's). Everything happens in a private directory
@@ -14,7 +16,9 @@
  * etc/ld.so.preload. Checks: what is saved loads back equal to what was
  * edited; the five mounts gpumem adds are the last ones, in order; the
  * limits hold at most GM_MAX_DEVICES devices; the preload list starts with
- * the shim and names it once.
+ * the shim and names it once; a pod's group name is a valid group name;
+ * after a move no mount is left under the old directory and as many are
+ * under the new one.
  * Extra sources: FUZZ_EXTRA_oci_spec in the Makefile.
  *
  * libFuzzer options: -max_len=16384 */
@@ -105,6 +109,36 @@ static void check_preload(void)
           strncmp(buf + strlen(first), first, strlen(first)) != 0);
 }
 
+/* Mounts whose source is dir or under it. */
+static size_t mounts_under(json_t *cfg, const char *dir)
+{
+    json_t *m;
+    size_t i, n = 0, dl = strlen(dir);
+    json_array_foreach(json_object_get(cfg, "mounts"), i, m) {
+        const char *src = json_string_value(json_object_get(m, "source"));
+        n += src && strncmp(src, dir, dl) == 0 && (src[dl] == '\0' || src[dl] == '/');
+    }
+    return n;
+}
+
+#define FROM "/run/gpumem/alloc-1"
+#define TO   "/run/gpumem/ns_pod_container"
+
+static void check_k8s(json_t *cfg)
+{
+    struct rt_k8s k;
+    char name[GM_NAME_LEN];
+    rt_k8s_read(cfg, &k);
+    if (rt_k8s_group_name(&k, name, sizeof name) == 0)
+        CHECK(gm_valid_group_name(name) == 0);
+    else
+        CHECK(!k.pod || !k.ns || !k.container);
+    size_t from = mounts_under(cfg, FROM), to = mounts_under(cfg, TO);
+    int moved = rt_k8s_move_mounts(cfg, FROM, TO);
+    CHECK(moved == (int)from);
+    CHECK(mounts_under(cfg, FROM) == 0 && mounts_under(cfg, TO) == to + from);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -125,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     CHECK(json_is_object(cfg));
+    check_k8s(cfg);
     struct gm_limit_spec spec;
     int rc = gm_limit_from_env(rt_env_get, cfg, &spec, err, sizeof err);
     if (rc <= 0) { /* nothing asked for, or refused: config.json untouched */
