@@ -46,9 +46,11 @@ int dra_cdi_write(const struct dra_options *o, const struct dra_claim *c, const 
     char kind[128], path[4400], visible[DRA_MAX_GPUS * GM_UUID_LEN + 64] = "NVIDIA_VISIBLE_DEVICES=",
                                    claim[400];
     for (int i = 0; i < c->n; i++) {
-        strcat(visible, c->res[i].uuid);
-        if (i + 1 < c->n)
+        if (strstr(visible, c->res[i].uuid))
+            continue; /* two requests on one GPU */
+        if (i > 0)
             strcat(visible, ",");
+        strcat(visible, c->res[i].uuid);
     }
     snprintf(claim, sizeof claim, "GPUMEM_DRA_CLAIM=%s/%s", c->namespace_, c->name);
     if (gm_mkdir_p(o->cdi_dir) < 0) {

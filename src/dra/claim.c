@@ -126,11 +126,17 @@ int dra_claim_parse(json_t *obj, const char *uid, const struct dra_options *o, c
                      x->memory ? "more than the GPU" : "zero", dra_quantity_format(g->memory, b, sizeof b));
             return -1;
         }
+        /* Two requests of a claim may share a GPU (each its own share):
+         * the group's limit there is their sum (prepare.c). */
+        uint64_t on_gpu = x->memory;
         for (int j = 0; j < c->n; j++)
-            if (strcmp(c->res[j].uuid, x->uuid) == 0) {
-                snprintf(err, errlen, "ResourceClaim %s: device \"%s\" allocated twice", id, x->device);
-                return -1;
-            }
+            if (strcmp(c->res[j].uuid, x->uuid) == 0)
+                on_gpu += c->res[j].memory;
+        if (on_gpu > g->memory) {
+            snprintf(err, errlen, "ResourceClaim %s: device \"%s\": the claim's requests consume more than the GPU",
+                     id, x->device);
+            return -1;
+        }
         json_t *share = json_object_get(r, "shareID");
         if (share && copy_str(x->share_id, sizeof x->share_id, share, "result shareID", id, err, errlen) < 0)
             return -1;

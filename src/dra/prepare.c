@@ -32,11 +32,17 @@ static void claim_limits(const struct dra_claim *c, struct gm_limits *l)
     /* The container sees only its GPUs; on any other the limit is 0, so a
      * GPU reached around NVIDIA_VISIBLE_DEVICES gets nothing. */
     l->default_limit = 0;
+    /* One entry per GPU: requests of the claim on the same GPU add up. */
     for (int i = 0; i < c->n; i++) {
-        snprintf(l->dev[i].uuid, sizeof l->dev[i].uuid, "%s", c->res[i].uuid);
-        l->dev[i].limit = c->res[i].memory;
+        uint32_t d = 0;
+        while (d < l->ndev && strcmp(l->dev[d].uuid, c->res[i].uuid) != 0)
+            d++;
+        if (d == l->ndev) {
+            snprintf(l->dev[d].uuid, sizeof l->dev[d].uuid, "%s", c->res[i].uuid);
+            l->ndev++;
+        }
+        l->dev[d].limit += c->res[i].memory;
     }
-    l->ndev = (uint32_t)c->n;
     snprintf(l->name, sizeof l->name, "%.63s", c->name);
     snprintf(l->container_id, sizeof l->container_id, "dra:%s", c->uid);
     snprintf(l->pod, sizeof l->pod, "%.63s", c->pod);

@@ -206,6 +206,38 @@ TEST(claim_bad)
     BAD("null", "not allocated");
 }
 
+/* Two requests of one claim on one GPU: one group entry, their sum. */
+TEST(two_requests_one_gpu_add_up)
+{
+    char root[] = "/tmp/dra-unit.XXXXXX", dir[4400], id[400], err[DRA_ERRLEN];
+    CHECK(mkdtemp(root) != NULL);
+    struct dra_options o = opts(root);
+    struct dra_claim c;
+    CHECK_EQ_INT(parse("[{\"request\":\"a\",\"driver\":\"gpumem.io\",\"pool\":\"node-a\",\"device\":\"gpu-0\","
+                       "\"consumedCapacity\":{\"memory\":\"4Gi\"}},"
+                       "{\"request\":\"b\",\"driver\":\"gpumem.io\",\"pool\":\"node-a\",\"device\":\"gpu-0\","
+                       "\"consumedCapacity\":{\"memory\":\"2Gi\"}}]",
+                       &c, err, sizeof err),
+                 0);
+    CHECK_EQ_INT(c.n, 2);
+    CHECK_EQ_INT(dra_prepare(&o, &c, id, sizeof id, err, sizeof err), 0);
+    dra_group_dir(&o, c.uid, dir, sizeof dir);
+    const struct gm_limits *l = gm_limits_map(dir, err, sizeof err);
+    CHECK(l != NULL);
+    CHECK_EQ_INT(l->ndev, 1);
+    CHECK_EQ_U64(gm_limits_for(l, c.res[0].uuid), 6ULL << 30);
+    gm_limits_unmap(l);
+    CHECK_EQ_INT(dra_unprepare(&o, c.uid, err, sizeof err), 0);
+    BAD("[{\"request\":\"a\",\"driver\":\"gpumem.io\",\"pool\":\"node-a\",\"device\":\"gpu-0\","
+        "\"consumedCapacity\":{\"memory\":\"12Gi\"}},"
+        "{\"request\":\"b\",\"driver\":\"gpumem.io\",\"pool\":\"node-a\",\"device\":\"gpu-0\","
+        "\"consumedCapacity\":{\"memory\":\"8Gi\"}}]",
+        "consume more than the GPU");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 TEST(claim_uid_must_match)
 {
     struct dra_options o = opts("/nonexistent");
@@ -313,6 +345,7 @@ int main(void)
     RUN(claim_good);
     RUN(claim_bad);
     RUN(claim_uid_must_match);
+    RUN(two_requests_one_gpu_add_up);
     RUN(prepare_unprepare_idempotent);
     RUN(unprepare_waits_for_last_process);
     return test_summary();
