@@ -69,7 +69,7 @@ start_driver() {
     "$DRA" --node "$NODE" --api-server "https://127.0.0.1:$PORT" --service-account "$T/sa" \
         --nvml "$SIMDIR/libnvidia-ml.so.1" --state-dir "$T/dra-state" --cdi-dir "$T/cdi" \
         --groups-dir "$GPUMEM_STATE_DIR" --shim "$SHIM" --registry-dir "$T/kubelet/plugins_registry" \
-        --plugins-dir "$T/kubelet/plugins" --interval 1 2>>"$T/driver.log" &
+        --plugins-dir "$T/kubelet/plugins" --interval 1 "$@" 2>>"$T/driver.log" &
     DRA_PID=$!
     for _ in $(seq 100); do [ -S "$T/kubelet/plugins_registry/gpumem.io.sock" ] && break; sleep 0.1; done
 }
@@ -230,6 +230,32 @@ fi
 kill -TERM $DRA_PID; wait $DRA_PID; rc=$?
 [ "$rc" = 0 ] && [ ! -e "$T/kubelet/plugins_registry/gpumem.io.sock" ] && [ ! -e "$DSOCK" ] &&
     ok dra_sigterm_clean || fail dra_sigterm_clean "status $rc: $(ls -R "$T/kubelet" | tr '\n' ' ')"
+# --unhealthy remove: a lost GPU leaves the slice instead.
+start_driver --unhealthy remove
+touch "$GPUMEM_SIM_STATE/lost-1"
+wait_for "[d['name'] for d in s['spec']['devices']]" "['gpu-0']" && ok dra_unhealthy_remove ||
+    fail dra_unhealthy_remove "$(slice "s['spec']['devices']" | cut -c1-300)"
+rm -f "$GPUMEM_SIM_STATE/lost-1"
+wait_for "[d['name'] for d in s['spec']['devices']]" "['gpu-0', 'gpu-1']" && ok dra_unhealthy_remove_back ||
+    fail dra_unhealthy_remove_back "$(slice "s['spec']['devices']" | cut -c1-300)"
+kill -TERM $DRA_PID; wait $DRA_PID
+
+# --once; the API server refusing the token; bad options.
+once() { "$DRA" --once --node "$NODE" --api-server "https://127.0.0.1:$PORT" --nvml "$SIMDIR/libnvidia-ml.so.1" \
+    --shim "$SHIM" "$@" 2>&1; }
+out=$(once --service-account "$T/sa"); rc=$?
+[ $rc = 0 ] && expect_in dra_once "(up to date)" "$out" || fail dra_once "status $rc: $out"
+mkdir -p "$T/sa-bad" && cp "$T/sa/ca.crt" "$T/sa-bad/" && echo wrong >"$T/sa-bad/token"
+out=$(once --service-account "$T/sa-bad"); rc=$?
+[ $rc = 1 ] && expect_in dra_bad_token_said "HTTP 401: Unauthorized" "$out" || fail dra_bad_token_said "status $rc: $out"
+out=$(once --service-account "$T/sa" --unit 512Ki); rc=$?
+[ $rc = 2 ] && expect_in dra_bad_unit_refused '--unit "512Ki": less than 1Mi' "$out" || fail dra_bad_unit_refused "status $rc: $out"
+out=$(once --service-account "$T/sa" --driver Bad_Name); rc=$?
+[ $rc = 2 ] && expect_in dra_bad_driver_refused '--driver "Bad_Name": expected a DNS subdomain' "$out" ||
+    fail dra_bad_driver_refused "status $rc: $out"
+out=$(env -u KUBERNETES_SERVICE_HOST "$DRA" --once --node "$NODE" --nvml "$SIMDIR/libnvidia-ml.so.1" --shim "$SHIM" 2>&1); rc=$?
+[ $rc = 1 ] && expect_in dra_not_in_cluster_said "not in a cluster: KUBERNETES_SERVICE_HOST" "$out" ||
+    fail dra_not_in_cluster_said "status $rc: $out"
 grep -q "ERROR: AddressSanitizer\|runtime error" "$T/driver.log" && fail dra_driver_sanitizer_clean "$(grep -A5 -m1 'ERROR\|runtime error' "$T/driver.log" | tr '\n' '|')"
 kill $API_PID 2>/dev/null; wait $API_PID 2>/dev/null
 exit 0
