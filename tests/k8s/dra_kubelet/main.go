@@ -9,6 +9,11 @@
 //	dra_kubelet unprepare DRA_SOCKET v1|v1beta1 NAMESPACE/NAME/UID...
 //	    prints the response (claims keyed by UID); a gRPC error: exit 3,
 //	    "grpc error: CODE: message" on stderr
+//	dra_kubelet time DRA_SOCKET N NAMESPACE/NAME/UID
+//	    N rounds of NodePrepareResources then NodeUnprepareResources of the
+//	    claim over one connection (bench/dra.sh); prints the prepare calls'
+//	    "prepare_grpc_ms median=X p99=X max=X (n=N)"; an error in the
+//	    answer: exit 3
 package main
 
 import (
@@ -16,6 +21,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,6 +110,35 @@ func main() {
 			}
 			print(out)
 		}
+	case "time":
+		n, err := strconv.Atoi(os.Args[3])
+		if err != nil || n < 1 || len(os.Args) != 5 {
+			fmt.Fprintln(os.Stderr, "dra_kubelet: time SOCK N NS/NAME/UID")
+			os.Exit(2)
+		}
+		svc := "/k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin/"
+		req := claims(os.Args[4:])
+		var ms []float64
+		for i := 0; i < n; i++ {
+			out := &dra.NodePrepareResourcesResponse{}
+			t0 := time.Now()
+			err := conn.Invoke(context.Background(), svc+"NodePrepareResources",
+				&dra.NodePrepareResourcesRequest{Claims: req}, out)
+			ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
+			if err != nil {
+				fail(err)
+			}
+			if r := out.Claims[req[0].Uid]; r == nil || r.Error != "" {
+				fmt.Fprintf(os.Stderr, "dra_kubelet: prepare: %v\n", r)
+				os.Exit(3)
+			}
+			if err := conn.Invoke(context.Background(), svc+"NodeUnprepareResources",
+				&dra.NodeUnprepareResourcesRequest{Claims: req}, &dra.NodeUnprepareResourcesResponse{}); err != nil {
+				fail(err)
+			}
+		}
+		sort.Float64s(ms)
+		fmt.Printf("prepare_grpc_ms median=%.2f p99=%.2f max=%.2f (n=%d)\n", ms[n/2], ms[n*99/100], ms[n-1], n)
 	default:
 		fmt.Fprintf(os.Stderr, "dra_kubelet: unknown operation %q\n", os.Args[1])
 		os.Exit(2)
