@@ -303,7 +303,7 @@ clean-fuzz:
 # simulated GPU relative to themselves (<prefix>/bin/.. ), so the layout
 # below is fixed relative to PREFIX; only the systemd unit's directory can
 # be moved (SYSTEMDUNITDIR).
-#   PREFIX/bin/gpumem, gpumem-runtime, gpumem-dra (the Kubernetes DRA driver)
+#   PREFIX/bin/gpumem, gpumem-runtime, gpumem-k8s, gpumem-dra (the Kubernetes DRA driver)
 #   PREFIX/lib/gpumem/libgpumem.so                       the shim
 #   PREFIX/libexec/gpumem/sim/libcuda.so.1, libnvidia-ml.so.1   the simulated GPU
 #   PREFIX/share/man/man1/gpumem*.1                      man pages (man/)
@@ -326,7 +326,7 @@ MANPAGES  := $(wildcard man/*.1)
 PROM_FILES := $(wildcard deploy/prometheus/*.yml)
 GRAF_FILES := $(wildcard deploy/grafana/*.json)
 # Every file install puts down, relative to DESTDIR (for uninstall).
-INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-dra $(I_LIB)/libgpumem.so \
+INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-k8s $(I_BIN)/gpumem-dra $(I_LIB)/libgpumem.so \
     $(I_SIM)/libcuda.so.1 $(I_SIM)/libnvidia-ml.so.1 \
     $(addprefix $(I_MAN1)/,$(notdir $(MANPAGES))) $(I_BASHC)/gpumem \
     $(addprefix $(I_DATA)/prometheus/,$(notdir $(PROM_FILES))) \
@@ -335,10 +335,10 @@ INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-dra $(
 # gpumem's own directories, removed by uninstall when empty (deepest first).
 INSTALLED_DIRS = $(I_SIM) $(PREFIX)/libexec/gpumem $(I_LIB) $(I_DATA)/prometheus $(I_DATA)/grafana $(I_DATA)
 
-install: $(CLI) $(RUNTIME) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
+install: $(CLI) $(RUNTIME) $(K8S) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	$(INSTALL) -d $(addprefix $(DESTDIR),$(I_BIN) $(I_LIB) $(I_SIM) $(I_MAN1) $(I_BASHC) \
 	    $(I_DATA)/prometheus $(I_DATA)/grafana $(SYSTEMDUNITDIR))
-	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(DRA) $(DESTDIR)$(I_BIN)/
+	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(K8S) $(DRA) $(DESTDIR)$(I_BIN)/
 	$(INSTALL) -m 0644 $(SHIM) $(DESTDIR)$(I_LIB)/
 	$(INSTALL) -m 0644 $(SIMCUDA) $(SIMNVML) $(DESTDIR)$(I_SIM)/
 	$(INSTALL) -m 0644 $(MANPAGES) $(DESTDIR)$(I_MAN1)/
@@ -358,7 +358,7 @@ uninstall:
 # `gpumem install docker` and `systemctl enable gpumem-daemon` are the
 # admin's).
 DEB_ROOT = $(BUILD)/deb/root
-deb: $(CLI) $(RUNTIME) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
+deb: $(CLI) $(RUNTIME) $(K8S) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	rm -rf $(BUILD)/deb
 	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
 	mkdir -p $(DEB_ROOT)/DEBIAN
@@ -368,15 +368,16 @@ deb: $(CLI) $(RUNTIME) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	{ echo "Package: gpumem"; echo "Version: $$ver"; echo "Architecture: $$arch"; \
 	  echo "Maintainer: gpumem developers <gpumem@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
-	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75), libcurl4 (>= 7.88), libgrpc29, libprotobuf-c1"; \
+	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75), libcurl4 (>= 7.88), libgrpc29 (>= 1.51), libprotobuf-c1 (>= 1.4)"; \
 	  echo "Suggests: docker.io | docker-ce, prometheus"; \
 	  echo "Section: admin"; echo "Priority: optional"; \
 	  echo "Description: per-container GPU memory limits"; \
 	  echo " gpumem gives each container, or any process tree, a hard GPU memory limit"; \
 	  echo " that its applications see as the size of their GPU, by interposing the"; \
 	  echo " CUDA driver API and NVML (libgpumem.so). Includes the gpumem CLI, the OCI"; \
-	  echo " runtime wrapper gpumem-runtime, a Prometheus exporter (gpumem daemon) and"; \
-	  echo " a simulated GPU for machines without one."; } >$(DEB_ROOT)/DEBIAN/control; \
+	  echo " runtime wrapper gpumem-runtime, a Prometheus exporter (gpumem daemon),"; \
+	  echo " the Kubernetes device plugin gpumem-k8s and a simulated GPU for machines"; \
+	  echo " without one."; } >$(DEB_ROOT)/DEBIAN/control; \
 	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(BUILD)/gpumem_$${ver}_$${arch}.deb
 
 .PHONY: install uninstall deb

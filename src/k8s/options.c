@@ -33,6 +33,7 @@ void kp_usage(FILE *f)
           "  --sim-state DIR        the simulated GPU's state on the host (default /dev/shm/gpumem-sim-<uid>)\n"
           "  --shim PATH            the shim to mount into containers (default: next to gpumem-k8s)\n"
           "  --nvidia-smi PATH      an nvidia-smi to mount read-only at /usr/bin/nvidia-smi (default none)\n"
+          "  --dev-dir DIR          where the nvidia* device nodes are looked for (default /dev)\n"
           "  --health-interval MS   how often GPU health is read from NVML (default 1000)\n"
           "  --collect-interval S   how often unused groups are looked for (default 60)\n"
           "  --grace S              how long a group Allocate made may wait for the kubelet's\n"

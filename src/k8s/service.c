@@ -246,6 +246,7 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
         return;
     }
     size_t done;
+    double t0 = now_ms();
     for (done = 0; done < n; done++) {
         const V1beta1__ContainerAllocateRequest *q = in->container_requests[done];
         struct kp_grant g;
@@ -269,8 +270,8 @@ static void allocate(void *svc, const ProtobufCMessage *req, struct gk_reply *r)
         }
         for (size_t k = 0; k < rs[done].n_annotations; k++)
             if (strcmp(rs[done].annotations[k]->key, KP_ANNOT_GROUP) == 0)
-                fprintf(stderr, "gpumem-k8s: allocated %zu %s to group %s\n", q->n_devices_ids, p->resource,
-                        rs[done].annotations[k]->value);
+                fprintf(stderr, "gpumem-k8s: allocated %zu %s to group %s (%.2f ms)\n", q->n_devices_ids,
+                        p->resource, rs[done].annotations[k]->value, now_ms() - t0);
     }
     if (done == n) {
         V1beta1__AllocateResponse out = V1BETA1__ALLOCATE_RESPONSE__INIT;

@@ -11,7 +11,7 @@ root="$T/root"
 out=$(make -s --no-print-directory -C "$TOP" install BUILD="$BUILD" DESTDIR="$root" PREFIX=/usr 2>&1) &&
     ok make_install || { fail make_install "$out"; exit 0; }
 bin="$root/usr/bin"
-for f in usr/bin/gpumem usr/bin/gpumem-runtime usr/lib/gpumem/libgpumem.so usr/libexec/gpumem/sim/libcuda.so.1 \
+for f in usr/bin/gpumem usr/bin/gpumem-runtime usr/bin/gpumem-k8s usr/lib/gpumem/libgpumem.so usr/libexec/gpumem/sim/libcuda.so.1 \
     usr/libexec/gpumem/sim/libnvidia-ml.so.1 usr/share/bash-completion/completions/gpumem \
     usr/lib/systemd/system/gpumem-daemon.service usr/share/gpumem/prometheus/gpumem-alerts.yml \
     usr/share/gpumem/grafana/gpumem-dashboard.json; do
@@ -50,7 +50,7 @@ man1="$root/usr/share/man/man1"
 cmds=$("$bin/gpumem" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
 [ -n "$cmds" ] || fail man_pages "no commands in gpumem --help"
 bad=""
-for page in gpumem gpumem-runtime $(printf 'gpumem-%s\n' $cmds); do
+for page in gpumem gpumem-runtime gpumem-k8s $(printf 'gpumem-%s\n' $cmds); do
     f="$man1/$page.1"
     if [ ! -f "$f" ]; then bad+=" $page: no page;"; continue; fi
     warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)
@@ -58,7 +58,9 @@ for page in gpumem gpumem-runtime $(printf 'gpumem-%s\n' $cmds); do
     text=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$f" 2>/dev/null | col -b)
     grep -q "^NAME" <<<"$text" || bad+=" $page: no NAME;"
     case $page in gpumem | gpumem-runtime) continue ;; esac
-    for opt in $("$bin/gpumem" "${page#gpumem-}" --help 2>&1 | grep -oE -- '^ +(-[a-zA-Z], +)?--[a-z][a-z-]*' | grep -o -- '--[a-z-]*' | sort -u); do
+    helpcmd=("$bin/gpumem" "${page#gpumem-}")
+    [ "$page" = gpumem-k8s ] && helpcmd=("$bin/gpumem-k8s")
+    for opt in $("${helpcmd[@]}" --help 2>&1 | grep -oE -- '^ +(-[a-zA-Z], +)?--[a-z][a-z-]*' | grep -o -- '--[a-z-]*' | sort -u); do
         grep -q -- "$opt" <<<"$text" || bad+=" $page: $opt missing;"
     done
 done

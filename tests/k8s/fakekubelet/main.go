@@ -48,7 +48,14 @@ import (
 var out = json.NewEncoder(os.Stdout)
 var outMu sync.Mutex
 
+// emit writes one JSON line; maps get "us", the time in microseconds
+// (monotonic since start), for bench/k8s.sh.
+var t0 = time.Now()
+
 func emit(v interface{}) {
+	if m, ok := v.(map[string]interface{}); ok {
+		m["us"] = time.Since(t0).Microseconds()
+	}
 	outMu.Lock()
 	defer outMu.Unlock()
 	out.Encode(v)
