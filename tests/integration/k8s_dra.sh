@@ -15,6 +15,16 @@ for p in dra-v1:dra dra-v1beta1:dra pluginregistration-v1:pluginregistration; do
     out=$(/usr/bin/python3 tests/k8s/proto_conform.py "src/dra/${p#*:}.proto" "tests/data/k8s-dra/${p%%:*}-api.proto" 2>&1) &&
         ok "dra_proto_matches_${p%%:*}" || fail "dra_proto_matches_${p%%:*}" "$(tr '\n' '|' <<<"$out")"
 done
+# The check can fail: a field of ours with the wrong number, or type, is caught.
+sed 's/string error = 2;/string error = 3;/' src/dra/dra.proto >"$T/mut1.proto"
+sed 's/repeated string cdi_device_ids = 4;/string cdi_device_ids = 4;/' src/dra/dra.proto >"$T/mut2.proto"
+if ! cmp -s src/dra/dra.proto "$T/mut1.proto" && ! cmp -s src/dra/dra.proto "$T/mut2.proto" &&
+    ! /usr/bin/python3 tests/k8s/proto_conform.py "$T/mut1.proto" tests/data/k8s-dra/dra-v1-api.proto >/dev/null &&
+    ! /usr/bin/python3 tests/k8s/proto_conform.py "$T/mut2.proto" tests/data/k8s-dra/dra-v1-api.proto >/dev/null; then
+    ok dra_proto_mutations_caught
+else
+    fail dra_proto_mutations_caught "a changed field number or label passed the conformance check"
+fi
 
 # The manifests: YAML, and each object against its API group's real schema.
 OPENAPI_DIR="${GPUMEM_OPENAPI_DIR:-$TOP/tests/data/openapi}"
