@@ -66,6 +66,10 @@ K8S_SRC    := $(wildcard src/k8s/*.c)
 K8S_TEST_SRC := $(wildcard tests/k8s/*.c)
 # gpumem-runtime's code but its main: the plugin makes groups and mounts as it does.
 RUNTIME_LIB_SRC := $(filter-out src/runtime/main.c,$(RUNTIME_SRC))
+# The DRA driver (src/dra/): its own protos, the gRPC layer of src/k8s/.
+DRA_PROTO  := $(wildcard src/dra/*.proto)
+DRA_SRC    := $(wildcard src/dra/*.c)
+DRA_LIB_SRC := $(filter-out src/dra/main.c,$(DRA_SRC))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -82,6 +86,9 @@ K8S     := $(BUILD)/bin/gpumem-k8s
 K8S_GEN_C := $(patsubst src/k8s/%.proto,$(BUILD)/gen/%.pb-c.c,$(K8S_PROTO))
 K8S_GEN_O := $(patsubst %.c,%.o,$(K8S_GEN_C))
 K8S_TESTS := $(patsubst tests/k8s/%.c,$(BUILD)/tests/k8s/%,$(K8S_TEST_SRC))
+DRA     := $(BUILD)/bin/gpumem-dra
+DRA_GEN_C := $(patsubst src/dra/%.proto,$(BUILD)/gen/%.pb-c.c,$(DRA_PROTO))
+DRA_GEN_O := $(patsubst %.c,%.o,$(DRA_GEN_C))
 
 ifeq ($(TSAN),1)
 # ThreadSanitizer's runtime must start before anything it instruments, so a
@@ -92,7 +99,7 @@ ifeq ($(TSAN),1)
 all: $(UNITS)
 test: test-unit
 else
-all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(K8S) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS)
+all: $(SHIM) $(SIMCUDA) $(SIMNVML) $(SIMCUDA_UNNAMED) $(CLI) $(RUNTIME) $(K8S) $(UNITS) $(PROGS) $(BENCHES) $(K8S_TESTS) $(DRA)
 test: all
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
 endif
@@ -196,6 +203,29 @@ $(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(call obj,$(filter-out src/k8s
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(K8S_LIBS) -ljansson
 
+# ---- the DRA driver (src/dra/) ----------------------------------------------
+# libcurl (OpenSSL flavour) for the API server, jansson, and the gRPC layer
+# of src/k8s/ with protoc-c messages from src/dra/*.proto.
+DRA_LIBS := $(K8S_LIBS) -lcurl -ljansson
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: src/dra/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(BUILD)/gen -Isrc/dra $<
+DRA_UNIT_OBJ := $(BUILD)/obj/tests/unit/dra_logic.o
+$(call obj,$(DRA_SRC)) $(DRA_UNIT_OBJ): CFLAGS += -I$(BUILD)/gen -Isrc/k8s -Isrc/dra -Itests
+$(call obj,$(DRA_SRC)) $(DRA_UNIT_OBJ): | $(DRA_GEN_C) $(K8S_GEN_C)
+$(DRA): $(call obj,$(DRA_SRC) src/k8s/grpc_server.c $(COMMON_SRC)) $(DRA_GEN_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(DRA_LIBS)
+# The unit test of the driver's logic links every object of it but main.
+$(BUILD)/tests/unit/dra_logic: $(call obj,$(DRA_LIB_SRC) src/k8s/grpc_server.c) $(DRA_GEN_O)
+$(BUILD)/tests/unit/dra_logic: LDLIBS += $(DRA_LIBS)
+# bench/dra_bench: the same objects, timed against an API server (bench/dra.sh).
+$(BUILD)/obj/bench/dra_bench.o: CFLAGS += -I$(BUILD)/gen -Isrc/k8s -Isrc/dra
+$(BUILD)/obj/bench/dra_bench.o: | $(DRA_GEN_C)
+$(BUILD)/bench/dra_bench: $(BUILD)/obj/bench/dra_bench.o $(call obj,$(DRA_LIB_SRC) src/k8s/grpc_server.c $(COMMON_SRC)) $(DRA_GEN_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(DRA_LIBS)
+
 # The unit tests alone (tests/unit/); same summary line.
 test-unit: $(UNITS)
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh --unit
@@ -234,6 +264,8 @@ FUZZ_EXTRA_runtime_conf := $(FUZZ_EXTRA_oci_spec)
 FUZZ_LIBS_runtime_conf  := -ljansson
 FUZZ_EXTRA_listen       := $(DAEMON_SRC)
 FUZZ_LIBS_listen        := -lmicrohttpd -ljansson -lm
+FUZZ_EXTRA_dra_claim    := src/dra/quantity.c src/dra/claim.c src/dra/checkpoint.c src/dra/kube.c
+FUZZ_LIBS_dra_claim     := -ljansson -lcurl -lpthread
 # gpumem-k8s's request parsing: the plugin's files (not main, not service),
 # the message code protoc-c made, the runtime's mounts.
 FUZZ_EXTRA_k8s_requests := src/k8s/allocate.c src/k8s/collect.c src/k8s/device_ids.c src/k8s/gpus.c src/k8s/packing.c \
@@ -251,6 +283,7 @@ $(FUZZ_OUT)/obj/%.o: %.c
 $(FUZZ_OUT)/obj/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c $< -o $@
+$(FUZZ_OUT)/obj/tests/fuzz/dra_claim.o $(FUZZ_OUT)/obj/src/dra/%.o: FUZZ_CFLAGS += -Isrc/dra
 
 .SECONDEXPANSION:
 $(FUZZ_OUT)/fuzz/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(call fuzz_obj,$(COMMON_SRC)) $$(call fuzz_obj,$$(FUZZ_EXTRA_$$*))
@@ -270,7 +303,7 @@ clean-fuzz:
 # simulated GPU relative to themselves (<prefix>/bin/.. ), so the layout
 # below is fixed relative to PREFIX; only the systemd unit's directory can
 # be moved (SYSTEMDUNITDIR).
-#   PREFIX/bin/gpumem, gpumem-runtime, gpumem-k8s
+#   PREFIX/bin/gpumem, gpumem-runtime, gpumem-k8s, gpumem-dra (the Kubernetes DRA driver)
 #   PREFIX/lib/gpumem/libgpumem.so                       the shim
 #   PREFIX/libexec/gpumem/sim/libcuda.so.1, libnvidia-ml.so.1   the simulated GPU
 #   PREFIX/share/man/man1/gpumem*.1                      man pages (man/)
@@ -293,7 +326,7 @@ MANPAGES  := $(wildcard man/*.1)
 PROM_FILES := $(wildcard deploy/prometheus/*.yml)
 GRAF_FILES := $(wildcard deploy/grafana/*.json)
 # Every file install puts down, relative to DESTDIR (for uninstall).
-INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-k8s $(I_LIB)/libgpumem.so \
+INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-k8s $(I_BIN)/gpumem-dra $(I_LIB)/libgpumem.so \
     $(I_SIM)/libcuda.so.1 $(I_SIM)/libnvidia-ml.so.1 \
     $(addprefix $(I_MAN1)/,$(notdir $(MANPAGES))) $(I_BASHC)/gpumem \
     $(addprefix $(I_DATA)/prometheus/,$(notdir $(PROM_FILES))) \
@@ -302,10 +335,10 @@ INSTALLED_FILES = $(I_BIN)/gpumem $(I_BIN)/gpumem-runtime $(I_BIN)/gpumem-k8s $(
 # gpumem's own directories, removed by uninstall when empty (deepest first).
 INSTALLED_DIRS = $(I_SIM) $(PREFIX)/libexec/gpumem $(I_LIB) $(I_DATA)/prometheus $(I_DATA)/grafana $(I_DATA)
 
-install: $(CLI) $(RUNTIME) $(K8S) $(SHIM) $(SIMCUDA) $(SIMNVML)
+install: $(CLI) $(RUNTIME) $(K8S) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	$(INSTALL) -d $(addprefix $(DESTDIR),$(I_BIN) $(I_LIB) $(I_SIM) $(I_MAN1) $(I_BASHC) \
 	    $(I_DATA)/prometheus $(I_DATA)/grafana $(SYSTEMDUNITDIR))
-	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(K8S) $(DESTDIR)$(I_BIN)/
+	$(INSTALL) -m 0755 $(CLI) $(RUNTIME) $(K8S) $(DRA) $(DESTDIR)$(I_BIN)/
 	$(INSTALL) -m 0644 $(SHIM) $(DESTDIR)$(I_LIB)/
 	$(INSTALL) -m 0644 $(SIMCUDA) $(SIMNVML) $(DESTDIR)$(I_SIM)/
 	$(INSTALL) -m 0644 $(MANPAGES) $(DESTDIR)$(I_MAN1)/
@@ -325,7 +358,7 @@ uninstall:
 # `gpumem install docker` and `systemctl enable gpumem-daemon` are the
 # admin's).
 DEB_ROOT = $(BUILD)/deb/root
-deb: $(CLI) $(RUNTIME) $(K8S) $(SHIM) $(SIMCUDA) $(SIMNVML)
+deb: $(CLI) $(RUNTIME) $(K8S) $(DRA) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	rm -rf $(BUILD)/deb
 	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
 	mkdir -p $(DEB_ROOT)/DEBIAN
@@ -335,7 +368,7 @@ deb: $(CLI) $(RUNTIME) $(K8S) $(SHIM) $(SIMCUDA) $(SIMNVML)
 	{ echo "Package: gpumem"; echo "Version: $$ver"; echo "Architecture: $$arch"; \
 	  echo "Maintainer: gpumem developers <gpumem@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
-	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75), libgrpc29 (>= 1.51), libprotobuf-c1 (>= 1.4)"; \
+	  echo "Depends: libc6 (>= $$glibc), libjansson4 (>= 2.14), libmicrohttpd12 (>= 0.9.75), libcurl4 (>= 7.88), libgrpc29 (>= 1.51), libprotobuf-c1 (>= 1.4)"; \
 	  echo "Suggests: docker.io | docker-ce, prometheus"; \
 	  echo "Section: admin"; echo "Priority: optional"; \
 	  echo "Description: per-container GPU memory limits"; \

@@ -15,22 +15,28 @@ set -euo pipefail
 # jansson (gpumem-runtime's JSON) with their headers.
 # gRPC's C core, protobuf-c and protoc-c (gpumem-k8s, the Kubernetes device
 # plugin: src/k8s/).
-build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
+# libcurl with OpenSSL (gpumem-dra, the DRA driver, to the API server: src/dra/kube.c).
+build=(build-essential libmicrohttpd-dev libjansson-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
+       libcurl4-openssl-dev)
 # Tests: valgrind (bench instruction counts), tmux (gpumem top), procps
 # (ps/pgrep), python3 (small helpers), prometheus + curl (a real scrape,
 # promtool), clang + libclang-rt-14-dev (libFuzzer), docker.io +
 # busybox-static (the end-to-end image), ca-certificates, man-db +
 # bsdextrautils (man pages rendered, col), debootstrap (the fresh Debian 12
-# that tests/integration/deb_roundtrip.sh installs the package into).
+# that tests/integration/deb_roundtrip.sh installs the package into),
+# python3-yaml + python3-jsonschema (tests/k8s/openapi.py: Kubernetes
+# manifests parsed and validated against the API's OpenAPI schemas).
 # golang-go + golang-google-grpc-dev + golang-goprotobuf-dev + protobuf-compiler:
 # the fake kubelet of tests/integration/k8s_plugin.sh (grpc-go, built offline
 # from the upstream device plugin api.proto); libprotobuf-dev: descriptor.proto,
 # with which tests/integration/k8s_proto.sh decodes .proto descriptors.
-# python3-yaml + python3-jsonschema (tests/k8s/openapi.py: Kubernetes
-# manifests parsed and validated against the API's OpenAPI schemas).
+# protoc-gen-go-1-3 (the protoc plugin, with grpc) builds the DRA test's
+# kubelet the same way (tests/k8s/dra_kubelet/); openssl (its API server's
+# certificate), util-linux (unshare, mount).
 tests=(valgrind tmux procps python3 ca-certificates prometheus curl clang libclang-rt-14-dev docker.io busybox-static
-       man-db bsdextrautils debootstrap golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler libprotobuf-dev
-       python3-yaml python3-jsonschema)
+       man-db bsdextrautils debootstrap python3-yaml python3-jsonschema
+       golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler libprotobuf-dev
+       protoc-gen-go-1-3 openssl util-linux)
 
 case "${1:-}" in
 "") want=("${build[@]}" "${tests[@]}") ;;
