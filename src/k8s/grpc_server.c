@@ -295,7 +295,7 @@ static void pump(struct gk_stream *c)
 {
     if (c->sending || c->status_sent || c->done)
         return;
-    grpc_op ops[3];
+    grpc_op ops[4];
     size_t n = 0;
     memset(ops, 0, sizeof ops);
     if (!c->md_sent) {
@@ -309,6 +309,14 @@ static void pump(struct gk_stream *c)
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = c->sending_buf;
         n++;
+        /* The last message and the status in one batch (a unary reply). */
+        if (!c->qlen && c->finish_pending) {
+            ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+            ops[n].data.send_status_from_server.status = c->finish_code;
+            ops[n].data.send_status_from_server.status_details = &c->status_detail;
+            n++;
+            c->status_sent = 1;
+        }
     } else if (c->finish_pending) {
         ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
         ops[n].data.send_status_from_server.status = c->finish_code;
