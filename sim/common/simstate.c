@@ -66,7 +66,8 @@ struct sim_shared {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_result = -1;
 static struct sim_device_info devices[SIM_MAX_DEVICES];
-static int ndevices;
+static int ndevices;                 /* entries: GPUs, then MIG devices */
+static int ngpus;
 static struct sim_shared *shared;
 static char state_dir[256];
 
@@ -306,6 +307,8 @@ static void do_init(void)
         return;
     }
     ndevices = n;
+    ngpus = 0;
+    while (ngpus < n && devices[ngpus].parent < 0) ngpus++;
     const char *dir = getenv("GPUMEM_SIM_STATE");
     if (dir && *dir) snprintf(state_dir, sizeof state_dir, "%s", dir);
     else snprintf(state_dir, sizeof state_dir, "/dev/shm/gpumem-sim-%u", (unsigned)getuid());
@@ -315,11 +318,12 @@ static void do_init(void)
     }
     /* One file per device spec: processes configured with different devices
      * do not share (or corrupt) each other's counters. */
-    char canon[SIM_MAX_DEVICES * 128 + 16];
+    char canon[SIM_MAX_DEVICES * 176 + 16];
     snprintf(canon, sizeof canon, "%d", n);
     for (int i = 0; i < n; i++) {
         size_t l = strlen(canon);
-        snprintf(canon + l, sizeof canon - l, ";%.96s/%llu", devices[i].name, (unsigned long long)devices[i].capacity);
+        snprintf(canon + l, sizeof canon - l, ";%.96s/%llu%s", devices[i].name, (unsigned long long)devices[i].capacity,
+                 devices[i].parent >= 0 ? devices[i].uuid_str : "");
     }
     uint64_t h = hash_str(canon);
     char path[400];
@@ -347,7 +351,20 @@ const char *sim_state_dir(void)
 
 int sim_device_count(void)
 {
+    return sim_state_init() == 0 ? ngpus : 0;
+}
+
+int sim_entry_count(void)
+{
     return sim_state_init() == 0 ? ndevices : 0;
+}
+
+/* The entry whose counters hold `dev`'s memory (a MIG device's GPU
+ * instance), or -1 for an invalid index. */
+static int pool_of(int dev)
+{
+    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return -1;
+    return devices[dev].pool;
 }
 
 const struct sim_device_info *sim_device(int index)
@@ -393,7 +410,7 @@ static int try_charge(struct sim_slot *s, int dev, uint64_t n)
 
 int sim_charge(int dev, uint64_t bytes)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return -1;
+    if ((dev = pool_of(dev)) < 0) return -1;
     struct sim_slot *s = my_slot();
     if (!s) return -1;
     struct thread_credit *tc = my_credit();
@@ -414,7 +431,7 @@ int sim_charge(int dev, uint64_t bytes)
 
 void sim_release(int dev, uint64_t bytes)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices || bytes == 0) return;
+    if ((dev = pool_of(dev)) < 0 || bytes == 0) return;
     struct sim_slot *s = my_slot();
     if (!s) return;
     struct thread_credit *tc = my_credit();
@@ -456,7 +473,13 @@ static uint64_t slot_used(struct sim_slot *s, int dev)
 
 uint64_t sim_device_used(int dev)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
+    if (devices[dev].mig_mode) {        /* a GPU in MIG mode: what its instances hold */
+        uint64_t sum = 0;
+        for (int i = devices[dev].mig_first; i < devices[dev].mig_first + devices[dev].mig_count; i++)
+            if (devices[i].pool == i) sum += sim_device_used(i);
+        return sum;
+    }
     sim_reclaim_dead();
     uint64_t total = 0;
     uint32_t hwm = atomic_load(&shared->slot_hwm);
@@ -467,7 +490,7 @@ uint64_t sim_device_used(int dev)
 
 uint64_t sim_device_charged(int dev)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
     uint64_t total = 0;
     uint32_t hwm = atomic_load(&shared->slot_hwm);
     for (uint32_t i = 0; i < hwm && i < SIM_MAX_PROCS; i++) total += atomic_load(&shared->slots[i].charged[dev]);
@@ -476,7 +499,7 @@ uint64_t sim_device_charged(int dev)
 
 int sim_device_processes(int dev, struct sim_proc_usage *out, int max)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
     sim_reclaim_dead();
     int n = 0;
     uint32_t hwm = atomic_load(&shared->slot_hwm);
@@ -497,7 +520,7 @@ int sim_device_processes(int dev, struct sim_proc_usage *out, int max)
 
 uint64_t sim_self_used(int dev)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
     int idx = atomic_load(&self_slot);
     if (idx < 0 || atomic_load(&self_pid) != getpid()) return 0;
     return slot_used(&shared->slots[idx], dev);

@@ -26,7 +26,18 @@ struct sim_device_info {
     unsigned pci_domain, pci_bus, pci_device, pci_device_id, pci_subsystem_id;
     int cc_major, cc_minor;
     int multiprocessors;
-    uint64_t capacity;      /* bytes */
+    uint64_t capacity;      /* bytes; a MIG device: its GPU instance's memory */
+    /* MIG (sim/common/mig.c). The machine's GPUs are entries
+     * 0..sim_device_count()-1; the MIG devices (one per compute instance) of
+     * GPUs in MIG mode follow them, up to sim_entry_count(). */
+    int mig_mode;           /* a GPU in MIG mode: 1 */
+    int mig_first, mig_count; /* such a GPU: its MIG devices' entries */
+    int parent;             /* a MIG device: its GPU's entry; -1 for a GPU */
+    int pool;               /* entry whose counters hold this one's memory: its
+                             * own index, or its GPU instance's first CI */
+    unsigned gi_id, ci_id;  /* a MIG device's GPU / compute instance ids */
+    int gi_slices, ci_slices;
+    char profile[32];       /* "3g.40gb", or "1c.3g.40gb" for one CI of several */
 };
 
 struct sim_proc_usage {
@@ -38,7 +49,10 @@ struct sim_proc_usage {
  * simulated driver reports no device). Safe to call from any thread, often. */
 int sim_state_init(void);
 
+/* The machine's GPUs (NVML's count). sim_device() takes any entry index,
+ * MIG devices included (< sim_entry_count()). */
 int sim_device_count(void);
+int sim_entry_count(void);
 const struct sim_device_info *sim_device(int index);
 
 /* Charges `bytes` to this process on device `dev`: 0, or -1 when the device

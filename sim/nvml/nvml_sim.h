@@ -56,8 +56,9 @@ const char *nvml_sim_driver_version(void);
  * `length`: NVML_SUCCESS, or NVML_ERROR_NOT_FOUND when the pid is gone. */
 nvmlReturn_t nvml_sim_process_name(unsigned int pid, char *name, unsigned int length);
 
-/* A device handle points at one of these; the index is the NVML index, which
- * is also the simulated CUDA ordinal (NVML, like the real one, ignores
+/* A device handle points at one of these; the index is the entry in the
+ * simulated state: for a GPU, the NVML index, which is also the simulated
+ * CUDA ordinal (NVML, like the real one, ignores
  * CUDA_VISIBLE_DEVICES). */
 struct nvmlDevice_st {
     int index;
@@ -70,7 +71,8 @@ nvmlReturn_t nvml_sim_check_init(void);
 /* Number of devices seen at the first nvmlInit. */
 unsigned int nvml_sim_device_count(void);
 
-/* The handle for index i (< nvml_sim_device_count()). */
+/* The handle for entry i: a GPU (< nvml_sim_device_count()) or, after the
+ * GPUs, a MIG device (sim/nvml/mig.c). */
 nvmlDevice_t nvml_sim_handle(unsigned int i);
 
 /* Validates an initialised library and a handle it gave out: NVML_SUCCESS
