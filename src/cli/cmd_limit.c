@@ -17,8 +17,8 @@ static void limit_usage(FILE *out)
                  "\n"
                  "Without SIZE, shows GROUP's limits. With SIZE, changes them while the\n"
                  "group runs: SIZE alone sets the limit of every GPU without its own entry;\n"
-                 "DEV=SIZE sets one GPU's, by UUID (GPU-...) or index (as nvidia-smi numbers\n"
-                 "them). The next allocation in the group obeys the new limit. Lowering a\n"
+                 "DEV=SIZE sets one GPU's, by UUID (GPU-..., MIG-... for a MIG device) or\n"
+                 "index (as nvidia-smi numbers them). The next allocation in the group obeys the new limit. Lowering a\n"
                  "limit below what the group holds frees nothing; new allocations are\n"
                  "refused until usage falls below it.\n"
                  "\n"
@@ -42,7 +42,7 @@ static void limit_usage(FILE *out)
                  "                               prints (any unique prefix of GPU-xxxx or more)\n");
 }
 
-/* SPEC with each GPU-... key that names a device by a prefix of its UUID (as
+/* SPEC with each GPU-... or MIG-... key that names a device by a prefix of its UUID (as
  * gpumem ps prints it) replaced by the whole UUID. */
 static int expand_gpus(const char *spec, const struct gm_limits *l, char *out, size_t len, char *err, size_t errlen)
 {
@@ -55,7 +55,7 @@ static int expand_gpus(const char *spec, const struct gm_limits *l, char *out, s
     for (const char *p = spec; *p;) {
         size_t plen = strcspn(p, ","), klen = strcspn(p, "=,");
         char key[128], uuid[GM_UUID_LEN];
-        if (klen < plen && klen < sizeof key && strncasecmp(p, "GPU-", 4) == 0) {
+        if (klen < plen && klen < sizeof key && (strncasecmp(p, "GPU-", 4) == 0 || strncasecmp(p, "MIG-", 4) == 0)) {
             snprintf(key, sizeof key, "%.*s", (int)klen, p);
             if (gpu_resolve(key, (const char (*)[GM_UUID_LEN])known, n, uuid, sizeof uuid, err, errlen) < 0)
                 return -1;

@@ -2,6 +2,7 @@
  * Reads the groups' files directly; needs no daemon. Dead processes' slots
  * are reclaimed on the way (that is what a reader of a group may do). */
 #include "cli.h"
+#include "gpumem/nvml_mig.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -24,7 +25,9 @@ static void ps_usage(FILE *out)
                  "processes hold now, the peak, the share of the limit in use, how many\n"
                  "processes, and how many allocations were refused for the limit.\n"
                  "A GPU is shown by its NVML index (as nvidia-smi numbers it; \"-\" when NVML\n"
-                 "does not list it) and the first 12 characters of its UUID, which\n"
+                 "does not list it), a MIG device by its GPU's index and its MIG device index\n"
+                 "(0/1, as nvidia-smi -L lists them), and either by the first 12 characters\n"
+                 "of its UUID (GPU-... or MIG-...), which\n"
                  "gpumem limit and gpumem inspect --gpu accept as they are. On a terminal\n"
                  "%%LIM is yellow from 80%% and red from 100%% (unless NO_COLOR is set).\n"
                  "\n"
@@ -36,7 +39,9 @@ static void ps_usage(FILE *out)
                  "                     line per group and GPU, bytes as integers, empty when\n"
                  "                     unknown or unlimited); json (bytes as integers; with\n"
                  "                     the GPU index, whole UUID, container, pod, namespace,\n"
-                 "                     and leak_suspected: null when no gpumem daemon runs)\n"
+                 "                     leak_suspected: null when no gpumem daemon runs, and\n"
+                 "                     mig: index, gpu_instance, compute_instance, profile,\n"
+                 "                     parent_uuid of a MIG device, else null)\n"
                  "      --no-headers   no header line (table and csv)\n"
                  "  -h, --help         show this help\n");
 }
@@ -119,9 +124,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             uint64_t lim = l->default_limit, used = 0, peak = 0, ref = 0;
             if (ndev) {
                 snprintf(uuid, sizeof uuid, "%.*s", GM_UUID_LEN - 1, u->dev[d].uuid);
-                int gi = gpu_index_of(uuid);
-                if (gi >= 0)
-                    snprintf(gpu, sizeof gpu, "%d", gi);
+                if (gpu_label(uuid, gpu, sizeof gpu, NULL) == 0 && !strcmp(gpu, "-"))
+                    gpu[0] = '\0';
                 lim = gm_limits_for(l, uuid);
                 used = gm_usage_total(u, (int)d);
                 peak = atomic_load(&u->dev[d].peak);
@@ -166,13 +170,26 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         printf(",\"processes\":%d,\"devices\":[", nproc);
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
-            int gi = gpu_index_of(u->dev[d].uuid);
+            struct gm_mig_info mig;
+            char glabel[16];
+            int is_mig = gpu_label(u->dev[d].uuid, glabel, sizeof glabel, &mig);
+            int gi = is_mig ? mig.gpu : gpu_index_of(u->dev[d].uuid);
             printf("%s{\"gpu\":", d ? "," : "");
             if (gi >= 0)
                 printf("%d", gi);
             else
                 printf("null");
-            printf(",\"uuid\":\"%s\",\"limit\":", u->dev[d].uuid);
+            printf(",\"uuid\":\"%s\",\"mig\":", u->dev[d].uuid);
+            if (is_mig) {
+                printf("{\"index\":%d,\"gpu_instance\":%u,\"compute_instance\":%u,\"profile\":", mig.index,
+                       mig.gi, mig.ci);
+                json_str(mig.profile);
+                printf(",\"parent_uuid\":");
+                json_str(mig.parent_uuid);
+                printf("}");
+            } else
+                printf("null");
+            printf(",\"limit\":");
             if (lim == GM_UNLIMITED)
                 printf("null");
             else
@@ -227,9 +244,7 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             snprintf(cell, sizeof cell, "%s%6s%s", sgr ? sgr : "", pct, sgr ? "\033[m" : "");
             char shortid[16], gpu[16] = "-";
             snprintf(shortid, sizeof shortid, "%.*s", GPU_SHORT_LEN, u->dev[d].uuid);
-            int gi = gpu_index_of(u->dev[d].uuid);
-            if (gi >= 0)
-                snprintf(gpu, sizeof gpu, "%d", gi);
+            gpu_label(u->dev[d].uuid, gpu, sizeof gpu, NULL);
             printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu\n", d ? "" : label, d ? "" : name, gpu, shortid,
                    gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
                    gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), cell, nproc,
