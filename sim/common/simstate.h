@@ -94,4 +94,32 @@ uint64_t sim_device_charged(int dev);
  * to the last byte call it; thread exit does it too). */
 void sim_flush_thread_credit(void);
 
+/* ---- NVIDIA's per-cgroup memory limits (driver r615+), emulated ----
+ * A hard limit per (device, cgroup v2 path): the simulated driver refuses a
+ * charge that would take the processes of that cgroup past it on that
+ * device. A process's cgroup is read when it first charges (a process moved
+ * to another cgroup afterwards keeps counting in its first one), and must be
+ * the limit's cgroup itself (a limit on a parent cgroup does not reach its
+ * children). Paths are compared as given: callers pass realpath()s. */
+#define SIM_MAX_CGLIMITS 64
+struct sim_cglimit {
+    uint64_t cgroup;        /* hash of path; 0 = free entry */
+    int32_t dev;
+    uint32_t pad;
+    uint64_t soft, hard;
+    char path[256];
+};
+/* Sets (soft 0 and hard UINT64_MAX: clears) dev's limits for the cgroup:
+ * 0, or -1 when the table is full. */
+int sim_cglimit_set(int dev, const char *cgroup_path, uint64_t soft, uint64_t hard);
+/* dev's limits for the cgroup (0 / UINT64_MAX when none) and the bytes its
+ * live processes hold on dev. */
+void sim_cglimit_get(int dev, const char *cgroup_path, uint64_t *soft, uint64_t *hard, uint64_t *used);
+/* This process's cgroup v2 directory (the cgroup2 mount point joined with
+ * the "0::" line of /proc/self/cgroup, through realpath): 0, or -1 when the
+ * machine has no cgroup v2 mount or the process no v2 cgroup. */
+int sim_cgroup_path(char *buf, size_t len);
+/* 1 when `path` is a directory of a cgroup v2 file system. */
+int sim_cgroup_is_v2(const char *path);
+
 #endif

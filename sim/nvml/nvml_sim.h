@@ -8,6 +8,7 @@
 #define GPUMEM_SIM_NVML_H
 
 #include "gpumem/nvml.h"
+#include "gpumem/nvml_memlimits.h"
 #include "../common/simstate.h"
 
 /* The library is built with -fvisibility=hidden; exports are marked here and
@@ -18,6 +19,9 @@
 GPUMEM_NVML_ENTRY_POINTS(NVML_SIM_PROTO_)
 #undef NVML_SIM_PROTO_
 NVML_EXPORT const char *nvmlErrorString(nvmlReturn_t result);
+/* NVIDIA's per-cgroup limits (r615+), include/gpumem/nvml_memlimits.h. */
+NVML_EXPORT nvmlReturn_t nvmlDeviceSetMemoryLimits_v1(nvmlDevice_t device, nvmlSetMemoryLimits_v1_t *limits);
+NVML_EXPORT nvmlReturn_t nvmlDeviceGetMemoryLimits_v1(nvmlDevice_t device, nvmlGetMemoryLimits_v1_t *limits);
 
 /* nvmlPciInfoExt_v1_t of NVIDIA's nvml.h (CUDA 12.4 on), which our header
  * does not declare: the caller sets version = NVML_SIM_PCI_INFO_EXT_V1. */

@@ -4,6 +4,7 @@
  * current usage frees nothing: new allocations are refused until usage
  * falls. */
 #include "cli.h"
+#include "gpumem/driver_limits.h"
 #include "../daemon/daemon.h"
 
 #include <limits.h>
@@ -206,5 +207,15 @@ int cmd_limit(int argc, char **argv)
         return die(1, "%s", err);
     warn_changes(argv[1], dir, &was, &l);
     show(argv[1], &l);
+    /* A container whose driver limits were set (gpumem-runtime): the
+     * driver's follow, for its cgroup. */
+    char why[1024] = "";
+    int d = gm_driver_limits_reapply(dir, why, sizeof why);
+    if (d == 1)
+        printf("%s: driver limits updated (enforcement shim+driver)\n", argv[1]);
+    else if (d == 0)
+        printf("%s: enforcement shim (driver limits not set: %s)\n", argv[1], why);
+    else if (d < 0 && why[0])
+        fprintf(stderr, "gpumem: warning: %s: %s\n", argv[1], why);
     return 0;
 }

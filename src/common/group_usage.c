@@ -150,7 +150,8 @@ int gm_group_remove(const char *dir)
      * stays, and so does the directory. */
     static const char *files[] = {"limits",     "usage",      GM_RUN_MARKER,        "ld.so.preload",
                                   "container",  ".limits.tmp", ".usage.tmp",         ".ld.so.preload.tmp",
-                                  ".container.tmp", "events",  "info",               "." GM_RUN_MARKER ".tmp"};
+                                  ".container.tmp", "events",  "info",               "." GM_RUN_MARKER ".tmp",
+                                  "driver-limits",  ".driver-limits.tmp"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (i == 3) {

@@ -25,6 +25,7 @@ struct rt_args {
     const char *log;            /* global --log FILE, where containerd looks for errors */
     const char *log_format;     /* global --log-format text|json */
     const char *root;           /* global --root: the real runtime's state directory */
+    const char *pid_file;       /* create: --pid-file, where the real runtime writes the container's pid */
 };
 void rt_parse_args(int argc, char **argv, struct rt_args *a);
 
@@ -79,6 +80,12 @@ int rt_add_smi_mount(json_t *cfg, const struct rt_config *c, char *err, size_t e
  * real runtime's state directory for it). */
 int rt_write_record(const char *group_dir, const char *id, const char *bundle, const char *root, char *err,
                     size_t errlen);
+
+/* driver.c: NVIDIA's per-cgroup driver limits for the container's group:
+ * set (and read back) after the real runtime created it, verified before
+ * it starts. */
+void rt_driver_limits_created(const struct rt_args *a, const char *dir);
+void rt_driver_limits_started(const struct rt_args *a, const char *dir);
 
 /* The group directory name for a container id: the id itself when it is a
  * valid group name, else its first 12 characters (as `docker ps` shows
