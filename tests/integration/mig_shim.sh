@@ -4,8 +4,11 @@
 # runs on by its MIG UUID (so the limit applies and NVML's view matches),
 # several groups sharing one instance each held to its own share, a MIG
 # device renumbered by CUDA_VISIBLE_DEVICES, `gpumem limit` by a MIG UUID
-# prefix, and `gpumem ps` showing GPU/MIG device and the instance profile.
+# prefix, `gpumem ps` showing GPU/MIG device and the instance profile, and
+# the daemon's metrics per instance (its GPU's index, the MIG device's UUID,
+# gpumem_mig_device_info with the profile).
 . tests/integration/lib.sh
+. tests/integration/daemon_lib.sh
 PROG="$APP_PROGS/sim_mig_linked"
 export GPUMEM_SIM_DEVICES="A100:80G/3g.40gb+4g.40gb(2c+2c),H100:80G"
 export GPUMEM_SIM_CTX_OVERHEAD=0
@@ -52,6 +55,23 @@ if grep -qE "^mig-a +mig-a +0/1 ${M1:0:12} +3 GiB +2 GiB" <<<"$ps" && grep -qE "
 else fail ps_shows_gpu_and_mig_device "$(tr '\n' '|' <<<"$ps")"; fi
 js=$("$GPUMEM" ps --format json 2>&1)
 expect_in ps_json_mig_profile "\"mig\":{\"index\":1,\"gpu_instance\":2,\"compute_instance\":0,\"profile\":\"2c.4g.40gb\",\"parent_uuid\":\"GPU-" "$js"
+# Metrics per instance: the groups' series on the MIG device, labelled with
+# its GPU's index; the instance's own memory; its profile in an info series.
+if command -v curl >/dev/null; then
+    start_daemon --sim
+    m=$(curl -s "$URL/metrics")
+    grep -q "^gpumem_group_used_bytes{group=\"mig-a\",container=\"\",pod=\"\",namespace=\"\",gpu=\"0\",uuid=\"$M1\"} $((2 * G))$" <<<"$m" &&
+        ok metrics_group_on_mig_device || fail metrics_group_on_mig_device "$(grep mig-a <<<"$m" | head -3)"
+    grep -q "^gpumem_device_total_bytes{gpu=\"0\",uuid=\"$M1\"} $((40 * G))$" <<<"$m" &&
+        grep -q "^gpumem_device_used_bytes{gpu=\"0\",uuid=\"$M1\"} $((2 * G + (512 << 20)))$" <<<"$m" &&
+        ok metrics_mig_device_memory || fail metrics_mig_device_memory "$(grep "$M1" <<<"$m" | grep device_ | head -4)"
+    grep -q "^gpumem_mig_device_info{gpu=\"0\",uuid=\"$M1\",parent_uuid=\"GPU-[0-9a-f-]*\",profile=\"2c.4g.40gb\",mig_device=\"1\",gpu_instance=\"2\",compute_instance=\"0\"} 1$" <<<"$m" &&
+        ok metrics_mig_device_info || fail metrics_mig_device_info "$(grep mig_device_info <<<"$m")"
+    stop_daemon
+else
+    skip metrics_per_instance "curl is not installed"
+fi
+
 # gpumem limit by a prefix of the MIG UUID, as ps prints it.
 out=$("$GPUMEM" limit mig-a "${M1:0:12}=2G" 2>&1)
 js=$("$GPUMEM" ps --format json 2>&1)
