@@ -82,6 +82,16 @@ static void device_family(struct gbuf *b, const struct dm_snapshot *s, const cha
     }
 }
 
+/* Starts an info series: NAME{gpu="I",uuid="U",KEY="VALUE (the quote
+ * still open). */
+static void info_open(struct gbuf *b, const char *name, const struct dm_device *d, const char *key, const char *value)
+{
+    gbuf_printf(b, "%s{gpu=\"%u\",uuid=\"", name, d->index);
+    gbuf_label(b, d->uuid);
+    gbuf_printf(b, "\",%s=\"", key);
+    gbuf_label(b, value);
+}
+
 /* One series per NVML device (MIG devices too, whose model is "<GPU> MIG
  * <profile>"), value 1, naming its model and the host: joined
  * onto the device and group series by (gpu, uuid) where a query needs them
@@ -90,11 +100,7 @@ static void device_info(struct gbuf *b, const struct dm_snapshot *s)
 {
     family(b, "gpumem_device_info", "gauge", "1 for each device NVML lists, with its model name and the host's name.");
     for (int i = 0; i < s->ndevs; i++) {
-        const struct dm_device *d = &s->devs[i];
-        gbuf_printf(b, "gpumem_device_info{gpu=\"%u\",uuid=\"", d->index);
-        gbuf_label(b, d->uuid);
-        gbuf_puts(b, "\",model=\"");
-        gbuf_label(b, d->name);
+        info_open(b, "gpumem_device_info", &s->devs[i], "model", s->devs[i].name);
         gbuf_puts(b, "\",hostname=\"");
         gbuf_label(b, s->hostname);
         gbuf_puts(b, "\"} 1\n");
@@ -113,10 +119,7 @@ static void mig_device_info(struct gbuf *b, const struct dm_snapshot *s)
         const struct dm_device *d = &s->devs[i];
         if (!d->mig)
             continue;
-        gbuf_printf(b, "gpumem_mig_device_info{gpu=\"%u\",uuid=\"", d->index);
-        gbuf_label(b, d->uuid);
-        gbuf_puts(b, "\",parent_uuid=\"");
-        gbuf_label(b, d->parent_uuid);
+        info_open(b, "gpumem_mig_device_info", d, "parent_uuid", d->parent_uuid);
         gbuf_puts(b, "\",profile=\"");
         gbuf_label(b, d->profile);
         gbuf_printf(b, "\",mig_device=\"%u\",gpu_instance=\"%u\",compute_instance=\"%u\"} 1\n", d->mig_index, d->gi,
