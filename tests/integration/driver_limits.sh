@@ -123,6 +123,9 @@ e=$(enforcement root-c3)
 mkctr c4 "\"NVIDIA_VISIBLE_DEVICES=$MIG\",\"GPUMEM_LIMIT=0=1G\""
 e=$(enforcement c4)
 [[ $e == "shim | $MIG is a MIG device: NVIDIA's driver limits do not support MIG" ]] && ok mig_device_shim_only || fail mig_device_shim_only "$e"
+# NVIDIA_VISIBLE_DEVICES=MIG-...: the container's device 0 is that MIG device.
+out=$("$GPUMEM" limit c4 2>&1)
+grep -qx "c4: $MIG 1 GiB" <<<"$out" && ok runtime_index_is_visible_mig_device || fail runtime_index_is_visible_mig_device "$out"
 GPUMEM_SIM_DRIVER_VERSION=550.163.01 mkctr c5 "\"NVIDIA_GPU_MEMORY_LIMIT=1024\""
 e=$(enforcement c5)
 [[ $e == "shim | driver 550.163.01 has no per-cgroup memory limits (r615 or later has them)" ]] && ok older_driver_shim_only ||
