@@ -100,6 +100,8 @@ int shim_resolve_driver(void)
     real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid_v2", "cuDeviceGetUuid", 11040, 0);
     if (!real.cuDeviceGetUuid_v2)
         real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid", "cuDeviceGetUuid", 9020, 0);
+    real.cuDeviceGetUuid = (PFN_cuDeviceGetUuid_v9020)resolve(h, "cuDeviceGetUuid", "cuDeviceGetUuid", 9020, 0);
+    real.cuDeviceGetName = (CUresult(*)(char *, int, CUdevice))resolve(h, "cuDeviceGetName", "cuDeviceGetName", 2000, 0);
     real.cuMemGetAddressRange_v2 =
         (PFN_cuMemGetAddressRange_v3020)resolve(h, "cuMemGetAddressRange_v2", "cuMemGetAddressRange", 3020, 0);
     real.cuPointerGetAttribute =
@@ -269,7 +271,7 @@ int shim_gd_for_cudevice(CUdevice dev)
         return SHIM_GD_REFUSE;
     }
     char uuid[GM_UUID_LEN];
-    shim_uuid_name(&u, uuid);
+    shim_uuid_name(dev, &u, uuid);
     gd = gm_usage_device(g.usage, uuid);
     if (gd < 0) {
         shim_log_once(SHIM_ONCE_GROUP_DEVICES, LOG_ERROR,

@@ -5,14 +5,16 @@
  * the MIG UUID's (NVIDIA: "if the device is in MIG mode, returns its MIG
  * UUID"), and nothing in the bytes says which kind they are. nvidia-smi,
  * NVML and limits (`--limit MIG-<uuid>=4G`) name a MIG device "MIG-<same
- * hex>", so the group must too, or a MIG limit would never apply and two
- * instances would not be told apart from GPUs. The shim asks, in order:
- * does the group's limits or device table already name "MIG-<hex>" (no
- * driver call), else does NVML know a device by that UUID
- * (nvmlDeviceGetHandleByUUID accepts MIG UUIDs). Once per CUDA device per
- * process, never on the allocation path. Without NVML a device whose
- * limits do not name it as MIG is taken for a GPU, which only matters for
- * MIG devices limited by a default limit: they are still held to it. */
+ * hex>", so the group must too, or a MIG limit would never apply. The shim
+ * takes "MIG-" when any of these says so, all without NVML (loading and
+ * initialising NVML here cost every process's first allocation
+ * milliseconds):
+ *   - the group's limits or device table already name "MIG-<hex>";
+ *   - cuDeviceGetUuid (the original, which gives the GPU's UUID on a MIG
+ *     device: _v2 was added to give the MIG UUID) differs from _v2;
+ *   - the device's name is NVIDIA's MIG device name, "<GPU> MIG <profile>".
+ * Once per CUDA device per process, never on the allocation path.
+ * tests/gpu/driver_paths.sh records the first two on real hardware. */
 #include "account.h"
 
 #include <stdio.h>
@@ -30,23 +32,25 @@ static int limits_name(const char *uuid)
     return 0;
 }
 
-static int nvml_knows(const char *uuid)
+static int driver_says_mig(CUdevice dev, const CUuuid *u)
 {
-    if (shim_resolve_nvml() < 0 || !real_nvml.nvmlInit_v2 || !real_nvml.nvmlDeviceGetHandleByUUID ||
-        real_nvml.nvmlInit_v2() != NVML_SUCCESS)
-        return 0;
-    nvmlDevice_t dev;
-    return real_nvml.nvmlDeviceGetHandleByUUID(uuid, &dev) == NVML_SUCCESS;
+    CUuuid v1;
+    if (real.cuDeviceGetUuid && (void *)real.cuDeviceGetUuid != (void *)real.cuDeviceGetUuid_v2 &&
+        real.cuDeviceGetUuid(&v1, dev) == CUDA_SUCCESS && memcmp(v1.bytes, u->bytes, sizeof v1.bytes) != 0)
+        return 1;
+    char name[256];
+    return real.cuDeviceGetName && real.cuDeviceGetName(name, (int)sizeof name, dev) == CUDA_SUCCESS &&
+           strstr(name, " MIG ") != NULL;
 }
 
-void shim_uuid_name(const CUuuid *u, char *out)
+void shim_uuid_name(CUdevice dev, const CUuuid *u, char *out)
 {
     const unsigned char *b = (const unsigned char *)u->bytes;
     char hex[40], mig[GM_UUID_LEN];
     snprintf(hex, sizeof hex, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
     snprintf(mig, sizeof mig, "MIG-%s", hex);
-    if (limits_name(mig) || nvml_knows(mig))
+    if (limits_name(mig) || driver_says_mig(dev, u))
         memcpy(out, mig, sizeof mig);
     else
         snprintf(out, GM_UUID_LEN, "GPU-%s", hex);
