@@ -130,6 +130,13 @@ GPUMEM_SIM_DRIVER_VERSION=550.163.01 mkctr c5 "\"NVIDIA_GPU_MEMORY_LIMIT=1024\""
 e=$(enforcement c5)
 [[ $e == "shim | driver 550.163.01 has no per-cgroup memory limits (r615 or later has them)" ]] && ok older_driver_shim_only ||
     fail older_driver_shim_only "$e"
+# There the shim holds the container to its limit alone: a process of the
+# group under the shim is refused past 1 GiB, one without it is not.
+a=$(GPUMEM_GROUP_DIR="$GPUMEM_STATE_DIR/c5" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" CUDA_VISIBLE_DEVICES="$U0" \
+    "$APP_PROGS/sim_mig_linked" alloc $((1536 * M)) 2>/dev/null)
+b=$(in_cgroup c5 env LD_LIBRARY_PATH="$SIMDIR" CUDA_VISIBLE_DEVICES="$U0" "$PROGS/sim_mig_linked" alloc $((1536 * M)) 2>&1)
+[[ $a == "alloc rc=2 free=$G total=$G" && $b == "alloc rc=0 "* ]] && ok shim_alone_enforces_without_driver_limit ||
+    fail shim_alone_enforces_without_driver_limit "$a | $b"
 mkctr c6 "\"NVIDIA_GPU_MEMORY_LIMIT=1024\""   # every GPU: the H100, and the A100 in MIG mode
 e=$(enforcement c6)
 [[ $e == "shim | driver limits on 1 of 2 devices; "*"is in MIG mode"* ]] && ok gpu_in_mig_mode_partial || fail gpu_in_mig_mode_partial "$e"

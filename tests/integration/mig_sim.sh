@@ -80,6 +80,19 @@ else fail compute_instances_share_their_gpu_instance "$c | $l1 $l2 | $d | $(tr '
 exec {HOLD[1]}>&- {H2[1]}>&-
 wait
 
+# Instances of different sizes: each CUDA device is its instance's size,
+# and holds what fits there only.
+sizes="A100:80G/1g.10gb+2g.20gb+4g.40gb"
+cu=$(GPUMEM_SIM_DEVICES=$sizes mig cuda 2>&1)
+nv=$(GPUMEM_SIM_DEVICES=$sizes mig nvml 2>&1)
+S0=$(field "$nv" "mig 0.0" uuid) S1=$(field "$nv" "mig 0.1" uuid)
+a=$(GPUMEM_SIM_DEVICES=$sizes CUDA_VISIBLE_DEVICES=$S0 mig alloc $((15 * G)) 2>&1)
+b=$(GPUMEM_SIM_DEVICES=$sizes CUDA_VISIBLE_DEVICES=$S1 mig alloc $((15 * G)) 2>&1)
+if [ "$(field "$cu" "cuda 0" total) $(field "$cu" "cuda 1" total) $(field "$cu" "cuda 2" total)" = "$((10 * G)) $((20 * G)) $((40 * G))" ] &&
+   [[ $(grep "^cuda 0 " <<<"$cu") == *"MIG 1g.10gb" && $a == "alloc rc=2 "* && $b == "alloc rc=0 free=$((5 * G)) "* ]]; then
+    ok instances_of_different_sizes
+else fail instances_of_different_sizes "$(tr '\n' '|' <<<"$cu") | $a | $b"; fi
+
 # Layouts that do not fit the GPU are refused like any bad spec.
 for spec in "A100:80G/8g.80gb" "A100:40G/3g.40gb+1g.10gb" "A100:80G/3g.40gb(4c)" "A100:80G/3g" "A100:80G/3g.40gb+"; do
     out=$(GPUMEM_SIM_DEVICES=$spec mig cuda 2>&1)
