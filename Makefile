@@ -256,7 +256,7 @@ FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/fuzz/%,$(FUZZ_SRC))
 fuzz_obj      = $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(1))
 
-FUZZ_EXTRA_sim_devices  := sim/common/devices.c
+FUZZ_EXTRA_sim_devices  := sim/common/devices.c sim/common/mig.c
 FUZZ_LIBS_sim_devices   := -lm
 FUZZ_EXTRA_oci_spec     := src/runtime/bundle.c src/runtime/config.c src/runtime/spec_edit.c src/runtime/k8s.c
 FUZZ_LIBS_oci_spec      := -ljansson

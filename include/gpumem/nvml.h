@@ -48,6 +48,12 @@
 #define NVML_DEVICE_PCI_BUS_ID_LEGACY_FMT "%04X:%02X:%02X.0"
 #define NVML_DEVICE_PCI_BUS_ID_FMT        "%08X:%02X:%02X.0"
 
+/* nvmlDeviceGetMigMode: a GPU in MIG mode is partitioned into GPU instances
+ * whose compute instances are the MIG devices (nvmlDeviceGetMigDeviceHandleByIndex,
+ * "MIG-..." UUIDs); CUDA runs on a MIG device, never on the whole GPU. */
+#define NVML_DEVICE_MIG_DISABLE 0x0
+#define NVML_DEVICE_MIG_ENABLE  0x1
+
 /* nvmlInitWithFlags flags. */
 #define NVML_INIT_FLAG_NO_GPUS   (1 << 0) /* don't fail init when no GPU is found */
 #define NVML_INIT_FLAG_NO_ATTACH (1 << 1) /* don't attach GPUs */
@@ -200,7 +206,14 @@ typedef struct nvmlProcessInfo_v2_st {
     X(nvmlDeviceGetMPSComputeRunningProcesses_v2,                                                      \
       (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v2_t *infos))                     \
     X(nvmlDeviceGetMPSComputeRunningProcesses_v3,                                                      \
-      (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos))
+      (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos))                        \
+    X(nvmlDeviceGetMigMode, (nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode)) \
+    X(nvmlDeviceGetMaxMigDeviceCount, (nvmlDevice_t device, unsigned int *count))                      \
+    X(nvmlDeviceGetMigDeviceHandleByIndex, (nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice)) \
+    X(nvmlDeviceIsMigDeviceHandle, (nvmlDevice_t device, unsigned int *isMigDevice))                   \
+    X(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, (nvmlDevice_t migDevice, nvmlDevice_t *device))    \
+    X(nvmlDeviceGetGpuInstanceId, (nvmlDevice_t device, unsigned int *id))                             \
+    X(nvmlDeviceGetComputeInstanceId, (nvmlDevice_t device, unsigned int *id))
 
 /* PFN_<name>: pointer to the entry point <name>, e.g. PFN_nvmlInit_v2. */
 #define GPUMEM_NVML_PFN_(name, params) typedef nvmlReturn_t(*PFN_##name) params;

@@ -1,7 +1,9 @@
 /* The simulated devices: parsed once per process from GPUMEM_SIM_DEVICES.
  *
- * Grammar: a comma-separated list of items `[N x][MODEL:]SIZE`, e.g. "2x80G",
- * "H200:141G,A100:40G", "2xA100:40G". Sizes use binary units. Every field a
+ * Grammar: a comma-separated list of items `[N x][MODEL:]SIZE[/MIG]`, e.g.
+ * "2x80G", "H200:141G,A100:40G", "2xA100:40G", "A100:80G/3g.40gb+2g.20gb"
+ * (a GPU in MIG mode; the layout after '/' is parsed in mig.c). Sizes use
+ * binary units. Every field a
  * tool may show (UUID, PCI bus id) is derived from the item and its index
  * only, so the same spec always yields the same devices in every process. */
 #include "simstate_internal.h"
@@ -68,7 +70,7 @@ int sim_parse_size(const char *s, uint64_t *out)
 }
 
 /* FNV-1a, 64-bit: enough to give each device distinct, stable identifiers. */
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+uint64_t sim_fnv1a(uint64_t h, const void *data, size_t n)
 {
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ULL; }
@@ -83,6 +85,8 @@ static void fill_device(struct sim_device_info *d, int index, const struct model
     d->cc_minor = m->cc_minor;
     d->multiprocessors = m->sms;
     d->capacity = capacity;
+    d->parent = -1;
+    d->pool = index;
     d->pci_domain = 0;
     d->pci_bus = 0x18 + 0x11 * (unsigned)index;      /* spread like a real 8-GPU board */
     d->pci_device = 0;
@@ -91,19 +95,27 @@ static void fill_device(struct sim_device_info *d, int index, const struct model
     snprintf(d->pci_bus_id, sizeof d->pci_bus_id, "%08X:%02X:%02X.0", d->pci_domain, d->pci_bus & 0xff,
              d->pci_device);
 
-    uint64_t h1 = fnv1a(0xcbf29ce484222325ULL, m->name, strlen(m->name));
-    h1 = fnv1a(h1, &capacity, sizeof capacity);
-    h1 = fnv1a(h1, &index, sizeof index);
-    uint64_t h2 = fnv1a(h1 ^ 0x9e3779b97f4a7c15ULL, "gpumem-sim", 10);
+    uint64_t h1 = sim_fnv1a(0xcbf29ce484222325ULL, m->name, strlen(m->name));
+    h1 = sim_fnv1a(h1, &capacity, sizeof capacity);
+    h1 = sim_fnv1a(h1, &index, sizeof index);
+    sim_make_uuid(d, h1, "gpumem-sim", "GPU");
+}
+
+void sim_make_uuid(struct sim_device_info *d, uint64_t h1, const char *salt, const char *prefix)
+{
+    uint64_t h2 = sim_fnv1a(h1 ^ 0x9e3779b97f4a7c15ULL, salt, strlen(salt));
     for (int i = 0; i < 8; i++) {
         d->uuid[i] = (uint8_t)(h1 >> (8 * i));
         d->uuid[8 + i] = (uint8_t)(h2 >> (8 * i));
     }
     d->uuid[6] = (uint8_t)((d->uuid[6] & 0x0f) | 0x40);   /* looks like a v4 UUID */
     d->uuid[8] = (uint8_t)((d->uuid[8] & 0x3f) | 0x80);
-    const uint8_t *u = d->uuid;
-    snprintf(d->uuid_str, sizeof d->uuid_str,
-             "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    sim_format_uuid(d->uuid_str, sizeof d->uuid_str, prefix, d->uuid);
+}
+
+void sim_format_uuid(char *out, size_t len, const char *prefix, const uint8_t *u)
+{
+    snprintf(out, len, "%s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", prefix,
              u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
@@ -122,6 +134,7 @@ int sim_parse_devices(const char *spec, struct sim_device_info *out, int max)
     if (strlen(spec) >= sizeof buf) return -1;
     snprintf(buf, sizeof buf, "%s", spec);
     if (strcmp(buf, "none") == 0 || buf[0] == 0) return 0;
+    const char *layout[SIM_MAX_DEVICES];     /* per GPU: its MIG layout, or NULL */
     char *save = NULL;
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*item)) item++;
@@ -142,13 +155,20 @@ int sim_parse_devices(const char *spec, struct sim_device_info *out, int max)
             if (!m) return -1;
             item = colon + 1;
         }
+        char *slash = strchr(item, '/');
+        if (slash) *slash = 0;
         uint64_t cap;
         if (sim_parse_size(item, &cap) != 0 || cap < (64u << 20)) return -1;
         for (long i = 0; i < n; i++) {
             if (count >= max) return -1;
             fill_device(&out[count], count, m, cap);
+            layout[count] = slash ? slash + 1 : NULL;
             count++;
         }
     }
+    /* MIG devices follow every GPU, so GPU entries keep NVML's indices. */
+    int ngpu = count;
+    for (int i = 0; i < ngpu; i++)
+        if (layout[i] && sim_mig_append(layout[i], i, out, &count, max) != 0) return -1;
     return count;
 }

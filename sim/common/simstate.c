@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #define SIM_MAGIC        0x4d49534d454d5047ULL   /* "GPMEMSIM" */
-#define SIM_LAYOUT       4
+#define SIM_LAYOUT       5
 #define SIM_STRIPES      16
 #define CREDIT_CHUNK     (2ULL << 20)
 #define CREDIT_MAX       (4ULL << 20)
@@ -47,7 +47,8 @@ struct sim_stripe {
 struct sim_slot {
     _Atomic uint64_t owner;                          /* pid, 0 = free */
     _Atomic uint64_t start_time;                     /* /proc/<pid>/stat field 22 */
-    uint64_t pad0[6];
+    _Atomic uint64_t cgroup;                         /* hash of its cgroup v2 path, 0 = none (cglimits.c) */
+    uint64_t pad0[5];
     _Atomic uint64_t charged[SIM_MAX_DEVICES];       /* capacity accounting, incl. credits */
     struct sim_stripe stripe[SIM_STRIPES];           /* exact bytes in use, per thread stripe */
 };
@@ -59,14 +60,17 @@ struct sim_shared {
     uint64_t spec_hash;
     pthread_mutex_t lock;                            /* robust, process-shared */
     _Atomic uint32_t slot_hwm;                       /* slots [0, hwm) may be in use */
-    uint32_t pad[15];
+    _Atomic uint32_t cg_gen;                         /* bumped at every change of cglimits */
+    uint32_t pad[14];
+    struct sim_cglimit cglimits[SIM_MAX_CGLIMITS];   /* under `lock` */
     struct sim_slot slots[SIM_MAX_PROCS];
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_result = -1;
 static struct sim_device_info devices[SIM_MAX_DEVICES];
-static int ndevices;
+static int ndevices;                 /* entries: GPUs, then MIG devices */
+static int ngpus;
 static struct sim_shared *shared;
 static char state_dir[256];
 
@@ -164,11 +168,20 @@ int sim_reclaim_dead(void)
     return n;
 }
 
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 0x100000001b3ULL; }
+    return h;
+}
+
 static int claim_slot(void)
 {
     pid_t pid = getpid();
     int gone;
     uint64_t st = read_start_time(pid, &gone);
+    char cgpath[4096];
+    uint64_t cg = sim_cgroup_path(cgpath, sizeof cgpath) == 0 ? hash_str(cgpath) : 0;
     shared_lock();
     int got = -1;
     for (int pass = 0; pass < 2 && got < 0; pass++) {
@@ -178,6 +191,7 @@ static int claim_slot(void)
             if (atomic_load(&s->owner) != 0) continue;
             zero_slot(s);
             atomic_store(&s->start_time, st);
+            atomic_store(&s->cgroup, cg);
             atomic_store(&s->owner, (uint64_t)pid);
             if (atomic_load(&shared->slot_hwm) < (uint32_t)i + 1) atomic_store(&shared->slot_hwm, (uint32_t)i + 1);
             got = i;
@@ -219,13 +233,6 @@ static void thread_exit(void *arg)
 {
     (void)arg;
     sim_flush_thread_credit();
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 0x100000001b3ULL; }
-    return h;
 }
 
 static int valid_header(struct sim_shared *m, uint64_t spec_hash)
@@ -306,6 +313,8 @@ static void do_init(void)
         return;
     }
     ndevices = n;
+    ngpus = 0;
+    while (ngpus < n && devices[ngpus].parent < 0) ngpus++;
     const char *dir = getenv("GPUMEM_SIM_STATE");
     if (dir && *dir) snprintf(state_dir, sizeof state_dir, "%s", dir);
     else snprintf(state_dir, sizeof state_dir, "/dev/shm/gpumem-sim-%u", (unsigned)getuid());
@@ -315,11 +324,12 @@ static void do_init(void)
     }
     /* One file per device spec: processes configured with different devices
      * do not share (or corrupt) each other's counters. */
-    char canon[SIM_MAX_DEVICES * 128 + 16];
+    char canon[SIM_MAX_DEVICES * 176 + 16];
     snprintf(canon, sizeof canon, "%d", n);
     for (int i = 0; i < n; i++) {
         size_t l = strlen(canon);
-        snprintf(canon + l, sizeof canon - l, ";%.96s/%llu", devices[i].name, (unsigned long long)devices[i].capacity);
+        snprintf(canon + l, sizeof canon - l, ";%.96s/%llu%s", devices[i].name, (unsigned long long)devices[i].capacity,
+                 devices[i].parent >= 0 ? devices[i].uuid_str : "");
     }
     uint64_t h = hash_str(canon);
     char path[400];
@@ -347,7 +357,20 @@ const char *sim_state_dir(void)
 
 int sim_device_count(void)
 {
+    return sim_state_init() == 0 ? ngpus : 0;
+}
+
+int sim_entry_count(void)
+{
     return sim_state_init() == 0 ? ndevices : 0;
+}
+
+/* The entry whose counters hold `dev`'s memory (a MIG device's GPU
+ * instance), or -1 for an invalid index. */
+static int pool_of(int dev)
+{
+    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return -1;
+    return devices[dev].pool;
 }
 
 const struct sim_device_info *sim_device(int index)
@@ -372,6 +395,34 @@ static struct thread_credit *my_credit(void)
     return tc;
 }
 
+/* NVIDIA's per-cgroup hard limit (emulated, nvmlDeviceSetMemoryLimits_v1):
+ * whether the charges of every process in this process's cgroup, this one's
+ * included, now pass a hard limit set for it on dev. The limit is looked up
+ * again only when the table changed (cg_gen): one atomic load otherwise. */
+static int over_cgroup_limit(struct sim_slot *s, int dev)
+{
+    static _Atomic uint32_t seen_gen = ~0u;
+    static uint64_t hard[SIM_MAX_DEVICES];
+    uint64_t cg = atomic_load_explicit(&s->cgroup, memory_order_relaxed);
+    if (!cg) return 0;
+    uint32_t gen = atomic_load(&shared->cg_gen);
+    if (gen != atomic_load(&seen_gen)) {
+        for (int d = 0; d < SIM_MAX_DEVICES; d++) hard[d] = UINT64_MAX;
+        for (int i = 0; i < SIM_MAX_CGLIMITS; i++) {
+            const struct sim_cglimit *c = &shared->cglimits[i];
+            if (c->cgroup == cg && c->dev >= 0 && c->dev < SIM_MAX_DEVICES) hard[c->dev] = c->hard;
+        }
+        atomic_store(&seen_gen, gen);
+    }
+    if (hard[dev] == UINT64_MAX) return 0;
+    uint64_t sum = 0;
+    uint32_t hwm = atomic_load(&shared->slot_hwm);
+    for (uint32_t i = 0; i < hwm && i < SIM_MAX_PROCS; i++)
+        if (atomic_load(&shared->slots[i].cgroup) == cg && atomic_load(&shared->slots[i].owner))
+            sum += atomic_load(&shared->slots[i].charged[dev]);
+    return sum > hard[dev];
+}
+
 /* Adds n to this slot's charge for dev unless the device would overflow. */
 static int try_charge(struct sim_slot *s, int dev, uint64_t n)
 {
@@ -384,7 +435,7 @@ static int try_charge(struct sim_slot *s, int dev, uint64_t n)
         total += atomic_load(&shared->slots[i].charged[dev]);
         if (total > cap) break;
     }
-    if (total > cap) {
+    if (total > cap || over_cgroup_limit(s, dev)) {
         atomic_fetch_sub(&s->charged[dev], n);
         return -1;
     }
@@ -393,7 +444,7 @@ static int try_charge(struct sim_slot *s, int dev, uint64_t n)
 
 int sim_charge(int dev, uint64_t bytes)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return -1;
+    if ((dev = pool_of(dev)) < 0) return -1;
     struct sim_slot *s = my_slot();
     if (!s) return -1;
     struct thread_credit *tc = my_credit();
@@ -414,7 +465,7 @@ int sim_charge(int dev, uint64_t bytes)
 
 void sim_release(int dev, uint64_t bytes)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices || bytes == 0) return;
+    if ((dev = pool_of(dev)) < 0 || bytes == 0) return;
     struct sim_slot *s = my_slot();
     if (!s) return;
     struct thread_credit *tc = my_credit();
@@ -456,7 +507,13 @@ static uint64_t slot_used(struct sim_slot *s, int dev)
 
 uint64_t sim_device_used(int dev)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
+    if (devices[dev].mig_mode) {        /* a GPU in MIG mode: what its instances hold */
+        uint64_t sum = 0;
+        for (int i = devices[dev].mig_first; i < devices[dev].mig_first + devices[dev].mig_count; i++)
+            if (devices[i].pool == i) sum += sim_device_used(i);
+        return sum;
+    }
     sim_reclaim_dead();
     uint64_t total = 0;
     uint32_t hwm = atomic_load(&shared->slot_hwm);
@@ -467,7 +524,7 @@ uint64_t sim_device_used(int dev)
 
 uint64_t sim_device_charged(int dev)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
     uint64_t total = 0;
     uint32_t hwm = atomic_load(&shared->slot_hwm);
     for (uint32_t i = 0; i < hwm && i < SIM_MAX_PROCS; i++) total += atomic_load(&shared->slots[i].charged[dev]);
@@ -476,7 +533,7 @@ uint64_t sim_device_charged(int dev)
 
 int sim_device_processes(int dev, struct sim_proc_usage *out, int max)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
     sim_reclaim_dead();
     int n = 0;
     uint32_t hwm = atomic_load(&shared->slot_hwm);
@@ -497,8 +554,64 @@ int sim_device_processes(int dev, struct sim_proc_usage *out, int max)
 
 uint64_t sim_self_used(int dev)
 {
-    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return 0;
+    if ((dev = pool_of(dev)) < 0) return 0;
     int idx = atomic_load(&self_slot);
     if (idx < 0 || atomic_load(&self_pid) != getpid()) return 0;
     return slot_used(&shared->slots[idx], dev);
+}
+
+/* ---- NVIDIA's per-cgroup limits, emulated (see simstate.h) ---- */
+
+/* The entry of (dev, cg); with cg = 0, a free entry. */
+static struct sim_cglimit *find_cglimit(int dev, uint64_t cg)
+{
+    for (int i = 0; i < SIM_MAX_CGLIMITS; i++)
+        if (shared->cglimits[i].cgroup == cg && (cg == 0 || shared->cglimits[i].dev == dev))
+            return &shared->cglimits[i];
+    return NULL;
+}
+
+int sim_cglimit_set(int dev, const char *cgroup_path, uint64_t soft, uint64_t hard)
+{
+    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return -1;
+    uint64_t cg = hash_str(cgroup_path);
+    int clear = soft == 0 && hard == UINT64_MAX, rc = 0;
+    shared_lock();
+    struct sim_cglimit *c = find_cglimit(dev, cg);
+    if (!c && !clear) c = find_cglimit(dev, 0);
+    if (clear) {
+        if (c) memset(c, 0, sizeof *c);
+    } else if (!c) {
+        rc = -1;                                     /* table full */
+    } else {
+        c->cgroup = cg;
+        c->dev = dev;
+        c->soft = soft;
+        c->hard = hard;
+        snprintf(c->path, sizeof c->path, "%s", cgroup_path);
+    }
+    atomic_fetch_add(&shared->cg_gen, 1);
+    pthread_mutex_unlock(&shared->lock);
+    return rc;
+}
+
+void sim_cglimit_get(int dev, const char *cgroup_path, uint64_t *soft, uint64_t *hard, uint64_t *used)
+{
+    *soft = 0;
+    *hard = UINT64_MAX;
+    *used = 0;
+    if (sim_state_init() != 0 || dev < 0 || dev >= ndevices) return;
+    uint64_t cg = hash_str(cgroup_path);
+    sim_reclaim_dead();
+    shared_lock();
+    struct sim_cglimit *c = find_cglimit(dev, cg);
+    if (c) {
+        *soft = c->soft;
+        *hard = c->hard;
+    }
+    pthread_mutex_unlock(&shared->lock);
+    uint32_t hwm = atomic_load(&shared->slot_hwm);
+    for (uint32_t i = 0; i < hwm && i < SIM_MAX_PROCS; i++)
+        if (atomic_load(&shared->slots[i].owner) && atomic_load(&shared->slots[i].cgroup) == cg)
+            *used += slot_used(&shared->slots[i], dev);
 }

@@ -54,16 +54,20 @@ SIM_API CUresult cuDeviceTotalMem(unsigned int *bytes, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
-static CUresult get_uuid(CUuuid *uuid, CUdevice dev)
+/* On a MIG device, _v2 (CUDA 11.4) gives the MIG UUID's 16 bytes, "which
+ * uniquely identifies the subscribed MIG compute instance" (NVIDIA's
+ * documentation of cuDeviceGetUuid_v2); the original gives its GPU's, which
+ * is why _v2 was added. Elsewhere both give the GPU's. */
+static CUresult get_uuid(CUuuid *uuid, CUdevice dev, int mig_uuid)
 {
     if (!uuid) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = sim_check_device(dev);
     if (r) return r;
-    memcpy(uuid->bytes, sim_vdev(dev)->uuid, 16);
+    memcpy(uuid->bytes, mig_uuid ? sim_vdev(dev)->uuid : sim_vdev_gpu(dev)->uuid, 16);
     return CUDA_SUCCESS;
 }
-SIM_API CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) { return get_uuid(uuid, dev); }
-SIM_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) { return get_uuid(uuid, dev); }
+SIM_API CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) { return get_uuid(uuid, dev, 0); }
+SIM_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) { return get_uuid(uuid, dev, 1); }
 
 SIM_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 {

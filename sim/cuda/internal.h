@@ -50,6 +50,7 @@ int sim_vdev_count(void);
 int sim_vdev_phys(int dev);                     /* -1 if not a visible ordinal */
 int sim_vdev_from_phys(int phys);               /* -1 if that device is hidden */
 const struct sim_device_info *sim_vdev(int dev);
+const struct sim_device_info *sim_vdev_gpu(int dev);   /* a MIG device's GPU; else sim_vdev */
 int sim_vdev_charge(int dev, uint64_t bytes);
 void sim_vdev_release(int dev, uint64_t bytes);
 uint64_t sim_vdev_used(int dev);

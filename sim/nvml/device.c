@@ -48,7 +48,8 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev
     return get_handle_by_index(index, device);
 }
 
-/* UUIDs compare case-insensitively: tools pass them in either case. */
+/* UUIDs compare case-insensitively: tools pass them in either case. A MIG
+ * device's "MIG-..." UUID gives its MIG device handle. */
 nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device)
 {
     nvmlReturn_t r = nvml_sim_check_init();
@@ -56,7 +57,7 @@ nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device)
         return r;
     if (uuid == NULL || device == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    for (unsigned int i = 0; i < nvml_sim_device_count(); i++) {
+    for (unsigned int i = 0; i < (unsigned)sim_entry_count() && i < SIM_MAX_DEVICES; i++) {
         const struct sim_device_info *d = sim_device((int)i);
         if (d && strcasecmp(d->uuid_str, uuid) == 0) {
             if (nvml_sim_lost((int)i))
@@ -147,7 +148,7 @@ nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index)
     nvmlReturn_t r = nvml_sim_lookup(device, &d, &i);
     if (r != NVML_SUCCESS)
         return r;
-    if (index == NULL)
+    if (index == NULL || d->parent >= 0)      /* a MIG device has no GPU index */
         return NVML_ERROR_INVALID_ARGUMENT;
     *index = (unsigned int)i;
     return NVML_SUCCESS;

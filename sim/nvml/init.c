@@ -15,7 +15,8 @@
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int init_refs;
-static unsigned int device_count;
+static unsigned int device_count;   /* GPUs */
+static unsigned int entry_count;    /* GPUs, then MIG devices (handles too) */
 static struct nvmlDevice_st devices[SIM_MAX_DEVICES];
 
 /* The device list is taken once, at the first successful init, as the real
@@ -25,9 +26,11 @@ static nvmlReturn_t init_with_flags(unsigned int flags)
 {
     pthread_mutex_lock(&init_lock);
     if (atomic_load(&init_refs) == 0) {
-        int n = 0;
-        if (sim_state_init() == 0)
+        int n = 0, entries = 0;
+        if (sim_state_init() == 0) {
             n = sim_device_count();
+            entries = sim_entry_count();
+        }
         else if (!(flags & NVML_INIT_FLAG_NO_GPUS)) {
             /* No usable state: the closest real situation is a machine
              * whose kernel driver is not loaded. */
@@ -38,9 +41,14 @@ static nvmlReturn_t init_with_flags(unsigned int flags)
             n = 0;
         if (n > SIM_MAX_DEVICES)
             n = SIM_MAX_DEVICES;
-        for (int i = 0; i < n; i++)
+        if (entries < n)
+            entries = n;
+        if (entries > SIM_MAX_DEVICES)
+            entries = SIM_MAX_DEVICES;
+        for (int i = 0; i < entries; i++)
             devices[i].index = i;
         device_count = (unsigned int)n;
+        entry_count = (unsigned int)entries;
     }
     atomic_fetch_add(&init_refs, 1);
     pthread_mutex_unlock(&init_lock);
@@ -82,7 +90,7 @@ nvmlReturn_t nvml_sim_device_index(nvmlDevice_t device, int *index)
      * devices[], and relational operators on it would be undefined. */
     uintptr_t p = (uintptr_t)device, base = (uintptr_t)devices;
     if (device == NULL || p < base || (p - base) % sizeof devices[0] != 0 ||
-        (p - base) / sizeof devices[0] >= device_count)
+        (p - base) / sizeof devices[0] >= entry_count)
         return NVML_ERROR_INVALID_ARGUMENT;
     *index = (int)((p - base) / sizeof devices[0]);
     return NVML_SUCCESS;

@@ -8,6 +8,7 @@
 #define GPUMEM_SIM_NVML_H
 
 #include "gpumem/nvml.h"
+#include "gpumem/nvml_memlimits.h"
 #include "../common/simstate.h"
 
 /* The library is built with -fvisibility=hidden; exports are marked here and
@@ -18,6 +19,9 @@
 GPUMEM_NVML_ENTRY_POINTS(NVML_SIM_PROTO_)
 #undef NVML_SIM_PROTO_
 NVML_EXPORT const char *nvmlErrorString(nvmlReturn_t result);
+/* NVIDIA's per-cgroup limits (r615+), include/gpumem/nvml_memlimits.h. */
+NVML_EXPORT nvmlReturn_t nvmlDeviceSetMemoryLimits_v1(nvmlDevice_t device, nvmlSetMemoryLimits_v1_t *limits);
+NVML_EXPORT nvmlReturn_t nvmlDeviceGetMemoryLimits_v1(nvmlDevice_t device, nvmlGetMemoryLimits_v1_t *limits);
 
 /* nvmlPciInfoExt_v1_t of NVIDIA's nvml.h (CUDA 12.4 on), which our header
  * does not declare: the caller sets version = NVML_SIM_PCI_INFO_EXT_V1. */
@@ -56,8 +60,9 @@ const char *nvml_sim_driver_version(void);
  * `length`: NVML_SUCCESS, or NVML_ERROR_NOT_FOUND when the pid is gone. */
 nvmlReturn_t nvml_sim_process_name(unsigned int pid, char *name, unsigned int length);
 
-/* A device handle points at one of these; the index is the NVML index, which
- * is also the simulated CUDA ordinal (NVML, like the real one, ignores
+/* A device handle points at one of these; the index is the entry in the
+ * simulated state: for a GPU, the NVML index, which is also the simulated
+ * CUDA ordinal (NVML, like the real one, ignores
  * CUDA_VISIBLE_DEVICES). */
 struct nvmlDevice_st {
     int index;
@@ -70,7 +75,8 @@ nvmlReturn_t nvml_sim_check_init(void);
 /* Number of devices seen at the first nvmlInit. */
 unsigned int nvml_sim_device_count(void);
 
-/* The handle for index i (< nvml_sim_device_count()). */
+/* The handle for entry i: a GPU (< nvml_sim_device_count()) or, after the
+ * GPUs, a MIG device (sim/nvml/mig.c). */
 nvmlDevice_t nvml_sim_handle(unsigned int i);
 
 /* Validates an initialised library and a handle it gave out: NVML_SUCCESS

@@ -12,7 +12,8 @@
 
 #include "nvml_sim.h"
 
-/* Outside MIG both instance ids read NVML_VALUE_NOT_AVAILABLE. */
+/* Outside MIG both instance ids read NVML_VALUE_NOT_AVAILABLE; a MIG device
+ * handle lists the processes of its GPU instance, with its ids. */
 #define NO_INSTANCE ((unsigned int)NVML_VALUE_NOT_AVAILABLE)
 
 enum proc_kind { PROC_COMPUTE, PROC_GRAPHICS, PROC_MPS };
@@ -44,11 +45,12 @@ static nvmlReturn_t list_processes(nvmlDevice_t device, unsigned int *infoCount,
     }
     for (int i = 0; i < n; i++) {
         if (v2) {
+            const struct sim_device_info *d = sim_device(dev);
             nvmlProcessInfo_v2_t *p = (nvmlProcessInfo_v2_t *)infos + i;
             p->pid = (unsigned int)procs[i].pid;
             p->usedGpuMemory = procs[i].used;
-            p->gpuInstanceId = NO_INSTANCE;
-            p->computeInstanceId = NO_INSTANCE;
+            p->gpuInstanceId = d && d->parent >= 0 ? d->gi_id : NO_INSTANCE;
+            p->computeInstanceId = d && d->parent >= 0 ? d->ci_id : NO_INSTANCE;
         } else {
             nvmlProcessInfo_v1_t *p = (nvmlProcessInfo_v1_t *)infos + i;
             p->pid = (unsigned int)procs[i].pid;

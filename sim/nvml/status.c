@@ -1,6 +1,6 @@
 /* Device state nvidia-smi shows besides memory: plausible constants of an
  * idle datacenter GPU (persistence on, P0, 34 C, 70 W of a 700 W cap, ECC on
- * with no errors, default compute mode, MIG off, no display, bare metal),
+ * with no errors, default compute mode, no display, bare metal),
  * the architecture from the compute capability, PCIe 5 x16 from Hopper on
  * (4 x16 before). Nothing here changes with load: the simulated GPU runs no
  * kernels. What a real GPU would refuse is refused the same way: an unknown
@@ -132,27 +132,6 @@ nvmlReturn_t nvmlDeviceGetPowerState(nvmlDevice_t device, unsigned int *value)
 
 /* NVML_COMPUTEMODE_DEFAULT. */
 nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, unsigned int *value)
-{
-    return constant(device, value, 0);
-}
-
-/* MIG off (NVML_DEVICE_MIG_DISABLE = 0), and no handle is a MIG device. */
-nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode)
-{
-    nvmlReturn_t r = check(device, currentMode, NULL);
-    if (r != NVML_SUCCESS)
-        return r;
-    if (pendingMode == NULL)
-        return NVML_ERROR_INVALID_ARGUMENT;
-    *currentMode = 0;
-    *pendingMode = 0;
-    return NVML_SUCCESS;
-}
-nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *value)
-{
-    return constant(device, value, 0);
-}
-nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *value)
 {
     return constant(device, value, 0);
 }

@@ -72,6 +72,12 @@ const char *nvml_index_uuid(int index, void *sim);
 int gpu_list(const char (**uuids)[GM_UUID_LEN]);
 /* The NVML index of a device, or -1 when NVML does not list it. */
 int gpu_index_of(const char *uuid);
+/* How tables show which GPU a device is: its NVML index ("0"), or for a MIG
+ * device its GPU's index and its own MIG device index ("0/1", as
+ * `nvidia-smi -L` numbers them); "-" when NVML does not know it. `mig`
+ * (may be NULL) gets what NVML says of a MIG device; returns 1 for one. */
+struct gm_mig_info;
+int gpu_label(const char *uuid, char *buf, size_t len, struct gm_mig_info *mig);
 /* How the CLI shows a GPU's UUID in a table: its first 12 characters
  * ("GPU-fe90dcc9"), which every command that takes a GPU accepts. */
 #define GPU_SHORT_LEN 12

@@ -4,6 +4,7 @@
  * current usage frees nothing: new allocations are refused until usage
  * falls. */
 #include "cli.h"
+#include "gpumem/driver_limits.h"
 #include "../daemon/daemon.h"
 
 #include <limits.h>
@@ -17,10 +18,13 @@ static void limit_usage(FILE *out)
                  "\n"
                  "Without SIZE, shows GROUP's limits. With SIZE, changes them while the\n"
                  "group runs: SIZE alone sets the limit of every GPU without its own entry;\n"
-                 "DEV=SIZE sets one GPU's, by UUID (GPU-...) or index (as nvidia-smi numbers\n"
-                 "them). The next allocation in the group obeys the new limit. Lowering a\n"
-                 "limit below what the group holds frees nothing; new allocations are\n"
-                 "refused until usage falls below it.\n"
+                 "DEV=SIZE sets one GPU's, by UUID (GPU-..., MIG-... for a MIG device) or\n"
+                 "index (as nvidia-smi numbers them). The next allocation in the group\n"
+                 "obeys the new limit. Lowering a limit below what the group holds frees\n"
+                 "nothing; new allocations are refused until usage falls below it.\n"
+                 "A container whose NVIDIA per-cgroup driver limits gpumem-runtime set\n"
+                 "(r615+) gets new driver limits too; the command says whether enforcement\n"
+                 "is still shim+driver or, and why, the shim alone.\n"
                  "\n"
                  "none instead of a size removes a limit: alone, every GPU's (per-GPU entries\n"
                  "included), so the group is only accounted; DEV=none, that GPU's.\n"
@@ -42,7 +46,7 @@ static void limit_usage(FILE *out)
                  "                               prints (any unique prefix of GPU-xxxx or more)\n");
 }
 
-/* SPEC with each GPU-... key that names a device by a prefix of its UUID (as
+/* SPEC with each GPU-... or MIG-... key that names a device by a prefix of its UUID (as
  * gpumem ps prints it) replaced by the whole UUID. */
 static int expand_gpus(const char *spec, const struct gm_limits *l, char *out, size_t len, char *err, size_t errlen)
 {
@@ -55,7 +59,7 @@ static int expand_gpus(const char *spec, const struct gm_limits *l, char *out, s
     for (const char *p = spec; *p;) {
         size_t plen = strcspn(p, ","), klen = strcspn(p, "=,");
         char key[128], uuid[GM_UUID_LEN];
-        if (klen < plen && klen < sizeof key && strncasecmp(p, "GPU-", 4) == 0) {
+        if (klen < plen && klen < sizeof key && (strncasecmp(p, "GPU-", 4) == 0 || strncasecmp(p, "MIG-", 4) == 0)) {
             snprintf(key, sizeof key, "%.*s", (int)klen, p);
             if (gpu_resolve(key, (const char (*)[GM_UUID_LEN])known, n, uuid, sizeof uuid, err, errlen) < 0)
                 return -1;
@@ -206,5 +210,15 @@ int cmd_limit(int argc, char **argv)
         return die(1, "%s", err);
     warn_changes(argv[1], dir, &was, &l);
     show(argv[1], &l);
+    /* A container whose driver limits were set (gpumem-runtime): the
+     * driver's follow, for its cgroup. */
+    char why[1024] = "";
+    int d = gm_driver_limits_reapply(dir, why, sizeof why);
+    if (d == 1)
+        printf("%s: driver limits updated (enforcement shim+driver)\n", argv[1]);
+    else if (d == 0)
+        printf("%s: enforcement shim (driver limits not set: %s)\n", argv[1], why);
+    else if (d < 0 && why[0])
+        fprintf(stderr, "gpumem: warning: %s: %s\n", argv[1], why);
     return 0;
 }

@@ -2,6 +2,8 @@
  * Reads the groups' files directly; needs no daemon. Dead processes' slots
  * are reclaimed on the way (that is what a reader of a group may do). */
 #include "cli.h"
+#include "gpumem/driver_limits.h"
+#include "gpumem/nvml_mig.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -22,9 +24,13 @@ static void ps_usage(FILE *out)
                  "group and GPU with its name (a container's Docker or Kubernetes name), the\n"
                  "group (its directory: a container's short id), its limit, what its\n"
                  "processes hold now, the peak, the share of the limit in use, how many\n"
-                 "processes, and how many allocations were refused for the limit.\n"
+                 "processes, how many allocations were refused for the limit, and who\n"
+                 "enforces it (ENFORCE: shim, or shim+driver where gpumem-runtime also set\n"
+                 "NVIDIA's per-cgroup driver limit for the container).\n"
                  "A GPU is shown by its NVML index (as nvidia-smi numbers it; \"-\" when NVML\n"
-                 "does not list it) and the first 12 characters of its UUID, which\n"
+                 "does not list it), a MIG device by its GPU's index and its MIG device index\n"
+                 "(0/1, as nvidia-smi -L lists them), and either by the first 12 characters\n"
+                 "of its UUID (GPU-... or MIG-...), which\n"
                  "gpumem limit and gpumem inspect --gpu accept as they are. On a terminal\n"
                  "%%LIM is yellow from 80%% and red from 100%% (unless NO_COLOR is set).\n"
                  "\n"
@@ -36,7 +42,9 @@ static void ps_usage(FILE *out)
                  "                     line per group and GPU, bytes as integers, empty when\n"
                  "                     unknown or unlimited); json (bytes as integers; with\n"
                  "                     the GPU index, whole UUID, container, pod, namespace,\n"
-                 "                     and leak_suspected: null when no gpumem daemon runs)\n"
+                 "                     leak_suspected: null when no gpumem daemon runs, and\n"
+                 "                     mig: index, gpu_instance, compute_instance, profile,\n"
+                 "                     parent_uuid of a MIG device, else null)\n"
                  "      --no-headers   no header line (table and csv)\n"
                  "  -h, --help         show this help\n");
 }
@@ -110,6 +118,10 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
     snprintf(label, sizeof label, "%.*s", (int)strnlen(l->name, sizeof l->name), l->name);
     if (!*label)
         snprintf(label, sizeof label, "%.*s", GM_NAME_LEN, name);
+    /* Who enforces: the shim always; NVIDIA's driver too where gpumem-runtime
+     * could set its per-cgroup limit (gpumem/driver_limits.h). */
+    char enforce_why[512];
+    const char *enforce = gm_driver_enforcement(dir, enforce_why, sizeof enforce_why);
     static int32_t host[GM_MAX_PROCS];
     if (o->procs)
         gm_resolve_host_pids(u, host);
@@ -119,9 +131,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             uint64_t lim = l->default_limit, used = 0, peak = 0, ref = 0;
             if (ndev) {
                 snprintf(uuid, sizeof uuid, "%.*s", GM_UUID_LEN - 1, u->dev[d].uuid);
-                int gi = gpu_index_of(uuid);
-                if (gi >= 0)
-                    snprintf(gpu, sizeof gpu, "%d", gi);
+                if (gpu_label(uuid, gpu, sizeof gpu, NULL) == 0 && !strcmp(gpu, "-"))
+                    gpu[0] = '\0';
                 lim = gm_limits_for(l, uuid);
                 used = gm_usage_total(u, (int)d);
                 peak = atomic_load(&u->dev[d].peak);
@@ -141,7 +152,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             csv_u64(peak, 0);
             csv_field(pct, 0);
             csv_u64((uint64_t)nproc, 0);
-            csv_u64(ref, 1);
+            csv_u64(ref, 0);
+            csv_field(enforce, 1);
         }
     } else if (o->json) {
         char cid[sizeof l->container_id + 1], pod[GM_NAME_LEN + 1], ns[GM_NAME_LEN + 1], cname[GM_NAME_LEN + 1];
@@ -163,16 +175,31 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         json_str(pod);
         printf(",\"namespace\":");
         json_str(ns);
+        printf(",\"enforcement\":\"%s\",\"enforcement_reason\":", enforce);
+        json_str(enforce_why);
         printf(",\"processes\":%d,\"devices\":[", nproc);
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
-            int gi = gpu_index_of(u->dev[d].uuid);
+            struct gm_mig_info mig;
+            char glabel[16];
+            int is_mig = gpu_label(u->dev[d].uuid, glabel, sizeof glabel, &mig);
+            int gi = is_mig ? mig.gpu : gpu_index_of(u->dev[d].uuid);
             printf("%s{\"gpu\":", d ? "," : "");
             if (gi >= 0)
                 printf("%d", gi);
             else
                 printf("null");
-            printf(",\"uuid\":\"%s\",\"limit\":", u->dev[d].uuid);
+            printf(",\"uuid\":\"%s\",\"mig\":", u->dev[d].uuid);
+            if (is_mig) {
+                printf("{\"index\":%d,\"gpu_instance\":%u,\"compute_instance\":%u,\"profile\":", mig.index,
+                       mig.gi, mig.ci);
+                json_str(mig.profile);
+                printf(",\"parent_uuid\":");
+                json_str(mig.parent_uuid);
+                printf("}");
+            } else
+                printf("null");
+            printf(",\"limit\":");
             if (lim == GM_UNLIMITED)
                 printf("null");
             else
@@ -214,8 +241,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         *first = 0;
     } else {
         if (ndev == 0)
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s\n", label, name, "-", "-",
-                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0");
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s %s\n", label, name, "-", "-",
+                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0", enforce);
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
             char pct[16] = "-", cell[48];
@@ -227,13 +254,11 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             snprintf(cell, sizeof cell, "%s%6s%s", sgr ? sgr : "", pct, sgr ? "\033[m" : "");
             char shortid[16], gpu[16] = "-";
             snprintf(shortid, sizeof shortid, "%.*s", GPU_SHORT_LEN, u->dev[d].uuid);
-            int gi = gpu_index_of(u->dev[d].uuid);
-            if (gi >= 0)
-                snprintf(gpu, sizeof gpu, "%d", gi);
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu\n", d ? "" : label, d ? "" : name, gpu, shortid,
+            gpu_label(u->dev[d].uuid, gpu, sizeof gpu, NULL);
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu %s\n", d ? "" : label, d ? "" : name, gpu, shortid,
                    gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
                    gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), cell, nproc,
-                   (unsigned long long)atomic_load(&u->dev[d].refusals));
+                   (unsigned long long)atomic_load(&u->dev[d].refusals), d ? "" : enforce);
         }
         if (o->procs) {
             uint32_t hw = atomic_load(&u->slots_hw);
@@ -306,10 +331,10 @@ int cmd_ps(int argc, char **argv)
     if (o.json)
         printf("[");
     else if (o.csv && !o.no_headers)
-        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals\n");
+        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals,enforcement\n");
     else if (!o.csv && !o.no_headers)
-        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT", "USED",
-               "PEAK", "%LIM", "PROCS", "REFUSED");
+        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s %s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT", "USED",
+               "PEAK", "%LIM", "PROCS", "REFUSED", "ENFORCE");
     struct ps_pass pass = {&o, 1};
     gm_each_group(state, show_one, &pass);
     if (o.json)

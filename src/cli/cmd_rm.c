@@ -4,6 +4,7 @@
  * reused pid is never signalled. The removal itself is gm_group_collect's:
  * under the group's admin mutex, after reclaim, only when no slot is live. */
 #include "cli.h"
+#include "gpumem/driver_limits.h"
 #include "gpumem/procinfo.h"
 
 #include <errno.h>
@@ -138,6 +139,7 @@ static int rm_one(const char *arg, int force)
         /* No process can account in a group whose usage cannot be mapped. */
         if (!force)
             return die(1, "%s: %s (gpumem rm --force %s removes it anyway)", arg, err, arg);
+        gm_driver_limits_clear(dir);
         if (gm_group_remove(dir) < 0 && errno != ENOENT)
             return die(1, "%s: %s", dir, strerror(errno));
         return 0;
@@ -154,6 +156,7 @@ static int rm_one(const char *arg, int force)
         n = list_live(u, host, who, sizeof who);
         rc = die(1, "group %s: processes still alive: %s", arg, who);
     } else {
+        gm_driver_limits_clear(dir); /* no driver limit outlives its group */
         int r = gm_group_collect(dir, u, NULL, GM_COLLECT_ANY);
         if (r < 0)
             rc = die(1, "group %s: cannot lock its usage region", arg);

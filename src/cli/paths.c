@@ -1,5 +1,6 @@
 /* Finding gpumem's files and groups. */
 #include "cli.h"
+#include "gpumem/nvml_mig.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -286,6 +287,33 @@ int gpu_index_of(const char *uuid)
     return -1;
 }
 
+int gpu_label(const char *uuid, char *buf, size_t len, struct gm_mig_info *mig)
+{
+    struct gm_mig_info m;
+    char sim[PATH_MAX], lib[PATH_MAX + 32];
+    const char *env = getenv("GPUMEM_SIM_DIR");
+    int gi = gpu_index_of(uuid);
+    snprintf(buf, len, "-");
+    if (gi >= 0) {
+        snprintf(buf, len, "%d", gi);
+        return 0;
+    }
+    const char *libp = NULL;
+    if (env && *env && find_sim_dir(sim, sizeof sim) == 0) {
+        snprintf(lib, sizeof lib, "%s/libnvidia-ml.so.1", sim);
+        libp = lib;
+    }
+    if (gm_nvml_mig_info(libp, uuid, &m) < 0)
+        return 0;
+    if (m.index >= 0)
+        snprintf(buf, len, "%d/%d", m.gpu, m.index);
+    else
+        snprintf(buf, len, "%d/-", m.gpu);
+    if (mig)
+        *mig = m;
+    return 1;
+}
+
 int gpu_resolve(const char *name, const char (*known)[GM_UUID_LEN], int n, char *uuid, size_t len, char *err,
                 size_t errlen)
 {
@@ -301,8 +329,9 @@ int gpu_resolve(const char *name, const char (*known)[GM_UUID_LEN], int n, char 
         return 0;
     }
     size_t nlen = strlen(name);
-    if (nlen < 8 || strncasecmp(name, "GPU-", 4) != 0) {
-        snprintf(err, errlen, "GPU \"%s\": expected an index, a GPU-<uuid> or its prefix (at least GPU-xxxx)", name);
+    if (nlen < 8 || (strncasecmp(name, "GPU-", 4) != 0 && strncasecmp(name, "MIG-", 4) != 0)) {
+        snprintf(err, errlen, "GPU \"%s\": expected an index, a GPU-<uuid> or MIG-<uuid>, or a prefix (at least GPU-xxxx)",
+                 name);
         return -1;
     }
     const char *match = NULL;

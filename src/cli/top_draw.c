@@ -116,10 +116,28 @@ static void clean(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
+/* Which GPU a group's row is on: its NVML index, or for a MIG device its
+ * GPU's index and its MIG device index ("0/1"), as gpumem ps shows it. */
+static void gpu_cell(const struct top_view *v, const struct dm_row *row, char *buf, size_t len)
+{
+    if (row->gpu < 0)
+        return;
+    snprintf(buf, len, "%d", row->gpu);
+    for (int i = 0; i < v->snap.ndevs; i++)
+        if (v->snap.devs[i].mig && strcmp(v->snap.devs[i].uuid, row->uuid) == 0)
+            snprintf(buf, len, "%d/%u", row->gpu, v->snap.devs[i].mig_index);
+}
+
 static void draw_device(struct row *r, const struct top_view *v, const struct dm_device *d)
 {
     char a[16], b[16], g[16];
-    putf(r, SGR_BOLD, "GPU%-2u", d->index);
+    if (d->mig) { /* under its GPU: "  0/1 3g.40gb" */
+        char prof[16];
+        clean(prof, sizeof prof, d->profile);
+        putf(r, NULL, "  %u/%u %s", d->index, d->mig_index, prof);
+    } else {
+        putf(r, SGR_BOLD, "GPU%-2u", d->index);
+    }
     /* Over-commit: limits granted on the device add up to more than it
      * has. Marked in the room the bar leaves, never clipped. */
     int over = d->mem_ok && d->granted != GM_UNLIMITED && d->granted > d->total;
@@ -237,8 +255,7 @@ static void draw_group(struct row *r, const struct top_view *v, const struct top
         limit = row->limit;
         peak = row->peak;
         refusals = row->refusals;
-        if (row->gpu >= 0)
-            snprintf(gpu, sizeof gpu, "%d", row->gpu);
+        gpu_cell(v, row, gpu, sizeof gpu);
         if (limit != GM_UNLIMITED && limit) {
             p = 100.0 * (double)used / (double)limit;
             snprintf(pct, sizeof pct, "%.0f%%", p);
@@ -310,8 +327,7 @@ static int draw_history(struct gbuf *out, const struct top_view *v, int y, int w
         struct row r;
         row_begin(&r, out, y + n, width, NULL);
         char gpu[16] = "?";
-        if (row->gpu >= 0)
-            snprintf(gpu, sizeof gpu, "%d", row->gpu);
+        gpu_cell(v, row, gpu, sizeof gpu);
         char head[160];
         snprintf(head, sizeof head, "%.20s GPU%s %s %.0fs:", name, gpu, from_daemon ? "daemon" : "seen",
                  h ? (double)h->n * step : 0.0);

@@ -146,12 +146,14 @@ int gm_group_remove(const char *dir)
     /* The two files every group has and the marker of a `gpumem run` group,
      * then the directory: that is all for a group of `gpumem run`. Only
      * when the directory is not yet empty, the rest of gpumem's own files: gpumem-runtime's (ld.so.preload,
-     * container, origin: the device plugin's name of a group it renamed), gpumem-k8s's (k8s: made by Allocate)
+     * container, origin: the device plugin's name of a group it renamed, driver-limits: the NVIDIA driver
+     * limits it set), gpumem-k8s's (k8s: made by Allocate)
      * and what a creation that died left; anything else in it stays, and so does the directory. */
     static const char *files[] = {"limits",     "usage",      GM_RUN_MARKER,        "ld.so.preload",
                                   "container",  ".limits.tmp", ".usage.tmp",         ".ld.so.preload.tmp",
                                   ".container.tmp", "events",  "info",               "." GM_RUN_MARKER ".tmp",
-                                  "k8s",        ".k8s.tmp",    "origin",             "origin.tmp"};
+                                  "k8s",        ".k8s.tmp",    "origin",             "origin.tmp",
+                                  "driver-limits",  ".driver-limits.tmp"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (i == 3) {

@@ -127,11 +127,12 @@ const char *gm_format_size(uint64_t bytes, char *buf, size_t len)
 
 static int is_hex(int c) { return (c >= '0' && c <= '9') || (ascii_lower(c) >= 'a' && ascii_lower(c) <= 'f'); }
 
-/* "GPU-" then 8-4-4-4-12 hex digits. Normalised to lower case. */
+/* "GPU-" (a GPU) or "MIG-" (a MIG device, NVIDIA's UUIDs since R470) then
+ * 8-4-4-4-12 hex digits. Normalised to lower case. */
 static int parse_uuid(const char *s, size_t n, char *out)
 {
     static const int groups[] = {8, 4, 4, 4, 12};
-    if (n != 4 + 36 || strncmp(s, "GPU-", 4) != 0)
+    if (n != 4 + 36 || (strncmp(s, "GPU-", 4) != 0 && strncmp(s, "MIG-", 4) != 0))
         return -1;
     size_t k = 4;
     for (int g = 0; g < 5; g++) {
@@ -183,10 +184,11 @@ static int parse_limit_spec(const char *s, enum gm_bare_unit bare, int allow_non
         if (eq) {
             *eq = '\0';
             size = eq + 1;
-            if (strncmp(part, "GPU-", 4) == 0) {
+            if (strncmp(part, "GPU-", 4) == 0 || strncmp(part, "MIG-", 4) == 0) {
                 t->kind = GM_TERM_UUID;
                 if (parse_uuid(part, strlen(part), t->uuid) < 0) {
-                    snprintf(sub, sizeof sub, "bad GPU UUID \"%s\" (expected GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", part);
+                    snprintf(sub, sizeof sub, "bad %s UUID \"%s\" (expected %.4sxxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+                             part[0] == 'M' ? "MIG device" : "GPU", part, part);
                     return fail(err, errlen, "limit \"%s\": %s", s, sub);
                 }
             } else {
@@ -194,7 +196,7 @@ static int parse_limit_spec(const char *s, enum gm_bare_unit bare, int allow_non
                 int idx = 0, digits = 0;
                 for (const char *d = part; *d; d++, digits++) {
                     if (*d < '0' || *d > '9' || digits > 3 || (digits == 1 && part[0] == '0')) {
-                        snprintf(sub, sizeof sub, "bad device \"%s\" (expected an index such as 0 or a GPU-<uuid>)", part);
+                        snprintf(sub, sizeof sub, "bad device \"%s\" (expected an index such as 0, a GPU-<uuid> or a MIG-<uuid>)", part);
                         return fail(err, errlen, "limit \"%s\": %s", s, sub);
                     }
                     idx = idx * 10 + (*d - '0');

@@ -47,6 +47,12 @@ struct dm_device {
     struct dm_proc *procs;              /* sorted by pid */
     unsigned int nprocs;
     uint64_t granted;                   /* sum of group limits on this device */
+    /* A MIG device (listed after its GPU; index is its GPU's): */
+    int mig;                            /* 1 for a MIG device */
+    unsigned int mig_index;             /* among its GPU's MIG devices (nvidia-smi -L) */
+    unsigned int gi, ci;                /* GPU / compute instance ids */
+    char profile[32];                   /* "3g.40gb": the name after " MIG " */
+    char parent_uuid[GM_UUID_LEN];
 };
 
 /* Loads NVML (the simulated one from sim_dir when not NULL) and initialises

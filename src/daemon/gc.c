@@ -11,6 +11,7 @@
  * directory, which containers see read-only, so nothing inside can point
  * it elsewhere. */
 #include "gc.h"
+#include "gpumem/driver_limits.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,8 @@ int dm_gc_group(const char *name, const char *dir, const struct gm_limits *l, st
         return 0;
     if (exists(r.bundle) || exists(r.state))
         return 0;
+    /* The container is gone: so is any driver limit set for its cgroup. */
+    gm_driver_limits_clear(dir);
     /* Under the mutex no slot can be claimed meanwhile; a process that
      * still maps the region but holds no slot holds no GPU memory, and one
      * that tries to claim one later finds the group marked removed. */

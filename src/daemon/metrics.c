@@ -82,21 +82,48 @@ static void device_family(struct gbuf *b, const struct dm_snapshot *s, const cha
     }
 }
 
-/* One series per NVML device, value 1, naming its model and the host: joined
+/* Starts an info series: NAME{gpu="I",uuid="U",KEY="VALUE (the quote
+ * still open). */
+static void info_open(struct gbuf *b, const char *name, const struct dm_device *d, const char *key, const char *value)
+{
+    gbuf_printf(b, "%s{gpu=\"%u\",uuid=\"", name, d->index);
+    gbuf_label(b, d->uuid);
+    gbuf_printf(b, "\",%s=\"", key);
+    gbuf_label(b, value);
+}
+
+/* One series per NVML device (MIG devices too, whose model is "<GPU> MIG
+ * <profile>"), value 1, naming its model and the host: joined
  * onto the device and group series by (gpu, uuid) where a query needs them
  * (the dcgm-exporter names in deploy/prometheus/gpumem-compat.yml do). */
 static void device_info(struct gbuf *b, const struct dm_snapshot *s)
 {
     family(b, "gpumem_device_info", "gauge", "1 for each device NVML lists, with its model name and the host's name.");
     for (int i = 0; i < s->ndevs; i++) {
-        const struct dm_device *d = &s->devs[i];
-        gbuf_printf(b, "gpumem_device_info{gpu=\"%u\",uuid=\"", d->index);
-        gbuf_label(b, d->uuid);
-        gbuf_puts(b, "\",model=\"");
-        gbuf_label(b, d->name);
+        info_open(b, "gpumem_device_info", &s->devs[i], "model", s->devs[i].name);
         gbuf_puts(b, "\",hostname=\"");
         gbuf_label(b, s->hostname);
         gbuf_puts(b, "\"} 1\n");
+    }
+}
+
+/* One series per MIG device NVML lists (its device series carry its GPU's
+ * index and its own "MIG-" UUID): its GPU, instance profile and ids, joined
+ * onto the group and device series by uuid. */
+static void mig_device_info(struct gbuf *b, const struct dm_snapshot *s)
+{
+    family(b, "gpumem_mig_device_info", "gauge",
+           "1 for each MIG device NVML lists, with its GPU (index and UUID), instance profile and GPU/compute "
+           "instance ids.");
+    for (int i = 0; i < s->ndevs; i++) {
+        const struct dm_device *d = &s->devs[i];
+        if (!d->mig)
+            continue;
+        info_open(b, "gpumem_mig_device_info", d, "parent_uuid", d->parent_uuid);
+        gbuf_puts(b, "\",profile=\"");
+        gbuf_label(b, d->profile);
+        gbuf_printf(b, "\",mig_device=\"%u\",gpu_instance=\"%u\",compute_instance=\"%u\"} 1\n", d->mig_index, d->gi,
+                    d->ci);
     }
 }
 
@@ -127,6 +154,7 @@ void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s)
     device_family(b, s, "gpumem_device_granted_limit_bytes",
                   "Sum of the limits of every group that may allocate on the device.", D_GRANTED);
     device_info(b, s);
+    mig_device_info(b, s);
     family(b, "gpumem_build_info", "gauge", "1, with the daemon's version and the name of the host it runs on.");
     gbuf_puts(b, "gpumem_build_info{version=\"");
     gbuf_label(b, GPUMEM_VERSION);

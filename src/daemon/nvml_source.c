@@ -19,6 +19,11 @@ static struct {
     PFN_nvmlDeviceGetMemoryInfo mem;
     PFN_nvmlDeviceGetComputeRunningProcesses_v3 procs_v3;
     PFN_nvmlDeviceGetComputeRunningProcesses procs_v1;
+    /* optional: MIG devices of GPUs in MIG mode */
+    PFN_nvmlDeviceGetMaxMigDeviceCount mig_max;
+    PFN_nvmlDeviceGetMigDeviceHandleByIndex mig_by_index;
+    PFN_nvmlDeviceGetGpuInstanceId gi;
+    PFN_nvmlDeviceGetComputeInstanceId ci;
 } nv;
 
 int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
@@ -44,6 +49,10 @@ int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
     if (!nv.procs_v3) /* _v2 has the same entry layout */
         nv.procs_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v2");
     nv.procs_v1 = (PFN_nvmlDeviceGetComputeRunningProcesses)dlsym(h, "nvmlDeviceGetComputeRunningProcesses");
+    nv.mig_max = (PFN_nvmlDeviceGetMaxMigDeviceCount)dlsym(h, "nvmlDeviceGetMaxMigDeviceCount");
+    nv.mig_by_index = (PFN_nvmlDeviceGetMigDeviceHandleByIndex)dlsym(h, "nvmlDeviceGetMigDeviceHandleByIndex");
+    nv.gi = (PFN_nvmlDeviceGetGpuInstanceId)dlsym(h, "nvmlDeviceGetGpuInstanceId");
+    nv.ci = (PFN_nvmlDeviceGetComputeInstanceId)dlsym(h, "nvmlDeviceGetComputeInstanceId");
     if (!init || !nv.count || !nv.by_index || !nv.uuid || !nv.mem) {
         snprintf(err, errlen, "%s lacks the NVML entry points gpumem needs", lib);
         return -1;
@@ -103,6 +112,59 @@ static void read_procs(nvmlDevice_t h, struct dm_device *d)
     }
 }
 
+/* One device's identity, memory and processes: 0, or -1 when NVML cannot
+ * name it. */
+static int read_device(nvmlDevice_t h, unsigned int index, struct dm_device *d)
+{
+    memset(d, 0, sizeof *d);
+    if (nv.uuid(h, d->uuid, sizeof d->uuid) != NVML_SUCCESS)
+        return -1;
+    if (strncmp(d->uuid, "GPU-", 4) == 0 || strncmp(d->uuid, "MIG-", 4) == 0) /* groups key by lower-case UUID */
+        for (char *c = d->uuid + 4; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c + 32);
+    d->index = index;
+    if (!nv.name || nv.name(h, d->name, sizeof d->name) != NVML_SUCCESS)
+        d->name[0] = '\0';
+    d->name[sizeof d->name - 1] = '\0';
+    nvmlMemory_t m;
+    if (nv.mem(h, &m) == NVML_SUCCESS) {
+        d->mem_ok = 1;
+        d->total = m.total;
+        d->used = m.used;
+        d->free = m.free;
+    }
+    read_procs(h, d);
+    return 0;
+}
+
+/* The MIG devices of GPU `gpu` (handle h), after it in devs: their memory
+ * is their GPU instance's, and groups on them are keyed by "MIG-" UUIDs. */
+static int read_mig_devices(nvmlDevice_t h, const struct dm_device *gpu, struct dm_device *devs, int room)
+{
+    unsigned int max = 0;
+    int n = 0;
+    if (!nv.mig_max || !nv.mig_by_index || nv.mig_max(h, &max) != NVML_SUCCESS)
+        return 0;
+    for (unsigned int k = 0; k < max && n < room; k++) {
+        nvmlDevice_t m;
+        struct dm_device *d = &devs[n];
+        if (nv.mig_by_index(h, k, &m) != NVML_SUCCESS || read_device(m, gpu->index, d) < 0)
+            continue;
+        d->mig = 1;
+        d->mig_index = k;
+        if (!nv.gi || nv.gi(m, &d->gi) != NVML_SUCCESS)
+            d->gi = ~0u;
+        if (!nv.ci || nv.ci(m, &d->ci) != NVML_SUCCESS)
+            d->ci = ~0u;
+        const char *p = strstr(d->name, " MIG ");
+        snprintf(d->profile, sizeof d->profile, "%s", p ? p + 5 : "");
+        memcpy(d->parent_uuid, gpu->uuid, sizeof d->parent_uuid);
+        n++;
+    }
+    return n;
+}
+
 int dm_nvml_read(struct dm_device *devs, int max)
 {
     unsigned int count = 0;
@@ -111,27 +173,10 @@ int dm_nvml_read(struct dm_device *devs, int max)
     int n = 0;
     for (unsigned int i = 0; i < count && n < max; i++) {
         nvmlDevice_t h;
-        struct dm_device *d = &devs[n];
-        memset(d, 0, sizeof *d);
-        if (nv.by_index(i, &h) != NVML_SUCCESS || nv.uuid(h, d->uuid, sizeof d->uuid) != NVML_SUCCESS)
+        if (nv.by_index(i, &h) != NVML_SUCCESS || read_device(h, i, &devs[n]) < 0)
             continue;
-        if (strncmp(d->uuid, "GPU-", 4) == 0) /* groups key devices by lower-case UUID */
-            for (char *c = d->uuid + 4; *c; c++)
-                if (*c >= 'A' && *c <= 'F')
-                    *c = (char)(*c + 32);
-        d->index = i;
-        if (!nv.name || nv.name(h, d->name, sizeof d->name) != NVML_SUCCESS)
-            d->name[0] = '\0';
-        d->name[sizeof d->name - 1] = '\0';
-        nvmlMemory_t m;
-        if (nv.mem(h, &m) == NVML_SUCCESS) {
-            d->mem_ok = 1;
-            d->total = m.total;
-            d->used = m.used;
-            d->free = m.free;
-        }
-        read_procs(h, d);
         n++;
+        n += read_mig_devices(h, &devs[n - 1], &devs[n], max - n);
     }
     return n;
 }

@@ -71,9 +71,13 @@ void rt_parse_args(int argc, char **argv, struct rt_args *a)
         const char *v;
         if ((v = opt_value(argv[j], "--bundle")) || (v = opt_value(argv[j], "-b"))) {
             a->bundle = v;
+        } else if ((v = opt_value(argv[j], "--pid-file"))) {
+            a->pid_file = v;
         } else if (create_takes_value(argv[j])) {
             if (strcmp(argv[j], "--bundle") == 0 || strcmp(argv[j], "-b") == 0)
                 a->bundle = argv[j + 1];
+            else if (strcmp(argv[j], "--pid-file") == 0)
+                a->pid_file = argv[j + 1];
             j++;
         }
     }

@@ -2,6 +2,7 @@
  *   "runtimes": {"gpumem": {"path": "/usr/local/bin/gpumem-runtime"}}
  * and called by containerd's shim exactly like runc. */
 #include "runtime.h"
+#include "gpumem/driver_limits.h"
 #include "gpumem/hostutil.h"
 
 #include <errno.h>
@@ -63,7 +64,12 @@ static void group_path(const char *id, char *buf, size_t len)
     snprintf(buf, len, "%s/%s", gm_state_dir(state, sizeof state), name);
 }
 
-static void remove_group(const char *dir) { gm_group_remove(dir); }
+/* A removed group leaves no driver limit behind. */
+static void remove_group(const char *dir)
+{
+    gm_driver_limits_clear(dir);
+    gm_group_remove(dir);
+}
 
 /* Removes the container's group, only if it is this container's: the
  * group named after its id, else (a pod's container, named after the pod)
@@ -228,10 +234,15 @@ int main(int argc, char **argv)
             int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             if (code != 0)
                 remove_group(dir);
+            else
+                rt_driver_limits_created(&a, dir);
             return code;
         }
     } else if (a.command && strcmp(a.command, "delete") == 0 && a.id) {
         remove_container_group(a.id);
+    } else if (a.command && strcmp(a.command, "start") == 0 && a.id) {
+        group_path(a.id, dir, sizeof dir);
+        rt_driver_limits_started(&a, dir);
     }
     execv(c.runtime, argv);
     fail_msg(&a, "%s: %s", c.runtime, strerror(errno));

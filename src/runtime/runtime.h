@@ -25,6 +25,7 @@ struct rt_args {
     const char *log;            /* global --log FILE, where containerd looks for errors */
     const char *log_format;     /* global --log-format text|json */
     const char *root;           /* global --root: the real runtime's state directory */
+    const char *pid_file;       /* create: --pid-file, where the real runtime writes the container's pid */
 };
 void rt_parse_args(int argc, char **argv, struct rt_args *a);
 
@@ -124,6 +125,12 @@ void rt_k8s_allocation_name(const char *dir, const char *name, char *buf, size_t
 /* The group gpumem-runtime created for container `id` (its <group>/container
  * record names it), wherever it is named. */
 int rt_find_container_group(const char *id, char *dir, size_t dirlen);
+
+/* driver.c: NVIDIA's per-cgroup driver limits for the container's group:
+ * set (and read back) after the real runtime created it, verified before
+ * it starts. */
+void rt_driver_limits_created(const struct rt_args *a, const char *dir);
+void rt_driver_limits_started(const struct rt_args *a, const char *dir);
 
 /* The group directory name for a container id: the id itself when it is a
  * valid group name, else its first 12 characters (as `docker ps` shows

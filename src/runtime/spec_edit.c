@@ -106,7 +106,7 @@ const char *rt_index_uuid(int index, void *cfg)
         if (!p || !*p)
             return NULL;
         size_t n = strcspn(p, ",");
-        if (n >= 4 && strncasecmp(p, "GPU-", 4) == 0 && n < sizeof uuid) {
+        if (n >= 4 && (strncasecmp(p, "GPU-", 4) == 0 || strncasecmp(p, "MIG-", 4) == 0) && n < sizeof uuid) {
             memcpy(uuid, p, n);
             uuid[n] = '\0';
             for (char *c = uuid + 4; *c; c++)

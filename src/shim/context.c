@@ -86,39 +86,28 @@ static void sweep_finish(struct sweep *sw, int done)
     free(sw->keys);
 }
 
-/* What this process holds on `gd` according to NVML, or -1 if unknown. */
+/* What this process holds on `gd` according to NVML, or -1 if unknown. The
+ * device is looked up by the group's UUID for it, which NVML resolves for
+ * GPUs and MIG devices alike (a MIG device is no entry of the GPU list). */
 static int64_t nvml_self_used(int gd)
 {
-    if (shim_resolve_nvml() < 0 || !real_nvml.nvmlInit_v2 || !real_nvml.nvmlDeviceGetCount_v2 ||
-        !real_nvml.nvmlDeviceGetHandleByIndex_v2 || !real_nvml.nvmlDeviceGetUUID ||
+    if (shim_resolve_nvml() < 0 || !real_nvml.nvmlInit_v2 || !real_nvml.nvmlDeviceGetHandleByUUID ||
         !real_nvml.nvmlDeviceGetComputeRunningProcesses_v3)
         return -1;
     if (real_nvml.nvmlInit_v2() != NVML_SUCCESS)
         return -1;
-    unsigned n = 0;
-    real_nvml.nvmlDeviceGetCount_v2(&n);
-    for (unsigned i = 0; i < n; i++) {
-        nvmlDevice_t dev;
-        char uuid[96];
-        if (real_nvml.nvmlDeviceGetHandleByIndex_v2(i, &dev) != NVML_SUCCESS ||
-            real_nvml.nvmlDeviceGetUUID(dev, uuid, sizeof uuid) != NVML_SUCCESS)
-            continue;
-        for (char *c = uuid; *c; c++)
-            if (*c >= 'A' && *c <= 'F')
-                *c = (char)(*c + 32);
-        if (strncmp(uuid, g.usage->dev[gd].uuid, GM_UUID_LEN) != 0)
-            continue;
-        nvmlProcessInfo_t procs[128];
-        unsigned count = 128;
-        PFN_nvmlDeviceGetComputeRunningProcesses_v3 list =
-            (PFN_nvmlDeviceGetComputeRunningProcesses_v3)real_nvml.nvmlDeviceGetComputeRunningProcesses_v3;
-        if (list(dev, &count, procs) != NVML_SUCCESS)
-            return -1;
-        for (unsigned k = 0; k < count; k++)
-            if (procs[k].pid == (unsigned)getpid())
-                return (int64_t)procs[k].usedGpuMemory;
+    nvmlDevice_t dev;
+    if (real_nvml.nvmlDeviceGetHandleByUUID(g.usage->dev[gd].uuid, &dev) != NVML_SUCCESS)
         return -1;
-    }
+    nvmlProcessInfo_t procs[128];
+    unsigned count = 128;
+    PFN_nvmlDeviceGetComputeRunningProcesses_v3 list =
+        (PFN_nvmlDeviceGetComputeRunningProcesses_v3)real_nvml.nvmlDeviceGetComputeRunningProcesses_v3;
+    if (list(dev, &count, procs) != NVML_SUCCESS)
+        return -1;
+    for (unsigned k = 0; k < count; k++)
+        if (procs[k].pid == (unsigned)getpid())
+            return (int64_t)procs[k].usedGpuMemory;
     return -1;
 }
 

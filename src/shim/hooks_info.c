@@ -24,10 +24,18 @@ void shim_view(int gd, uint64_t *free, uint64_t *total)
     *free = min_u64(min_u64(room, *free), *total);
 }
 
+/* A program linked with -lcuda may call these before any other hooked
+ * function: shim_mode() first initialises the shim, which resolves the
+ * driver's functions (calling through an unresolved one crashed). */
+#define REAL_OR_FAIL(fn) \
+    if (!real.fn)        \
+        return CUDA_ERROR_NOT_INITIALIZED;
+
 EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
 {
-    CUresult r = ((PFN_cuMemGetInfo_v3020)real.cuMemGetInfo_v2)(free, total);
     int m = shim_mode();
+    REAL_OR_FAIL(cuMemGetInfo_v2)
+    CUresult r = ((PFN_cuMemGetInfo_v3020)real.cuMemGetInfo_v2)(free, total);
     if (r != CUDA_SUCCESS || m == SHIM_PASSTHROUGH)
         return r;
     if (m == SHIM_FAIL_CLOSED) {
@@ -48,8 +56,10 @@ EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
 
 EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 {
+    int m = shim_mode();
+    REAL_OR_FAIL(cuDeviceTotalMem_v2)
     CUresult r = ((PFN_cuDeviceTotalMem_v3020)real.cuDeviceTotalMem_v2)(bytes, dev);
-    if (r != CUDA_SUCCESS || shim_mode() != SHIM_ENFORCE)
+    if (r != CUDA_SUCCESS || m != SHIM_ENFORCE)
         return r;
     int gd = shim_gd_for_cudevice(dev);
     if (gd >= 0)
@@ -65,9 +75,11 @@ static unsigned int clamp32(uint64_t x) { return x > UINT32_MAX ? UINT32_MAX : (
 
 EXPORT CUresult cuMemGetInfo(unsigned int *free, unsigned int *total)
 {
+    int m = shim_mode();
+    REAL_OR_FAIL(cuMemGetInfo)
     CUresult r = ((PFN_cuMemGetInfo_v2000)real.cuMemGetInfo)(free, total);
     size_t f, t;
-    if (r != CUDA_SUCCESS || shim_mode() == SHIM_PASSTHROUGH || !free || !total || cuMemGetInfo_v2(&f, &t) != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || m == SHIM_PASSTHROUGH || !free || !total || cuMemGetInfo_v2(&f, &t) != CUDA_SUCCESS)
         return r;
     *free = clamp32(f);
     *total = clamp32(t);
@@ -76,9 +88,11 @@ EXPORT CUresult cuMemGetInfo(unsigned int *free, unsigned int *total)
 
 EXPORT CUresult cuDeviceTotalMem(unsigned int *bytes, CUdevice dev)
 {
+    int m = shim_mode();
+    REAL_OR_FAIL(cuDeviceTotalMem)
     CUresult r = ((PFN_cuDeviceTotalMem_v2000)real.cuDeviceTotalMem)(bytes, dev);
     size_t t;
-    if (r != CUDA_SUCCESS || shim_mode() != SHIM_ENFORCE || !bytes || cuDeviceTotalMem_v2(&t, dev) != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || m != SHIM_ENFORCE || !bytes || cuDeviceTotalMem_v2(&t, dev) != CUDA_SUCCESS)
         return r;
     *bytes = clamp32(t);
     return r;

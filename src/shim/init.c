@@ -100,6 +100,8 @@ int shim_resolve_driver(void)
     real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid_v2", "cuDeviceGetUuid", 11040, 0);
     if (!real.cuDeviceGetUuid_v2)
         real.cuDeviceGetUuid_v2 = (PFN_cuDeviceGetUuid_v11040)resolve(h, "cuDeviceGetUuid", "cuDeviceGetUuid", 9020, 0);
+    real.cuDeviceGetUuid = (PFN_cuDeviceGetUuid_v9020)resolve(h, "cuDeviceGetUuid", "cuDeviceGetUuid", 9020, 0);
+    real.cuDeviceGetName = (CUresult(*)(char *, int, CUdevice))resolve(h, "cuDeviceGetName", "cuDeviceGetName", 2000, 0);
     real.cuMemGetAddressRange_v2 =
         (PFN_cuMemGetAddressRange_v3020)resolve(h, "cuMemGetAddressRange_v2", "cuMemGetAddressRange", 3020, 0);
     real.cuPointerGetAttribute =
@@ -127,9 +129,7 @@ int shim_resolve_nvml(void)
 #undef NVML_HOOK
     real_nvml.nvmlDeviceGetUUID = (PFN_nvmlDeviceGetUUID)shim_real_dlsym(h, "nvmlDeviceGetUUID");
     real_nvml.nvmlInit_v2 = (PFN_nvmlInit_v2)shim_real_dlsym(h, "nvmlInit_v2");
-    real_nvml.nvmlDeviceGetCount_v2 = (PFN_nvmlDeviceGetCount_v2)shim_real_dlsym(h, "nvmlDeviceGetCount_v2");
-    real_nvml.nvmlDeviceGetHandleByIndex_v2 =
-        (PFN_nvmlDeviceGetHandleByIndex_v2)shim_real_dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    real_nvml.nvmlDeviceGetHandleByUUID = (PFN_nvmlDeviceGetHandleByUUID)shim_real_dlsym(h, "nvmlDeviceGetHandleByUUID");
     __atomic_store_n(&nvml_handle, h, __ATOMIC_RELEASE);
     return 0;
 }
@@ -247,13 +247,6 @@ void shim_init_slow(void)
     in_init = 0;
 }
 
-static void format_uuid(const CUuuid *u, char *out)
-{
-    const unsigned char *b = (const unsigned char *)u->bytes;
-    snprintf(out, GM_UUID_LEN, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
 int shim_gd_for_cudevice(CUdevice dev)
 {
     if (dev < 0)
@@ -278,7 +271,7 @@ int shim_gd_for_cudevice(CUdevice dev)
         return SHIM_GD_REFUSE;
     }
     char uuid[GM_UUID_LEN];
-    format_uuid(&u, uuid);
+    shim_uuid_name(dev, &u, uuid);
     gd = gm_usage_device(g.usage, uuid);
     if (gd < 0) {
         shim_log_once(SHIM_ONCE_GROUP_DEVICES, LOG_ERROR,

@@ -28,6 +28,8 @@ struct real_driver {
     PFN_cuCtxGetDevice_v2000 cuCtxGetDevice;
     PFN_cuDeviceGetCount_v2000 cuDeviceGetCount;
     PFN_cuDeviceGetUuid_v11040 cuDeviceGetUuid_v2;
+    PFN_cuDeviceGetUuid_v9020 cuDeviceGetUuid;             /* mig.c: a MIG device's GPU UUID */
+    CUresult (*cuDeviceGetName)(char *name, int len, CUdevice dev); /* mig.c */
     PFN_cuMemGetAddressRange_v3020 cuMemGetAddressRange_v2;
     PFN_cuPointerGetAttribute_v4000 cuPointerGetAttribute;
     PFN_cuMemPoolGetAttribute_v11020 cuMemPoolGetAttribute;
@@ -39,8 +41,7 @@ struct real_nvml {
 #undef NVML_HOOK
     PFN_nvmlDeviceGetUUID nvmlDeviceGetUUID;
     PFN_nvmlInit_v2 nvmlInit_v2;
-    PFN_nvmlDeviceGetCount_v2 nvmlDeviceGetCount_v2;
-    PFN_nvmlDeviceGetHandleByIndex_v2 nvmlDeviceGetHandleByIndex_v2;
+    PFN_nvmlDeviceGetHandleByUUID nvmlDeviceGetHandleByUUID;
 };
 /* Hidden in the declarations too (not only by -fvisibility=hidden at the
  * definitions): the compiler then addresses them directly, rather than
@@ -106,6 +107,9 @@ enum {
 };
 int shim_gd_for_cudevice(CUdevice dev);
 int shim_current_gd_slow(void);
+/* mig.c: the group's name for CUDA device dev's 16 UUID bytes u, "GPU-..."
+ * or, on a MIG device, "MIG-..." (out has GM_UUID_LEN bytes). */
+void shim_uuid_name(CUdevice dev, const CUuuid *u, char *out);
 static inline int shim_ncu(void) { return atomic_load_explicit(&g.ncu, memory_order_relaxed); }
 /* The group device of the calling thread's current context. With one
  * visible device (the common case in a container) there is nothing to ask. */

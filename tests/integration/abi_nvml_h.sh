@@ -157,3 +157,36 @@ else
         echo "ok abi_nvml_h/sim_entry_points ($("$tmp/sim_ep" | wc -l) match $nvml_h)"
     fi
 fi
+
+# 5. NVIDIA's per-cgroup limits (include/gpumem/nvml_memlimits.h): declared
+# from NVIDIA's documentation, apart from our checked header because the
+# nvml.h Debian ships predates them (r615). Compared with NVIDIA's
+# declarations (signatures, struct sizes and offsets, the MAX value) once a
+# header that has them is given (NVML_H=...); skipped until then.
+if ! grep -q 'nvmlDeviceSetMemoryLimits_v1' "$nvml_h"; then
+    echo "skip abi_nvml_h/memory_limits: $nvml_h predates nvmlDeviceSetMemoryLimits_v1 (r615); our declarations are from NVIDIA's documentation"
+else
+    {
+        echo '#define NVML_NO_UNVERSIONED_FUNC_DEFS'
+        echo '#include <stddef.h>'
+        echo '#include <stdio.h>'
+        echo '#include <nvml.h>'
+        echo '#define GPUMEM_NVML_MEMLIMITS_H'
+        sed -n '/^#define NVML_DEVICE_MEMORY_LIMIT_MAX/d; /^typedef struct {/,/^#endif/p' include/gpumem/nvml_memlimits.h |
+            sed -e 's/nvmlSetMemoryLimits_v1_t/ours_set_t/g' -e 's/nvmlGetMemoryLimits_v1_t/ours_get_t/g' \
+                -e 's/PFN_nvml/ours_PFN_nvml/g' -e '/^#endif/d'
+        echo 'int main(void) {'
+        echo '    printf("%d %d\n", (int)(sizeof(ours_set_t) == sizeof(nvmlSetMemoryLimits_v1_t) && offsetof(ours_set_t, hardLimit) == offsetof(nvmlSetMemoryLimits_v1_t, hardLimit)),'
+        echo '           (int)(sizeof(ours_get_t) == sizeof(nvmlGetMemoryLimits_v1_t) && offsetof(ours_get_t, currentUsed) == offsetof(nvmlGetMemoryLimits_v1_t, currentUsed)));'
+        echo '    printf("%d\n", (int)((unsigned long long)NVML_DEVICE_MEMORY_LIMIT_MAX == 0xffffffffffffffffULL));'
+        echo '    return 0;'
+        echo '}'
+    } >"$tmp/ml.c"
+    if ! $CC $CFLAGS_ABI -I"$tmp/nv" "$tmp/ml.c" -o "$tmp/ml" 2>"$tmp/ml.err"; then
+        echo "FAIL abi_nvml_h/memory_limits: does not compile: $(grep -o 'error: .*' "$tmp/ml.err" | head -5 | tr '\n' ' ')"
+    elif [ "$("$tmp/ml" | tr '\n' ' ')" != "1 1 1 " ]; then
+        echo "FAIL abi_nvml_h/memory_limits: layouts or NVML_DEVICE_MEMORY_LIMIT_MAX differ from $nvml_h: $("$tmp/ml" | tr '\n' ' ')"
+    else
+        echo "ok abi_nvml_h/memory_limits"
+    fi
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The simulated libnvidia-ml.so.1 exports exactly the entry points of
 # GPUMEM_NVML_ENTRY_POINTS (include/gpumem/nvml.h), those of
-# sim/nvml/entries.def, nvmlErrorString and nvmlInternalGetExportTable, as
+# sim/nvml/entries.def, the two of include/gpumem/nvml_memlimits.h,
+# nvmlErrorString and nvmlInternalGetExportTable, as
 # listed in sim/nvml/libnvidia-ml.map: nothing internal leaks (the sim_*
 # state functions stay hidden) and nothing is missing.
 set -u
@@ -20,6 +21,8 @@ trap 'rm -rf "$tmp"' EXIT
     echo nvmlErrorString
     echo nvmlInternalGetExportTable
     grep -oE '^NVML_SIM_(ENTRY|STUB)\(nvml[A-Za-z0-9_]+' sim/nvml/entries.def | sed 's/.*(//'
+    # NVIDIA's per-cgroup limits, declared apart (newer than the checked nvml.h)
+    grep -oE 'PFN_nvml[A-Za-z0-9_]+' include/gpumem/nvml_memlimits.h | sed 's/^PFN_//'
 } | sort -u >"$tmp/header"
 grep -oE '^[[:space:]]+nvml[A-Za-z0-9_]+;' sim/nvml/libnvidia-ml.map | tr -d ' ;' | sort -u >"$tmp/map"
 nm -D --defined-only "$lib" | awk '$2 ~ /^[TtWwDdBbRrVvi]$/ { print $3 }' | sed 's/@.*//' | sort -u >"$tmp/lib"

@@ -74,12 +74,16 @@ TEST(limit_specs)
     CHECK(gm_parse_limit_spec("GPU-0A1B2C3D-0000-1111-2222-333344445555=2G", GM_BARE_REJECT, &s, err, sizeof err) == 0);
     CHECK_EQ_INT(s.term[0].kind, GM_TERM_UUID);
     CHECK_STR(s.term[0].uuid, "GPU-0a1b2c3d-0000-1111-2222-333344445555");
+    /* A MIG device by its MIG UUID (the prefix keeps its case, the hex is lowered). */
+    CHECK(gm_parse_limit_spec("MIG-0A1B2C3D-0000-1111-2222-333344445555=2G,4G", GM_BARE_REJECT, &s, err, sizeof err) == 0);
+    CHECK_EQ_INT(s.term[0].kind, GM_TERM_UUID);
+    CHECK_STR(s.term[0].uuid, "MIG-0a1b2c3d-0000-1111-2222-333344445555");
 }
 
 TEST(bad_limit_specs)
 {
     const char *bad[] = {"0=4G,0=8G", "x=4G", "01=4G", "=4G", "0=", "GPU-123=4G", "4G,", ",4G", "0=4G;1=2G",
-                         "-1=4G", "0=-4G"};
+                         "-1=4G", "0=-4G", "MIG-123=4G", "MIG-GPU-0a1b2c3d-0000-1111-2222-333344445555/1/0=4G"};
     struct gm_limit_spec s;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
