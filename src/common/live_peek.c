@@ -53,7 +53,7 @@ static int append(struct gm_live_alloc **out, size_t *n, size_t *cap, const stru
     }
     (*out)[(*n)++] = (struct gm_live_alloc){
         .key = e->key, .bytes = alloc_bytes(e->value), .born = e->born, .site = e->site,
-        .kind = alloc_kind(e->value), .gd = alloc_gd(e->value),
+        .kind = alloc_kind(e->value), .gd = alloc_gd(e->value), .spilled = alloc_spilled(e->value),
     };
     return 0;
 }

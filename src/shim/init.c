@@ -108,6 +108,9 @@ int shim_resolve_driver(void)
         (PFN_cuMemPoolGetAttribute_v11020)resolve(h, "cuMemPoolGetAttribute", "cuMemPoolGetAttribute", 11020, 0);
     real.cuDeviceGetMemPool =
         (PFN_cuDeviceGetMemPool_v11020)resolve(h, "cuDeviceGetMemPool", "cuDeviceGetMemPool", 11020, 0);
+    real.cuMemAdvise = (PFN_cuMemAdvise_v8000)resolve(h, "cuMemAdvise", "cuMemAdvise", 8000, 0);
+    real.cuMemPrefetchAsync =
+        (PFN_cuMemPrefetchAsync_v8000)resolve(h, "cuMemPrefetchAsync", "cuMemPrefetchAsync", 8000, 0);
     __atomic_store_n(&driver_handle, h, __ATOMIC_RELEASE);
     return 0;
 }
