@@ -22,7 +22,9 @@ static void ps_usage(FILE *out)
                  "group and GPU with its name (a container's Docker or Kubernetes name), the\n"
                  "group (its directory: a container's short id), its limit, what its\n"
                  "processes hold now, the peak, the share of the limit in use, how many\n"
-                 "processes, and how many allocations were refused for the limit.\n"
+                 "processes, how many allocations were refused for the limit, and SWAP: what\n"
+                 "the group spilled to host memory past its limit (\"-\" when it has no swap;\n"
+                 "see gpumem run --swap).\n"
                  "A GPU is shown by its NVML index (as nvidia-smi numbers it; \"-\" when NVML\n"
                  "does not list it) and the first 12 characters of its UUID, which\n"
                  "gpumem limit and gpumem inspect --gpu accept as they are. On a terminal\n"
@@ -141,7 +143,9 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             csv_u64(peak, 0);
             csv_field(pct, 0);
             csv_u64((uint64_t)nproc, 0);
-            csv_u64(ref, 1);
+            csv_u64(ref, 0);
+            csv_u64(ndev ? gm_usage_swapped(u, (int)d) : 0, 0);
+            csv_u64(l->swap, 1);
         }
     } else if (o->json) {
         char cid[sizeof l->container_id + 1], pod[GM_NAME_LEN + 1], ns[GM_NAME_LEN + 1], cname[GM_NAME_LEN + 1];
@@ -163,7 +167,9 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         json_str(pod);
         printf(",\"namespace\":");
         json_str(ns);
-        printf(",\"processes\":%d,\"devices\":[", nproc);
+        printf(",\"processes\":%d,\"swap_limit\":%llu,\"swap_used\":%llu,\"swap_promote\":%s,\"devices\":[", nproc,
+               (unsigned long long)l->swap, (unsigned long long)gm_usage_swapped(u, -1),
+               l->swap_flags & GM_SWAP_PROMOTE ? "true" : "false");
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
             int gi = gpu_index_of(u->dev[d].uuid);
@@ -179,9 +185,10 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 printf("%llu", (unsigned long long)lim);
             struct dm_hist *h = dm_hist_find(o->daemon.h, o->daemon.n, name, u->dev[d].uuid);
             printf(",\"leak_suspected\":%s", !o->daemon.ok ? "null" : h && h->leak ? "true" : "false");
-            printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu}", (unsigned long long)gm_usage_total(u, (int)d),
-                   (unsigned long long)atomic_load(&u->dev[d].peak),
-                   (unsigned long long)atomic_load(&u->dev[d].refusals));
+            printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu,\"swap_used\":%llu}",
+                   (unsigned long long)gm_usage_total(u, (int)d), (unsigned long long)atomic_load(&u->dev[d].peak),
+                   (unsigned long long)atomic_load(&u->dev[d].refusals),
+                   (unsigned long long)gm_usage_swapped(u, (int)d));
         }
         printf("]");
         if (o->procs) {
@@ -203,10 +210,11 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 char comm[sizeof s->comm + 1];
                 snprintf(comm, sizeof comm, "%.*s", (int)strnlen(s->comm, sizeof s->comm), s->comm);
                 json_str(comm);
-                printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu}",
+                printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu"
+                       ",\"swap_used\":%llu}",
                        (unsigned long long)used, (unsigned long long)peak,
                        (unsigned long long)gm_slot_allocs(s), (unsigned long long)gm_slot_frees(s),
-                       (unsigned long long)atomic_load(&s->refusals));
+                       (unsigned long long)atomic_load(&s->refusals), (unsigned long long)gm_slot_swapped(s));
             }
             printf("]");
         }
@@ -214,8 +222,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         *first = 0;
     } else {
         if (ndev == 0)
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s\n", label, name, "-", "-",
-                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0");
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s %10s\n", label, name, "-", "-",
+                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0", l->swap ? "0 B" : "-");
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
             char pct[16] = "-", cell[48];
@@ -230,10 +238,14 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             int gi = gpu_index_of(u->dev[d].uuid);
             if (gi >= 0)
                 snprintf(gpu, sizeof gpu, "%d", gi);
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu\n", d ? "" : label, d ? "" : name, gpu, shortid,
-                   gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
+            /* SWAP: bytes spilled to host memory from this GPU; "-" without swap. */
+            char swp[32] = "-";
+            if (l->swap || gm_usage_swapped(u, (int)d))
+                gm_format_size(gm_usage_swapped(u, (int)d), swp, sizeof swp);
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu %10s\n", d ? "" : label, d ? "" : name, gpu,
+                   shortid, gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
                    gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), cell, nproc,
-                   (unsigned long long)atomic_load(&u->dev[d].refusals));
+                   (unsigned long long)atomic_load(&u->dev[d].refusals), swp);
         }
         if (o->procs) {
             uint32_t hw = atomic_load(&u->slots_hw);
@@ -247,9 +259,12 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 if (host[i])
                     snprintf(hp, sizeof hp, "%d", (int)host[i]);
                 snprintf(comm, sizeof comm, "%.*s", (int)strnlen(s->comm, sizeof s->comm), s->comm);
-                printf("  host pid %-8s pid in group %-8d %-16s used %10s  peak %10s  refusals %llu\n", hp,
+                printf("  host pid %-8s pid in group %-8d %-16s used %10s  peak %10s  refusals %llu", hp,
                        (int)atomic_load(&s->pid), comm, gm_format_size(used, a, sizeof a),
                        gm_format_size(peak, b, sizeof b), (unsigned long long)atomic_load(&s->refusals));
+                if (gm_slot_swapped(s))
+                    printf("  swap %s", gm_format_size(gm_slot_swapped(s), c, sizeof c));
+                printf("\n");
             }
         }
     }
@@ -306,10 +321,10 @@ int cmd_ps(int argc, char **argv)
     if (o.json)
         printf("[");
     else if (o.csv && !o.no_headers)
-        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals\n");
+        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals,swap_used,swap_limit\n");
     else if (!o.csv && !o.no_headers)
-        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT", "USED",
-               "PEAK", "%LIM", "PROCS", "REFUSED");
+        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s %10s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT",
+               "USED", "PEAK", "%LIM", "PROCS", "REFUSED", "SWAP");
     struct ps_pass pass = {&o, 1};
     gm_each_group(state, show_one, &pass);
     if (o.json)
