@@ -247,7 +247,7 @@ CUresult shim_recharge(uint64_t *v, uint64_t bytes)
     return CUDA_SUCCESS;
 }
 
-void shim_cell_trim(uint64_t off)
+static void cell_trim(uint64_t off)
 {
     struct gm_proc_slot *s = g.slot;
     if (!s)
@@ -275,7 +275,13 @@ void shim_cell_trim(uint64_t off)
         atomic_compare_exchange_strong(&c->cap, &cap, want > GM_CAP_GIVEN_BACK ? want : 0);
     atomic_store(&c->reserved, want);
     atomic_store(&c->trim_below, want > 2 * slack ? want - 2 * slack : 0);
-    /* Room freed on the device: spilled allocations may come back. */
+}
+
+void shim_cell_trim(uint64_t off)
+{
+    cell_trim(off);
+    /* Room freed on the device (and given back just now): spilled
+     * allocations may come back (spill.c; a quick test without any). */
     shim_spill_promote();
 }
 

@@ -82,6 +82,12 @@ static CUresult spill_charge(int gd, uint64_t bytes, int kind, uint64_t *v)
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed);
+    /* With promotion on, the next free from this thread's device cell is
+     * the cue to look for room (account.h shim_release -> shim_cell_trim):
+     * the refusal that brought us here left its trim mark at 0. Only the
+     * cell's own thread writes it; the shared lane has none. */
+    if ((flags & GM_SWAP_PROMOTE) && lane != GM_LANE_SHARED)
+        atomic_store(&c->trim_below, atomic_load(&c->charged));
     uint64_t zero = 0;
     if (atomic_compare_exchange_strong(&g.usage->first_spill_ns, &zero, now_ns())) {
         gm_format_size(bytes, need, sizeof need);
