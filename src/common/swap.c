@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gpumem/group.h"
 #include "gpumem/size.h"
 
 int gm_parse_swap(const char *s, uint64_t *out, char *err, size_t errlen)
@@ -48,4 +49,10 @@ int gm_swap_from_env(const char *(*getenv_fn)(const char *name, void *ctx), void
         *promote = p;
     }
     return 0;
+}
+
+uint64_t gm_swap_headroom(const struct gm_limits *l, const struct gm_usage *u)
+{
+    uint64_t used = gm_usage_swapped(u, -1);
+    return l->swap > used ? l->swap - used : 0;
 }

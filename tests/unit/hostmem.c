@@ -2,6 +2,7 @@
  * parsers, and gm_host_room over a fake /proc and /sys tree (v2 and v1
  * hierarchies, limits at several levels, a namespaced path, no limit). */
 #include "../testlib.h"
+#include "gpumem/group.h"
 #include "gpumem/hostmem.h"
 #include "gpumem/swap.h"
 
@@ -145,6 +146,22 @@ TEST(swap_words)
     CHECK(gm_parse_switch("maybe", err, sizeof err) < 0 && strstr(err, "\"maybe\""));
 }
 
+TEST(swap_headroom)
+{
+    static struct gm_limits l;
+    static struct gm_usage u;
+    atomic_store(&u.slots_hw, 2);
+    atomic_store(&u.slot[0].cell[GM_CELL_INDEX(0, 0)].swapped, 100 * MiB);
+    atomic_store(&u.slot[1].cell[GM_CELL_INDEX(GM_LANE_SHARED, 3)].swapped, 50 * MiB);
+    l.swap = 0;
+    CHECK_EQ_U64(gm_swap_headroom(&l, &u), 0);
+    l.swap = 1024 * MiB;
+    CHECK_EQ_U64(gm_swap_headroom(&l, &u), 874 * MiB);
+    CHECK_EQ_U64(gm_usage_swapped(&u, 3), 50 * MiB);
+    l.swap = 100 * MiB; /* lowered below what is spilled: none, not an underflow */
+    CHECK_EQ_U64(gm_swap_headroom(&l, &u), 0);
+}
+
 int main(void)
 {
     RUN(meminfo);
@@ -154,6 +171,7 @@ int main(void)
     RUN(room_v1_and_namespaced_path);
     RUN(room_unknown);
     RUN(swap_words);
+    RUN(swap_headroom);
     if (*root) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", root);
