@@ -79,7 +79,8 @@ elif [ -d /sys/fs/cgroup/memory ]; then
     mkdir "$cg" 2>/dev/null && echo $((256 * M)) >"$cg/memory.limit_in_bytes" 2>/dev/null || cg=""
 fi
 if [ -n "$cg" ]; then
-    out=$(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$GPUMEM" run --sim --limit 1G --swap 2G -- \
+    # This subshell moves into the cgroup; what it starts is born there.
+    out=$(echo "$BASHPID" >"$cg/cgroup.procs" && run_sim --limit 1G --swap 2G -- \
         "$SPILL" init alloc 800M expect 0 alloc 400M expect 2 alloc 100M expect 0 where 1 2>&1)
     if [ $? = 0 ] && printf '%s\n' "$out" | grep -q "the host cannot give it (.* left: $cg/memory" &&
         printf '%s\n' "$out" | grep -q 'where 1 managed=1 preferred=cpu'; then ok host_cgroup_refuses
