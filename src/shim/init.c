@@ -11,6 +11,7 @@
  * wrong version, unreadable) it fails closed: device allocations are refused
  * rather than run unlimited. */
 #include "account.h"
+#include "spill.h"
 #include "gpumem/ticks.h"
 #include "gpumem/procinfo.h"
 
@@ -325,6 +326,7 @@ static void fork_child(void)
     memset(g.primary_ctx, 0, sizeof g.primary_ctx);
     shim_pools_fork_child();
     shim_graphs_fork_child();
+    shim_spill_fork_child();
     memset(g.ctx_charge, 0, sizeof g.ctx_charge);
     in_init = 0;
     pthread_mutex_init(&init_lock, NULL);

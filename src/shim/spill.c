@@ -115,7 +115,7 @@ CUresult shim_charge_or_spill(uint64_t bytes, int kind, uint64_t *v)
 CUresult shim_spill_managed(CUdeviceptr *dptr, size_t bytesize, unsigned flags)
 {
     CUdevice dev;
-    if (!real.cuMemAdvise || !real.cuCtxGetDevice || real.cuCtxGetDevice(&dev) != CUDA_SUCCESS)
+    if (!real.cuMemAllocManaged || !real.cuMemAdvise || !real.cuCtxGetDevice || real.cuCtxGetDevice(&dev) != CUDA_SUCCESS)
         return CUDA_ERROR_OUT_OF_MEMORY; /* cannot place it: it would land on the device uncharged */
     CUresult r = ((PFN_cuMemAllocManaged)real.cuMemAllocManaged)(dptr, bytesize, flags);
     if (r != CUDA_SUCCESS)
@@ -217,15 +217,18 @@ static int promote_one(uint64_t key, uint64_t v)
     return 1;
 }
 
+static _Atomic int promoting; /* one promotion at a time in a process */
+
+void shim_spill_fork_child(void) { atomic_store(&promoting, 0); }
+
 int shim_spill_promote(void)
 {
-    static _Atomic int busy;
     struct gm_proc_slot *s = shim_hot_slot();
     if (!s || gm_slot_swapped(s) == 0)
         return 0;
     uint32_t flags;
     swap_allowance(&flags);
-    if (!(flags & GM_SWAP_PROMOTE) || atomic_exchange(&busy, 1))
+    if (!(flags & GM_SWAP_PROMOTE) || atomic_exchange(&promoting, 1))
         return 0;
     struct candidates c = {.n = 0};
     at_foreach(&live_allocs, collect, &c); /* copied under the stripes' locks, moved with none held */
@@ -236,7 +239,7 @@ int shim_spill_promote(void)
             break;
         moved += rc > 0;
     }
-    atomic_store(&busy, 0);
+    atomic_store(&promoting, 0);
     if (moved)
         shim_log(LOG_INFO, "group %.64s: %d spilled allocation%s moved back to the device", g.limits->name, moved,
                  moved == 1 ? "" : "s");

@@ -26,6 +26,10 @@ CUresult shim_spill_managed(CUdeviceptr *dptr, size_t bytesize, unsigned flags);
  * Returns how many moved. Called when a free gives reservation back. */
 int shim_spill_promote(void);
 
+/* In a forked child: no promotion is under way (another thread of the
+ * parent may have been in one). */
+void shim_spill_fork_child(void);
+
 /* Host memory the group may still take, in bytes: the least of its memory
  * cgroup's room (v2 memory.max - memory.current, v1 limit - usage, over
  * every level up to the root) and the machine's MemAvailable. `why` names
