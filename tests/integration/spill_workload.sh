@@ -73,7 +73,7 @@ case "$lim" in *"sp: swap 512 MiB (promote)"*) ok limit_changes_swap ;; *) fail 
 out=$("$GPUMEM" limit sp --swap 12 2>&1)
 case "$out" in *'--swap: '*'"12"'*) ok limit_bad_swap_quoted ;; *) fail limit_bad_swap_quoted "$out" ;; esac
 if [ $have_curl = 1 ]; then
-    wait_for '"event":"first_spill"' "$DLOG" 40 &&
+    wait_for '"event":"first_spill"' "$DLOG" &&
         grep '"event":"first_spill"' "$DLOG" | grep -q "\"group\":\"sp\",.*\"swap_used\":$((300 * M)),\"swap_limit\":$((2048 * M))" &&
         [ "$(grep -c '"event":"first_spill"' "$DLOG")" = 1 ] && ok first_spill_event_once ||
         fail first_spill_event_once "$(grep -E 'spill|start' "$DLOG" | tail -3)"
