@@ -90,6 +90,26 @@ if [ $have_curl = 1 ]; then
 else
     skip first_spill_event_once "curl is not installed"
 fi
+# gpumem top, in a detached 100x20 tmux session: the SWAP column while a
+# group may spill.
+if command -v tmux >/dev/null; then
+    SOCK="gpumem-spill-$$"
+    pre=""
+    [ "${SAN:-0}" = 1 ] && pre="LD_PRELOAD=$ASAN_RT ASAN_OPTIONS=$ASAN_OPTIONS"
+    tmux -L "$SOCK" -f /dev/null new-session -d -x 100 -y 20 -s top \
+        "env -i PATH=$PATH HOME=$T TERM=xterm-256color GPUMEM_STATE_DIR=$GPUMEM_STATE_DIR \
+GPUMEM_SIM_STATE=$GPUMEM_SIM_STATE GPUMEM_SIM_DIR=$GPUMEM_SIM_DIR $pre $TOP/$BUILD/bin/gpumem top -d 0.2"
+    top_ok=0
+    for _ in $(seq 200); do
+        s=$(tmux -L "$SOCK" capture-pane -p -t top 2>/dev/null)
+        printf '%s\n' "$s" | grep -q 'LEAK *SWAP' && printf '%s\n' "$s" | grep -Eq '^[-+ ] sp .* 300M' && { top_ok=1; break; }
+        sleep 0.05
+    done
+    [ $top_ok = 1 ] && ok top_swap_column || fail top_swap_column "$(printf '%s' "$s" | tr '\n' '|')"
+    tmux -L "$SOCK" kill-server 2>/dev/null
+else
+    skip top_swap_column "tmux is not installed"
+fi
 kill_ours
 "$GPUMEM" rm sp >/dev/null 2>&1
 exit ${FAILED:-0}
