@@ -334,6 +334,8 @@ enum { CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS = 0x1 };
 #define CUDA_ARRAY3D_LAYERED          0x01
 #define CUDA_ARRAY3D_SURFACE_LDST     0x02
 #define CUDA_ARRAY3D_CUBEMAP          0x04
+#define CU_DEVICE_CPU                 ((CUdevice)-1)
+#define CU_DEVICE_INVALID             ((CUdevice)-2)
 
 typedef enum CUlimit_enum {
     CU_LIMIT_STACK_SIZE = 0x00,
@@ -373,6 +375,13 @@ typedef enum CUmem_advise_enum {
     CU_MEM_ADVISE_SET_ACCESSED_BY = 5,
     CU_MEM_ADVISE_UNSET_ACCESSED_BY = 6,
 } CUmem_advise;
+
+typedef enum CUmem_range_attribute_enum {
+    CU_MEM_RANGE_ATTRIBUTE_READ_MOSTLY = 1,
+    CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION = 2,
+    CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY = 3,
+    CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION = 4,
+} CUmem_range_attribute;
 
 /* The device attributes the simulated driver answers (a subset of
  * CUdevice_attribute; others return CUDA_ERROR_INVALID_VALUE). */
@@ -479,6 +488,12 @@ typedef CUresult (*PFN_cuMemAlloc_v3020)(CUdeviceptr *dptr, size_t bytesize);
 typedef CUresult (*PFN_cuMemAllocPitch_v3020)(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
                                               unsigned int ElementSizeBytes);
 typedef CUresult (*PFN_cuMemAllocManaged_v6000)(CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
+typedef CUresult (*PFN_cuMemAdvise_v8000)(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device);
+typedef CUresult (*PFN_cuMemPrefetchAsync_v8000)(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream);
+typedef CUresult (*PFN_cuMemRangeGetAttribute_v8000)(void *data, size_t dataSize, CUmem_range_attribute attribute,
+                                                     CUdeviceptr devPtr, size_t count);
+typedef CUresult (*PFN_cuMemRangeGetAttributes_v8000)(void **data, size_t *dataSizes, CUmem_range_attribute *attributes,
+                                                      size_t numAttributes, CUdeviceptr devPtr, size_t count);
 typedef CUresult (*PFN_cuMemFree_v3020)(CUdeviceptr dptr);
 typedef CUresult (*PFN_cuMemAlloc_v2000)(CUdeviceptr_v1 *dptr, unsigned int bytesize);
 typedef CUresult (*PFN_cuMemAllocPitch_v2000)(CUdeviceptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,

@@ -36,6 +36,10 @@
 
 enum gm_priority { GM_PRIO_LOW = -1, GM_PRIO_NORMAL = 0, GM_PRIO_HIGH = 1 };
 
+/* gm_limits.swap_flags. PROMOTE: spilled allocations move back to the
+ * device when the group has room again (docs/spill.md). */
+#define GM_SWAP_PROMOTE 1u
+
 /* ---- limits ---------------------------------------------------------- */
 
 struct gm_limit_dev {
@@ -52,9 +56,9 @@ struct gm_limits {
     uint32_t ndev;
     uint32_t reserved0;
     struct gm_limit_dev dev[GM_MAX_DEVICES];
-    uint64_t swap;              /* host spill allowance (bytes), 0 = none */
+    uint64_t swap;              /* host spill allowance (bytes), 0 = none (docs/spill.md) */
     int32_t priority;
-    uint32_t reserved1;
+    uint32_t swap_flags;        /* GM_SWAP_*; was reserved (0 in every older file) */
     /* Identity, for people and for Prometheus labels. */
     char name[GM_NAME_LEN];
     char container_id[80];
@@ -111,7 +115,13 @@ struct gm_cell {
     _Atomic uint64_t reserved;          /* bytes held against the limit (owned lanes) */
     _Atomic uint64_t trim_below;        /* a free leaving charged below this gives reservation back */
     _Atomic uint64_t allocs, frees;
-    uint64_t pad[2];
+    /* Bytes of this lane's allocations spilled to host memory (managed
+     * memory placed on the host, docs/spill.md): charged to the group's
+     * swap, never to `charged`. Raised by the cell's own thread only in
+     * the spill path; lowered by any free. Was padding (0 in every region
+     * ever created), so the layout version is unchanged. */
+    _Atomic uint64_t swapped;
+    uint64_t pad;
 } __attribute__((aligned(64)));
 /* The cell of lane l, group device d; an allocation's entry records its
  * byte offset (gpumem/live_table.h alloc_cell_off). */
@@ -153,6 +163,22 @@ static inline uint64_t gm_slot_charged(const struct gm_proc_slot *s, int d)
         sum += atomic_load(&s->cell[GM_CELL_INDEX(l, d)].charged);
     return sum;
 }
+/* A process's bytes spilled to host memory on group device d. */
+static inline uint64_t gm_slot_swapped_dev(const struct gm_proc_slot *s, int d)
+{
+    uint64_t sum = 0;
+    for (int l = 0; l < GM_LANES; l++)
+        sum += atomic_load(&s->cell[GM_CELL_INDEX(l, d)].swapped);
+    return sum;
+}
+/* ... on every device (the swap allowance is one figure for the group). */
+static inline uint64_t gm_slot_swapped(const struct gm_proc_slot *s)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < GM_LANES * GM_MAX_DEVICES; i++)
+        sum += atomic_load(&s->cell[i].swapped);
+    return sum;
+}
 static inline uint64_t gm_slot_allocs(const struct gm_proc_slot *s)
 {
     uint64_t sum = 0;
@@ -186,7 +212,11 @@ struct gm_usage {
      * ever created), so the layout version is unchanged. */
     _Atomic uint32_t removed;
     _Atomic uint32_t creator_left;
-    char pad[56];
+    /* CLOCK_REALTIME (ns) of the group's first spill to host memory, 0 =
+     * never: the daemon reports it once as an event. Carved out of padding
+     * like the two above. */
+    _Atomic uint64_t first_spill_ns;
+    char pad[48];
     struct gm_usage_dev dev[GM_MAX_DEVICES];
     struct gm_proc_slot slot[GM_MAX_PROCS];
 };
@@ -295,6 +325,17 @@ static inline uint64_t gm_usage_total(const struct gm_usage *u, int d)
     uint32_t hw = atomic_load(&u->slots_hw);
     for (uint32_t i = 0; i < hw; i++)
         sum += gm_slot_charged(&u->slot[i], d);
+    return sum;
+}
+
+/* The group's bytes spilled to host memory, on group device d (d < 0: on
+ * every device: what the swap allowance is checked against). */
+static inline uint64_t gm_usage_swapped(const struct gm_usage *u, int d)
+{
+    uint64_t sum = 0;
+    uint32_t hw = atomic_load(&u->slots_hw);
+    for (uint32_t i = 0; i < hw; i++)
+        sum += d < 0 ? gm_slot_swapped(&u->slot[i]) : gm_slot_swapped_dev(&u->slot[i], d);
     return sum;
 }
 

@@ -17,6 +17,7 @@ struct gm_live_alloc {
     uint64_t site;  /* call site in that process, 0 = unknown */
     int kind;       /* enum alloc_kind */
     int gd;         /* group device index */
+    int spilled;    /* 1: in host memory, charged to the group's swap (docs/spill.md) */
 };
 
 /* Copies the live allocations of process `pid`, whose table its slot says

@@ -32,7 +32,7 @@ enum alloc_kind { AK_MEM = 0, AK_PITCH, AK_MANAGED, AK_ASYNC, AK_VMM, AK_ARRAY, 
 
 struct at_entry {
     uint64_t key;   /* device pointer or handle; 0 = empty */
-    uint64_t value; /* bytes << 22 | pool << 12 | lane << 10 | group device << 6 | ALLOC_CHARGED | kind */
+    uint64_t value; /* bytes << 22 | pool << 12 | lane << 10 | group device << 6 | ALLOC_CHARGED | ALLOC_SPILLED | kind */
     uint64_t born;  /* gm_ticks() when it was made (gpumem/ticks.h) */
     uint64_t site;  /* return address of the hooked call (its call site), 0 = unknown */
 };
@@ -65,6 +65,12 @@ struct at_table {
 #define ALLOC_BYTES_SHIFT 22
 #define ALLOC_POOL_BITS 10
 #define ALLOC_CHARGED 0x10u
+/* The allocation was spilled to host memory (docs/spill.md): its bytes are
+ * in its cell's `swapped`, not `charged`. Bit 3 was always 0 (kinds fit in
+ * three bits), so tables of layout 3 without spills read the same. */
+#define ALLOC_SPILLED 0x8u
+#define ALLOC_KIND_MASK 0x7u
+_Static_assert(AK_NKINDS <= 8, "a kind fits in three bits");
 #define ALLOC_CELL_MASK 0xfc0u
 static inline uint64_t alloc_cell_bits(unsigned lane, int gd) { return (uint64_t)(lane & 3) << 10 | (uint64_t)(gd & 0xf) << 6; }
 /* The value of an allocation charged to the cell at byte offset `cell`. */
@@ -92,7 +98,8 @@ static inline uint64_t alloc_with_bytes(uint64_t v, uint64_t bytes)
 static inline unsigned alloc_pool(uint64_t v) { return (unsigned)(v >> 12) & ((1u << ALLOC_POOL_BITS) - 1); }
 static inline unsigned alloc_lane(uint64_t v) { return (unsigned)(v >> 10) & 3; }
 static inline int alloc_gd(uint64_t v) { return (int)((v >> 6) & 0xf); }
-static inline int alloc_kind(uint64_t v) { return (int)(v & 0xf); }
+static inline int alloc_kind(uint64_t v) { return (int)(v & ALLOC_KIND_MASK); }
+static inline int alloc_spilled(uint64_t v) { return (v & ALLOC_SPILLED) != 0; }
 static inline unsigned alloc_cell_off(uint64_t v) { return (unsigned)v & ALLOC_CELL_MASK; }
 
 #endif

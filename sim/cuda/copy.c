@@ -33,7 +33,11 @@ static CUresult copy_checked(CUdeviceptr dst, int dst_dev, CUdeviceptr src, int 
     if (!r && src_dev) r = check_dev(src, n);
     if (r) return r;
     if (n && (!dst || !src)) return CUDA_ERROR_INVALID_VALUE;
-    if (n) memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    if (n) {
+        sim_managed_touch(dst, n);      /* the copy engine touches managed memory */
+        sim_managed_touch(src, n);
+        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    }
     return CUDA_SUCCESS;
 }
 
@@ -186,6 +190,7 @@ static CUresult memset2d(CUdeviceptr dst, size_t pitch, unsigned value, unsigned
     size_t span = (height - 1) * pitch + width * elem;
     r = check_dev(dst, span);
     if (r) return r;
+    sim_managed_touch(dst, span);
     for (size_t y = 0; y < height; y++) {
         unsigned char *row = (unsigned char *)(uintptr_t)(dst + y * pitch);
         if (elem == 1) { memset(row, (int)(value & 0xff), width); continue; }

@@ -102,11 +102,24 @@ struct sim_alloc {
     struct sim_ctx *ctx;
     struct sim_pool *pool;   /* allocated from a memory pool (async) */
     struct sim_alloc *next;  /* hash chain / pool free list */
+    /* Managed memory only (managed.c): where its pages are and the advice
+     * given. `charged` is then what is resident on device `res_dev`. */
+    int8_t res;              /* SIM_RES_*: unpopulated, host, device */
+    uint8_t read_mostly;
+    int16_t res_dev;         /* the device holding it while SIM_RES_DEVICE */
+    int preferred;           /* CU_DEVICE_CPU, a device, or CU_DEVICE_INVALID (none) */
+    int last_prefetch;       /* CU_DEVICE_CPU, a device, or CU_DEVICE_INVALID */
+    uint32_t accessed_by;    /* bit d: SET_ACCESSED_BY device d */
 };
+enum { SIM_RES_NONE = 0, SIM_RES_HOST, SIM_RES_DEVICE };
 void sim_registry_insert(struct sim_alloc *a);
 /* Removes and returns the allocation starting exactly at base (kind matching
  * one of the bits in kind_mask, 1 << kind), or NULL. O(1). */
 struct sim_alloc *sim_registry_remove(uintptr_t base, unsigned kind_mask);
+/* Calls fn on the live record starting exactly at base (kind in kind_mask)
+ * under its shard's lock, so a concurrent free cannot free it meanwhile.
+ * Returns fn's result, or -1 when there is no such record. */
+int sim_registry_with(uintptr_t base, unsigned kind_mask, int (*fn)(struct sim_alloc *a, void *arg), void *arg);
 /* Finds the allocation containing [p, p+len): copies it to *out. Slower for
  * interior pointers of small allocations (scans). 0 on success. */
 int sim_registry_find(uintptr_t p, size_t len, struct sim_alloc *out);
@@ -142,6 +155,13 @@ CUresult sim_alloc_device(struct sim_ctx *ctx, size_t bytes, enum sim_kind kind,
 /* Frees backing, releases charge, frees the record (already unregistered). */
 void sim_free_record(struct sim_alloc *a);
 void *sim_map_backing(size_t len);               /* lazily reserved zero pages */
+
+/* ---- managed.c: managed memory's residency ----
+ * A device-side touch (a copy or memset naming [p, p+len)) of managed
+ * memory: populates or migrates it as the driver's fault handling would. */
+void sim_managed_touch(uintptr_t p, size_t len);
+/* memory.c frees managed records like the others, and says so here. */
+void sim_managed_freed(void);
 
 /* ---- pool.c ---- */
 CUresult sim_pool_free_async(struct sim_alloc *a);

@@ -79,7 +79,9 @@ void sim_free_record(struct sim_alloc *a)
         if (a->ipc_fd >= 0) close(a->ipc_fd);
         if (a->mmapped) munmap((void *)a->base, a->mapped);
         else sim_heap_free((void *)a->base, a->mapped);
-        if (a->charged) sim_vdev_release(a->dev, a->charged);
+        /* (managed memory: what is resident on res_dev, managed.c) */
+        if (a->charged) sim_vdev_release(a->kind == SIM_KIND_MANAGED ? a->res_dev : a->dev, a->charged);
+        if (a->kind == SIM_KIND_MANAGED) sim_managed_freed();
         break;
     case SIM_KIND_IPC:
         munmap((void *)a->base, a->mapped);
@@ -120,22 +122,6 @@ SIM_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wi
     if (r == CUDA_SUCCESS) {
         *dptr = a->base;
         *pPitch = pitch;
-    }
-    return r;
-}
-
-SIM_API CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
-{
-    if (!dptr) return CUDA_ERROR_INVALID_VALUE;
-    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST) return CUDA_ERROR_INVALID_VALUE;
-    struct sim_ctx *c;
-    CUresult r = sim_ctx_current(&c);
-    if (r) return r;
-    struct sim_alloc *a;
-    r = sim_alloc_device(c, bytesize, SIM_KIND_MANAGED, NULL, &a);
-    if (r == CUDA_SUCCESS) {
-        a->flags = flags;
-        *dptr = a->base;
     }
     return r;
 }
@@ -365,41 +351,3 @@ SIM_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
     }
     return CUDA_SUCCESS;
 }
-
-/* ---- managed-memory hints: validated, then nothing to do ---- */
-
-static CUresult check_managed_range(CUdeviceptr p, size_t count)
-{
-    CUresult r = sim_check_init();
-    if (r) return r;
-    struct sim_alloc a;
-    if (count == 0 || sim_registry_find(p, count, &a) != 0) return CUDA_ERROR_INVALID_VALUE;
-    return CUDA_SUCCESS;
-}
-
-SIM_API CUresult cuMemAdvise(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)
-{
-    if ((unsigned)advice < 1 || (unsigned)advice > 6) return CUDA_ERROR_INVALID_VALUE;
-    return check_managed_range(devPtr, count);
-}
-SIM_API CUresult cuMemAdvise_v2(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUmemLocation location)
-{
-    if ((unsigned)advice < 1 || (unsigned)advice > 6) return CUDA_ERROR_INVALID_VALUE;
-    return check_managed_range(devPtr, count);
-}
-
-static CUresult prefetch(CUdeviceptr p, size_t count, CUstream s)
-{
-    CUresult r = sim_stream_check(s);
-    return r ? r : check_managed_range(p, count);
-}
-SIM_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
-{ return prefetch(devPtr, count, hStream); }
-SIM_API CUresult cuMemPrefetchAsync_ptsz(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
-{ return prefetch(devPtr, count, hStream); }
-SIM_API CUresult cuMemPrefetchAsync_v2(CUdeviceptr devPtr, size_t count, CUmemLocation location, unsigned int flags,
-                                       CUstream hStream)
-{ return prefetch(devPtr, count, hStream); }
-SIM_API CUresult cuMemPrefetchAsync_v2_ptsz(CUdeviceptr devPtr, size_t count, CUmemLocation location,
-                                            unsigned int flags, CUstream hStream)
-{ return prefetch(devPtr, count, hStream); }

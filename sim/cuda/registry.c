@@ -157,6 +157,22 @@ struct sim_alloc *sim_registry_remove(uintptr_t base, unsigned kind_mask)
     return a;
 }
 
+int sim_registry_with(uintptr_t base, unsigned kind_mask, int (*fn)(struct sim_alloc *a, void *arg), void *arg)
+{
+    pthread_once(&shards_once, shards_init);
+    uint64_t h = hash_addr(base);
+    struct shard *s = &shards[h & (NSHARDS - 1)];
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    for (struct sim_alloc *a = s->buckets[(h >> 6) & s->mask]; a; a = a->next)
+        if (a->base == base && (kind_mask & (1u << a->kind))) {
+            rc = fn(a, arg);
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 static int contains(const struct sim_alloc *a, uintptr_t p, size_t len)
 {
     size_t extent = a->size ? a->size : 1;

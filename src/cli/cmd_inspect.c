@@ -124,7 +124,7 @@ static void print_alloc(const struct gm_usage *u, const struct gm_live_alloc *a,
         printf("%s{\"address\":\"0x%llx\",\"bytes\":%llu,\"api\":\"%s\",\"uuid\":", first ? "" : ",",
                (unsigned long long)a->key, (unsigned long long)a->bytes, gm_alloc_kind_name(a->kind));
         json_str(uuid_of(u, a->gd));
-        printf(",\"age_s\":%.3f,\"site\":", gm_ticks_age_s(a->born));
+        printf(",\"spilled\":%s,\"age_s\":%.3f,\"site\":", a->spilled ? "true" : "false", gm_ticks_age_s(a->born));
         if (a->site)
             json_str(where);
         else
@@ -132,10 +132,14 @@ static void print_alloc(const struct gm_usage *u, const struct gm_live_alloc *a,
         putchar('}');
         return;
     }
-    /* GPU UUIDs are long; their first block tells devices apart. */
+    /* GPU UUIDs are long; their first block tells devices apart. A
+     * spilled allocation (in host memory, charged to the group's swap:
+     * docs/spill.md) is marked after its API. */
+    char api[40];
+    snprintf(api, sizeof api, "%s%s", gm_alloc_kind_name(a->kind), a->spilled ? " (host)" : "");
     printf("    0x%-14llx %10s  %-22s %-12.12s %9.1fs  %s\n", (unsigned long long)a->key,
-           gm_format_size(a->bytes, size, sizeof size), gm_alloc_kind_name(a->kind), uuid_of(u, a->gd),
-           gm_ticks_age_s(a->born), a->site ? where : "-");
+           gm_format_size(a->bytes, size, sizeof size), api, uuid_of(u, a->gd), gm_ticks_age_s(a->born),
+           a->site ? where : "-");
 }
 
 static void print_list(const char *title, const struct gm_usage *u, const struct gm_live_alloc *a, size_t n,
@@ -189,9 +193,12 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
     }
     uint64_t total = 0, api_count[AK_NKINDS] = {0}, api_bytes[AK_NKINDS] = {0};
     uint64_t cls_count[NCLASSES] = {0}, cls_bytes[NCLASSES] = {0}, cls_oldest[NCLASSES] = {0};
-    size_t with_site = 0;
+    size_t with_site = 0, spilled = 0;
+    uint64_t spilled_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         total += a[i].bytes;
+        spilled += a[i].spilled != 0;
+        spilled_bytes += a[i].spilled ? a[i].bytes : 0;
         api_count[a[i].kind]++;
         api_bytes[a[i].kind] += a[i].bytes;
         size_t c = 0;
@@ -207,7 +214,8 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
     if (o->json) {
         printf("%s{\"pid\":%d,\"host_pid\":%d,\"comm\":", first ? "" : ",", pid, (int)t->host_pid);
         json_str(comm);
-        printf(",\"count\":%zu,\"bytes\":%llu,\"by_api\":[", n, (unsigned long long)total);
+        printf(",\"count\":%zu,\"bytes\":%llu,\"spilled_count\":%zu,\"spilled_bytes\":%llu,\"by_api\":[", n,
+               (unsigned long long)total, spilled, (unsigned long long)spilled_bytes);
         for (int k = 0, f = 1; k < AK_NKINDS; k++)
             if (api_count[k]) {
                 printf("%s{\"api\":\"%s\",\"count\":%llu,\"bytes\":%llu}", f ? "" : ",", gm_alloc_kind_name(k),
@@ -233,6 +241,9 @@ static int report(const char *group, const struct gm_usage *u, const struct targ
             printf(", pid %d in its namespace", pid);
         printf(", group %s: %zu live allocation%s, %s\n", group, n, n == 1 ? "" : "s",
                gm_format_size(total, size, sizeof size));
+        if (spilled)
+            printf("  %zu of them spilled to host memory (marked (host)), %s\n", spilled,
+                   gm_format_size(spilled_bytes, size, sizeof size));
         if (n) {
             printf("  %-24s %8s %10s\n", "BY API", "COUNT", "BYTES");
             for (int k = 0; k < AK_NKINDS; k++)

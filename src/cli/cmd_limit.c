@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "gpumem/driver_limits.h"
 #include "../daemon/daemon.h"
+#include "gpumem/swap.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 static void limit_usage(FILE *out)
 {
     fprintf(out, "Usage: gpumem limit GROUP [SIZE | none | DEV=SIZE[,DEV=SIZE...]]\n"
+                 "                    [--swap SIZE|none] [--swap-promote | --no-swap-promote]\n"
                  "\n"
                  "Without SIZE, shows GROUP's limits. With SIZE, changes them while the\n"
                  "group runs: SIZE alone sets the limit of every GPU without its own entry;\n"
@@ -34,6 +36,11 @@ static void limit_usage(FILE *out)
                  "context fits), below what the group holds now, or above the GPU's memory\n"
                  "(as NVML reports it; the limit then never binds).\n"
                  "\n"
+                 "--swap SIZE lets the group pass its GPU limit by up to SIZE of host memory\n"
+                 "in all (slower: see docs/spill.md); --swap none takes that away from new\n"
+                 "allocations (what is spilled stays until freed). --swap-promote moves spilled\n"
+                 "memory back to the GPU when room frees; --no-swap-promote stops that.\n"
+                 "\n"
                  "GROUP is a group (see gpumem ps): its name, a container's name or id (at\n"
                  "least 12 characters), or the path of a group directory.\n"
                  "\n"
@@ -42,6 +49,7 @@ static void limit_usage(FILE *out)
                  "  gpumem limit job7 8G         every GPU: 8 GiB\n"
                  "  gpumem limit job7 0=6G       GPU 0: 6 GiB\n"
                  "  gpumem limit job7 none       no limit: accounted only\n"
+                 "  gpumem limit job7 --swap 4G  up to 4 GiB more in host memory\n"
                  "  gpumem limit job7 GPU-fe90dcc9=6G   the same GPU by the UUID prefix gpumem ps\n"
                  "                               prints (any unique prefix of GPU-xxxx or more)\n");
 }
@@ -86,6 +94,41 @@ static void show(const char *name, const struct gm_limits *l)
     printf("%s: default %s\n", name, gm_format_size(l->default_limit, a, sizeof a));
     for (uint32_t i = 0; i < l->ndev && i < GM_MAX_DEVICES; i++)
         printf("%s: %s %s\n", name, l->dev[i].uuid, gm_format_size(l->dev[i].limit, a, sizeof a));
+    if (l->swap)
+        printf("%s: swap %s%s\n", name, gm_format_size(l->swap, a, sizeof a),
+               l->swap_flags & GM_SWAP_PROMOTE ? " (promote)" : "");
+}
+
+/* --swap SIZE, --swap=SIZE, --swap-promote, --no-swap-promote, taken out of
+ * argv (the rest keep their order). *promote: -1 not given. Returns the
+ * new argc, or -1 after a message. */
+static int swap_options(int argc, char **argv, int *swap_given, uint64_t *swap, int *promote)
+{
+    char err[512];
+    int n = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (strcmp(argv[i], "--swap") == 0) {
+            if (i + 1 >= argc)
+                return die(2, "--swap: no SIZE given"), -1;
+            v = argv[++i];
+        } else if (strncmp(argv[i], "--swap=", 7) == 0) {
+            v = argv[i] + 7;
+        } else if (strcmp(argv[i], "--swap-promote") == 0) {
+            *promote = 1;
+            continue;
+        } else if (strcmp(argv[i], "--no-swap-promote") == 0) {
+            *promote = 0;
+            continue;
+        } else {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (gm_parse_swap(v, swap, err, sizeof err) < 0)
+            return die(2, "--swap: %s", err), -1;
+        *swap_given = 1;
+    }
+    return n;
 }
 
 /* The limit on `uuid` in a local copy: its entry, else the default. */
@@ -147,6 +190,11 @@ int cmd_limit(int argc, char **argv)
             limit_usage(stdout);
             return 0;
         }
+    int swap_given = 0, promote = -1;
+    uint64_t swap = 0;
+    if ((argc = swap_options(argc, argv, &swap_given, &swap, &promote)) < 0)
+        return 2;
+    int swap_change = swap_given || promote >= 0;
     if (argc < 2 || argc > 3) {
         if (argc < 2)
             die(2, "no GROUP given");
@@ -167,17 +215,21 @@ int cmd_limit(int argc, char **argv)
         memcpy(&l, (const void *)ml, sizeof l);
     }
     gm_limits_unmap(ml);
-    if (argc == 2) {
+    if (argc == 2 && !swap_change) {
         show(argv[1], &l);
         return 0;
     }
-    struct gm_limit_spec spec;
-    char full[1024];
-    if (expand_gpus(argv[2], &l, full, sizeof full, err, sizeof err) < 0)
-        return die(2, "%s", err);
-    if (gm_parse_limit_change(full, &spec, err, sizeof err) < 0)
-        return die(2, "%s", err);
     struct gm_limits was = l;
+    if (swap_given)
+        l.swap = swap;
+    if (promote >= 0)
+        l.swap_flags = promote ? l.swap_flags | GM_SWAP_PROMOTE : l.swap_flags & ~GM_SWAP_PROMOTE;
+    struct gm_limit_spec spec = {0};
+    char full[1024];
+    if (argc == 3 && expand_gpus(argv[2], &l, full, sizeof full, err, sizeof err) < 0)
+        return die(2, "%s", err);
+    if (argc == 3 && gm_parse_limit_change(full, &spec, err, sizeof err) < 0)
+        return die(2, "%s", err);
     for (int i = 0; i < spec.n; i++) /* the default first: none drops every entry, then DEV= terms apply */
         if (spec.term[i].kind == GM_TERM_ALL) {
             l.default_limit = spec.term[i].bytes;

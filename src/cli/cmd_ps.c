@@ -24,9 +24,11 @@ static void ps_usage(FILE *out)
                  "group and GPU with its name (a container's Docker or Kubernetes name), the\n"
                  "group (its directory: a container's short id), its limit, what its\n"
                  "processes hold now, the peak, the share of the limit in use, how many\n"
-                 "processes, how many allocations were refused for the limit, and who\n"
-                 "enforces it (ENFORCE: shim, or shim+driver where gpumem-runtime also set\n"
-                 "NVIDIA's per-cgroup driver limit for the container).\n"
+                 "processes, how many allocations were refused for the limit, SWAP: what\n"
+                 "the group spilled to host memory past its limit (\"-\" when it has no swap;\n"
+                 "see gpumem run --swap), and who enforces it (ENFORCE: shim, or shim+driver\n"
+                 "where gpumem-runtime also set NVIDIA's per-cgroup driver limit for the\n"
+                 "container).\n"
                  "A GPU is shown by its NVML index (as nvidia-smi numbers it; \"-\" when NVML\n"
                  "does not list it), a MIG device by its GPU's index and its MIG device index\n"
                  "(0/1, as nvidia-smi -L lists them), and either by the first 12 characters\n"
@@ -153,6 +155,8 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             csv_field(pct, 0);
             csv_u64((uint64_t)nproc, 0);
             csv_u64(ref, 0);
+            csv_u64(ndev ? gm_usage_swapped(u, (int)d) : 0, 0);
+            csv_u64(l->swap, 0);
             csv_field(enforce, 1);
         }
     } else if (o->json) {
@@ -177,7 +181,9 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         json_str(ns);
         printf(",\"enforcement\":\"%s\",\"enforcement_reason\":", enforce);
         json_str(enforce_why);
-        printf(",\"processes\":%d,\"devices\":[", nproc);
+        printf(",\"processes\":%d,\"swap_limit\":%llu,\"swap_used\":%llu,\"swap_promote\":%s,\"devices\":[", nproc,
+               (unsigned long long)l->swap, (unsigned long long)gm_usage_swapped(u, -1),
+               l->swap_flags & GM_SWAP_PROMOTE ? "true" : "false");
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid);
             struct gm_mig_info mig;
@@ -206,9 +212,10 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 printf("%llu", (unsigned long long)lim);
             struct dm_hist *h = dm_hist_find(o->daemon.h, o->daemon.n, name, u->dev[d].uuid);
             printf(",\"leak_suspected\":%s", !o->daemon.ok ? "null" : h && h->leak ? "true" : "false");
-            printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu}", (unsigned long long)gm_usage_total(u, (int)d),
-                   (unsigned long long)atomic_load(&u->dev[d].peak),
-                   (unsigned long long)atomic_load(&u->dev[d].refusals));
+            printf(",\"used\":%llu,\"peak\":%llu,\"refusals\":%llu,\"swap_used\":%llu}",
+                   (unsigned long long)gm_usage_total(u, (int)d), (unsigned long long)atomic_load(&u->dev[d].peak),
+                   (unsigned long long)atomic_load(&u->dev[d].refusals),
+                   (unsigned long long)gm_usage_swapped(u, (int)d));
         }
         printf("]");
         if (o->procs) {
@@ -230,10 +237,11 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 char comm[sizeof s->comm + 1];
                 snprintf(comm, sizeof comm, "%.*s", (int)strnlen(s->comm, sizeof s->comm), s->comm);
                 json_str(comm);
-                printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu}",
+                printf(",\"used\":%llu,\"peak\":%llu,\"allocations\":%llu,\"frees\":%llu,\"refusals\":%llu"
+                       ",\"swap_used\":%llu}",
                        (unsigned long long)used, (unsigned long long)peak,
                        (unsigned long long)gm_slot_allocs(s), (unsigned long long)gm_slot_frees(s),
-                       (unsigned long long)atomic_load(&s->refusals));
+                       (unsigned long long)atomic_load(&s->refusals), (unsigned long long)gm_slot_swapped(s));
             }
             printf("]");
         }
@@ -241,8 +249,9 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
         *first = 0;
     } else {
         if (ndev == 0)
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s %s\n", label, name, "-", "-",
-                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0", enforce);
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5d %8s %10s %s\n", label, name, "-", "-",
+                   gm_format_size(l->default_limit, a, sizeof a), "0 B", "0 B", "-", nproc, "0", l->swap ? "0 B" : "-",
+                   enforce);
         for (uint32_t d = 0; d < ndev; d++) {
             uint64_t lim = gm_limits_for(l, u->dev[d].uuid), used = gm_usage_total(u, (int)d);
             char pct[16] = "-", cell[48];
@@ -255,10 +264,14 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
             char shortid[16], gpu[16] = "-";
             snprintf(shortid, sizeof shortid, "%.*s", GPU_SHORT_LEN, u->dev[d].uuid);
             gpu_label(u->dev[d].uuid, gpu, sizeof gpu, NULL);
-            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu %s\n", d ? "" : label, d ? "" : name, gpu, shortid,
-                   gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
+            /* SWAP: bytes spilled to host memory from this GPU; "-" without swap. */
+            char swp[32] = "-";
+            if (l->swap || gm_usage_swapped(u, (int)d))
+                gm_format_size(gm_usage_swapped(u, (int)d), swp, sizeof swp);
+            printf("%-20s %-14s %3s %-12s %10s %10s %10s %s %5d %8llu %10s %s\n", d ? "" : label, d ? "" : name, gpu,
+                   shortid, gm_format_size(lim, a, sizeof a), gm_format_size(used, b, sizeof b),
                    gm_format_size(atomic_load(&u->dev[d].peak), c, sizeof c), cell, nproc,
-                   (unsigned long long)atomic_load(&u->dev[d].refusals), d ? "" : enforce);
+                   (unsigned long long)atomic_load(&u->dev[d].refusals), swp, d ? "" : enforce);
         }
         if (o->procs) {
             uint32_t hw = atomic_load(&u->slots_hw);
@@ -272,9 +285,12 @@ static int show_group(const char *name, const char *dir, const struct ps_opts *o
                 if (host[i])
                     snprintf(hp, sizeof hp, "%d", (int)host[i]);
                 snprintf(comm, sizeof comm, "%.*s", (int)strnlen(s->comm, sizeof s->comm), s->comm);
-                printf("  host pid %-8s pid in group %-8d %-16s used %10s  peak %10s  refusals %llu\n", hp,
+                printf("  host pid %-8s pid in group %-8d %-16s used %10s  peak %10s  refusals %llu", hp,
                        (int)atomic_load(&s->pid), comm, gm_format_size(used, a, sizeof a),
                        gm_format_size(peak, b, sizeof b), (unsigned long long)atomic_load(&s->refusals));
+                if (gm_slot_swapped(s))
+                    printf("  swap %s", gm_format_size(gm_slot_swapped(s), c, sizeof c));
+                printf("\n");
             }
         }
     }
@@ -331,10 +347,10 @@ int cmd_ps(int argc, char **argv)
     if (o.json)
         printf("[");
     else if (o.csv && !o.no_headers)
-        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals,enforcement\n");
+        printf("name,group,gpu,uuid,limit,used,peak,percent,processes,refusals,swap_used,swap_limit,enforcement\n");
     else if (!o.csv && !o.no_headers)
-        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s %s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT", "USED",
-               "PEAK", "%LIM", "PROCS", "REFUSED", "ENFORCE");
+        printf("%-20s %-14s %3s %-12s %10s %10s %10s %6s %5s %8s %10s %s\n", "NAME", "GROUP", "GPU", "UUID", "LIMIT",
+               "USED", "PEAK", "%LIM", "PROCS", "REFUSED", "SWAP", "ENFORCE");
     struct ps_pass pass = {&o, 1};
     gm_each_group(state, show_one, &pass);
     if (o.json)

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
+#include "gpumem/swap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +34,9 @@ static void run_usage(FILE *out)
             "                         or by UUID (GPU-..., or MIG-... for a MIG device);\n"
             "                         repeat for several GPUs\n"
             "  -n, --name NAME        name of the group (default run-<pid>)\n"
+            "      --swap SIZE        let the group pass its GPU limit by up to SIZE of host\n"
+            "                         memory (slower; see gpumem-run(1) and docs/spill.md)\n"
+            "      --swap-promote     move spilled memory back to the GPU when room frees\n"
             "      --sim              use gpumem's simulated GPU instead of an NVIDIA driver\n"
             "      --keep             keep the group after its last process exits (remove it\n"
             "                         with gpumem rm)\n"
@@ -41,6 +45,8 @@ static void run_usage(FILE *out)
             "\n"
             "Without --limit, the limit comes from GPUMEM_LIMIT, NVIDIA_GPU_MEMORY_LIMIT (MiB)\n"
             "or CUDA_DEVICE_MEMORY_LIMIT; with none of them the group is only accounted.\n"
+            "Without --swap, the allowance comes from GPUMEM_SWAP (and GPUMEM_SWAP_PROMOTE=1\n"
+            "for --swap-promote); with neither there is none.\n"
             "\n"
             "The group lives while any of its processes does: when COMMAND exits, gpumem run\n"
             "removes it unless processes COMMAND left running in the background still use\n"
@@ -55,6 +61,7 @@ static void run_usage(FILE *out)
             "Examples:\n"
             "  gpumem run --limit 4G -- python train.py\n"
             "  gpumem run --limit 0=4G --limit 1=8G --name job7 -- ./worker\n"
+            "  gpumem run --limit 8G --swap 4G -- python train.py\n"
             "  gpumem run --sim --limit 1G --summary -- ./my-cuda-test\n");
 }
 
@@ -194,8 +201,11 @@ int cmd_run(int argc, char **argv)
         {"limit", required_argument, 0, 'l'}, {"name", required_argument, 0, 'n'},
         {"sim", no_argument, 0, 'S'},         {"keep", no_argument, 0, 'k'},
         {"summary", no_argument, 0, 's'},     {"help", no_argument, 0, 'h'},
+        {"swap", required_argument, 0, 'W'},  {"swap-promote", no_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
+    uint64_t swap = 0;
+    int swap_given = 0, promote = 0;
     char limit_arg[1024] = "", name[GM_NAME_LEN] = "", err[512];
     int sim = 0, keep = 0, summary = 0, c;
     optind = 1;
@@ -220,6 +230,12 @@ int cmd_run(int argc, char **argv)
             break;
         case 'S': sim = 1; break;
         case 'k': keep = 1; break;
+        case 'W':
+            if (gm_parse_swap(optarg, &swap, err, sizeof err) < 0)
+                return die(2, "--swap: %s", err);
+            swap_given = 1;
+            break;
+        case 'P': promote = 1; break;
         case 's': summary = 1; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;
@@ -243,6 +259,11 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, "%s: no limit given (--limit): the group is accounted but not limited\n", die_name);
     }
 
+    if (!swap_given && gm_swap_from_env(env_lookup, NULL, &swap, &promote, err, sizeof err) < 0)
+        return die(2, "%s", err);
+    if (promote && swap == 0)
+        return die(2, "--swap-promote: the group has no swap (give --swap SIZE)");
+
     /* The driver the command will use. */
     char simdir[PATH_MAX] = "", shim[PATH_MAX];
     if (sim) {
@@ -264,6 +285,8 @@ int cmd_run(int argc, char **argv)
     if (!*name)
         snprintf(name, sizeof name, "run-%d", (int)getpid());
     snprintf(l.name, sizeof l.name, "%s", name);
+    l.swap = swap;
+    l.swap_flags = promote ? GM_SWAP_PROMOTE : 0;
     l.created_unix = (uint64_t)time(NULL);
 
     char state[PATH_MAX], dir[PATH_MAX + GM_NAME_LEN + 1];

@@ -180,9 +180,13 @@ static void draw_device(struct row *r, const struct top_view *v, const struct dm
 }
 
 /* Column layout shared by the header, group rows and process rows:
- * marker, name, then " GPU USED LIMIT %LIM PEAK PROCS REFUSED LEAK" and the
- * history sparkline in what is left. */
-#define NUM_WIDTH 55    /* 2 (marker) + the fixed columns, without the name */
+ * marker, name, then " GPU USED LIMIT %LIM PEAK PROCS REFUSED LEAK", " SWAP"
+ * while any group shown may spill to host memory, and the history sparkline
+ * in what is left. */
+#define NUM_WIDTH_BASE 55   /* 2 (marker) + the fixed columns, without the name */
+#define SWAP_WIDTH 8
+static int swap_shown;      /* this frame has the SWAP column (top_draw) */
+#define NUM_WIDTH (NUM_WIDTH_BASE + (swap_shown ? SWAP_WIDTH : 0))
 #define HIST_MIN 6      /* a narrower history column is left out */
 
 static int name_width(int width)
@@ -221,13 +225,13 @@ static void sparkline(struct row *r, const struct dm_hist *h, int w)
 
 static void draw_header(struct row *r, const struct top_view *v)
 {
-    static const char *labels[] = {"GPU", "USED", "LIMIT", "%LIM", "PEAK", "PROCS", "REFUSED", "LEAK"};
-    static const int widths[] = {3, 7, 7, 5, 7, 5, 7, 4};
+    static const char *labels[] = {"GPU", "USED", "LIMIT", "%LIM", "PEAK", "PROCS", "REFUSED", "LEAK", "SWAP"};
+    static const int widths[] = {3, 7, 7, 5, 7, 5, 7, 4, 7};
     int nw = name_width(r->width);
     char name[32];
     snprintf(name, sizeof name, "%sGROUP", v->sort == TOP_SORT_NAME ? "*" : "");
     putf(r, NULL, "  %-*s", nw, name);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < (swap_shown ? 9 : 8); i++) {
         int sorted = (i == 1 && v->sort == TOP_SORT_USED) || (i == 2 && v->sort == TOP_SORT_LIMIT) ||
                      (i == 3 && v->sort == TOP_SORT_PCT) || (i == 6 && v->sort == TOP_SORT_REFUSALS);
         char l[16];
@@ -285,6 +289,12 @@ static void draw_group(struct row *r, const struct top_view *v, const struct top
     int leak = v->daemon.ok && h && from_daemon ? h->leak : -1;
     put(r, NULL, " ");
     put(r, leak == 1 ? (v->color ? SGR_RED : SGR_BOLD_REVERSE) : NULL, leak < 0 ? "   -" : leak ? " YES" : "  no");
+    /* SWAP: spilled to host memory from this GPU; "-" when the group may not spill. */
+    char sw[16] = "-";
+    if (row && (row->swap_limit || row->swap_used))
+        top_size(row->swap_used, sw, sizeof sw);
+    if (swap_shown)
+        putf(r, NULL, " %7s", sw);
     sparkline(r, h, hist_width(r->width));
 }
 
@@ -307,6 +317,11 @@ static void draw_proc(struct row *r, const struct dm_procrow *p)
     snprintf(cell, sizeof cell, "%7s", ref);
     put(r, p->refusals ? SGR_BOLD : NULL, cell);
     put(r, NULL, "     ");
+    char sw[16] = "";
+    if (p->swap_used)
+        top_size(p->swap_used, sw, sizeof sw);
+    if (swap_shown)
+        putf(r, NULL, " %7s", sw);
 }
 
 /* Below the groups: the selected group's history on each of its GPUs (up
@@ -348,6 +363,8 @@ static const char *const help_text[] = {
     "  PEAK     highest usage on the GPU; PROCS live processes holding memory",
     "  REFUSED  allocations refused for the limit; +N: within the history",
     "  LEAK     the daemon's leak detection: YES/no; - when no daemon runs",
+    "  SWAP     bytes spilled to host memory past the limit (shown while a",
+    "           group may spill); - for a group without swap",
     "  HISTORY  usage over time: the daemon's last minutes when it runs,",
     "           else what top has seen since it started ('_' 0 .. '#' max)",
     "  GPU lines: memory in use / total, limits granted; (over) when the",
@@ -371,6 +388,9 @@ void top_draw(struct top_view *v, struct gbuf *out)
 {
     int rows = v->rows, width = v->cols - 1, y = 0;
     struct row r;
+    swap_shown = 0;
+    for (size_t i = 0; i < v->snap.nrows; i++)
+        swap_shown |= v->snap.rows[i].swap_limit || v->snap.rows[i].swap_used;
     gbuf_puts(out, "\033[H");
     if (rows < 6 || v->cols < 40) {
         row_begin(&r, out, 0, width, NULL);

@@ -273,6 +273,7 @@ static void clear_slot(struct gm_proc_slot *s)
         atomic_store(&c->trim_below, 0);
         atomic_store(&c->allocs, 0);
         atomic_store(&c->frees, 0);
+        atomic_store(&c->swapped, 0);
     }
     for (int l = 0; l < GM_LANES; l++)
         atomic_store(&s->lane_owned[l], 0);

@@ -53,7 +53,7 @@ static int append(struct gm_live_alloc **out, size_t *n, size_t *cap, const stru
     }
     (*out)[(*n)++] = (struct gm_live_alloc){
         .key = e->key, .bytes = alloc_bytes(e->value), .born = e->born, .site = e->site,
-        .kind = alloc_kind(e->value), .gd = alloc_gd(e->value),
+        .kind = alloc_kind(e->value), .gd = alloc_gd(e->value), .spilled = alloc_spilled(e->value),
     };
     return 0;
 }
@@ -61,7 +61,11 @@ static int append(struct gm_live_alloc **out, size_t *n, size_t *cap, const stru
 static int valid(const struct at_entry *e)
 {
     /* (the device field cannot exceed 15) */
-    return e->key != 0 && (e->value & ALLOC_CHARGED) && alloc_kind(e->value) < AK_NKINDS;
+    /* Only cuMemAlloc and cuMemAllocManaged spill (docs/spill.md): any
+     * other kind with the spilled bit is a torn entry. */
+    int k = alloc_kind(e->value);
+    return e->key != 0 && (e->value & ALLOC_CHARGED) && k < AK_NKINDS &&
+           (!alloc_spilled(e->value) || k == AK_MEM || k == AK_MANAGED);
 }
 
 /* One stripe: header, then entries; again if it changed under us. */

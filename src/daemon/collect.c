@@ -94,6 +94,9 @@ static void add_rows(struct dm_snapshot *s, const char *name, const struct gm_li
         r->peak = atomic_load(&u->dev[d].peak);
         r->refusals = atomic_load(&u->dev[d].refusals);
         r->last_refused = atomic_load(&u->dev[d].last_refused_size);
+        r->swap_used = gm_usage_swapped(u, (int)d);
+        r->swap_limit = l->swap;
+        r->first_spill_ns = atomic_load(&u->first_spill_ns);
         struct dm_device *dev = find_dev(s, r->uuid);
         r->gpu = dev ? (int)dev->index : -1;
         r->dev = (int)d;
@@ -139,6 +142,7 @@ static void add_procs(struct dm_snapshot *s, const char *name, const struct gm_u
             r->peak += atomic_load(&sl->peak[d]);
         }
         r->refusals = atomic_load(&sl->refusals);
+        r->swap_used = gm_slot_swapped(sl);
         r->start_time = sl->start_time;
         r->allocs = gm_slot_allocs(sl);
         r->frees = gm_slot_frees(sl);

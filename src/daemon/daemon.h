@@ -82,6 +82,10 @@ struct dm_row {
     int64_t drift;                      /* shim's accounting - NVML's, same pids */
     int dev;                            /* index in the group's device table */
     int leak;                           /* a process of the group is leak-suspected here */
+    /* Host-memory spill (docs/spill.md): bytes spilled from this device,
+     * the group's allowance (one for all its devices), and when it first
+     * spilled (CLOCK_REALTIME ns, 0 = never). */
+    uint64_t swap_used, swap_limit, first_spill_ns;
 };
 
 struct dm_bad {
@@ -101,6 +105,7 @@ struct dm_procrow {
     int host_pid;                       /* verified host pid; 0 when unknown */
     char comm[32];
     uint64_t used, peak, refusals;
+    uint64_t swap_used;                 /* spilled to host memory, over its GPUs */
     /* For leak detection: the slot's identity and counters, per device of
      * the group's table (ndev of them). */
     uint64_t start_time, allocs, frees;

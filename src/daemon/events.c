@@ -1,7 +1,7 @@
 /* Events, one JSON object per line: a group refused allocations (its
  * refusal counter grew), a group's usage crossed 80% of its limit (up or
- * down), slots of dead processes were reclaimed, a group was skipped for
- * corrupt files. Each interval's snapshot is compared with the last one. */
+ * down), a group spilled to host memory for the first time, slots of dead
+ * processes were reclaimed, a group was skipped for corrupt files. Each interval's snapshot is compared with the last one. */
 #include "daemon.h"
 
 #include <pthread.h>
@@ -40,6 +40,7 @@ struct seen {
     char uuid[GM_UUID_LEN];
     uint64_t refusals;
     int above;
+    uint64_t first_spill_ns;
 };
 
 static struct seen *prev;
@@ -79,6 +80,26 @@ static int is_above(const struct dm_row *r)
            (long double)r->used * 100 >= (long double)r->limit * DM_THRESHOLD_PERCENT;
 }
 
+/* A group's first spill to host memory (the shim stamps it once): one
+ * event, on the first of its rows seen with the stamp. At start-up a stamp
+ * already there is history, not news. */
+static int spill_event(const struct dm_row *r, const struct seen *was, int group_done)
+{
+    uint64_t before = was ? was->first_spill_ns : primed ? 0 : r->first_spill_ns;
+    if (!r->first_spill_ns || r->first_spill_ns == before || group_done)
+        return 0;
+    struct gbuf f = {0};
+    row_fields(&f, r);
+    gbuf_printf(&f, ",\"swap_used\":%llu,\"swap_limit\":%llu,\"first_spill_unix_ms\":%llu",
+                (unsigned long long)r->swap_used, (unsigned long long)r->swap_limit,
+                (unsigned long long)(r->first_spill_ns / 1000000));
+    if (r->limit != GM_UNLIMITED)
+        gbuf_printf(&f, ",\"limit\":%llu", (unsigned long long)r->limit);
+    dm_log("warn", "first_spill", f.p);
+    gbuf_free(&f);
+    return 1;
+}
+
 static void row_events(const struct dm_row *r, const struct seen *was, struct seen *now)
 {
     struct gbuf f = {0};
@@ -106,6 +127,7 @@ static void row_events(const struct dm_row *r, const struct seen *was, struct se
     }
     now->refusals = r->refusals;
     now->above = above;
+    now->first_spill_ns = r->first_spill_ns;
 }
 
 static int was_bad(const char *group)
@@ -148,6 +170,7 @@ void dm_events_tick(const struct dm_snapshot *s)
     struct seen *next = calloc(s->nrows ? s->nrows : 1, sizeof *next);
     if (!next)
         return;
+    const char *spill_group = NULL; /* the group whose first spill this tick reported */
     for (size_t i = 0; i < s->nrows; i++) {
         const struct dm_row *r = &s->rows[i];
         struct seen *now = &next[i];
@@ -155,6 +178,9 @@ void dm_events_tick(const struct dm_snapshot *s)
         memcpy(now->uuid, r->uuid, sizeof now->uuid);
         const struct seen *was = prev ? bsearch(now, prev, nprev, sizeof *prev, seen_order) : NULL;
         row_events(r, was, now);
+        /* Rows are sorted by group: a group's rows follow each other. */
+        if (spill_event(r, was, spill_group && strcmp(spill_group, r->group) == 0))
+            spill_group = r->group;
     }
     free(prev);
     prev = next; /* rows are sorted by group, uuid: so is next */

@@ -41,7 +41,7 @@ static void device_labels(struct gbuf *b, const struct dm_device *d)
     gbuf_puts(b, "\"}");
 }
 
-enum row_field { F_LIMIT, F_USED, F_PEAK, F_REFUSALS, F_PROCS, F_DRIFT, F_LEAK };
+enum row_field { F_LIMIT, F_USED, F_PEAK, F_REFUSALS, F_PROCS, F_DRIFT, F_LEAK, F_SWAP_USED, F_SWAP_LIMIT };
 
 static void group_family(struct gbuf *b, const struct dm_snapshot *s, const char *name, const char *type,
                          const char *help, enum row_field f)
@@ -61,6 +61,8 @@ static void group_family(struct gbuf *b, const struct dm_snapshot *s, const char
         case F_PROCS: gbuf_printf(b, " %d\n", r->procs); break;
         case F_DRIFT: gbuf_printf(b, " %lld\n", (long long)r->drift); break;
         case F_LEAK: gbuf_printf(b, " %d\n", r->leak); break;
+        case F_SWAP_USED: gbuf_printf(b, " %llu\n", (unsigned long long)r->swap_used); break;
+        case F_SWAP_LIMIT: gbuf_printf(b, " %llu\n", (unsigned long long)r->swap_limit); break;
         }
     }
 }
@@ -148,6 +150,14 @@ void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s)
                  "1 when leak detection suspects a process of the group on the device (usage growing "
                  "monotonically while idle, or over the long window), else 0.",
                  F_LEAK);
+    group_family(b, s, "gpumem_group_swap_used_bytes", "gauge",
+                 "Bytes the group's allocations past its limit on the device hold in host memory (spilled: "
+                 "managed memory placed on the host, charged to the group's swap, not to the device).",
+                 F_SWAP_USED);
+    group_family(b, s, "gpumem_group_swap_limit_bytes", "gauge",
+                 "The group's host-memory spill allowance, one for all its devices (repeated on each device's "
+                 "series); 0 when it may not spill.",
+                 F_SWAP_LIMIT);
     device_family(b, s, "gpumem_device_total_bytes", "Physical memory of the device (NVML).", D_TOTAL);
     device_family(b, s, "gpumem_device_used_bytes", "Used memory of the device, all processes (NVML).", D_USED);
     device_family(b, s, "gpumem_device_free_bytes", "Free memory of the device (NVML).", D_FREE);

@@ -4,6 +4,7 @@
 #include "runtime.h"
 #include "gpumem/driver_limits.h"
 #include "gpumem/hostutil.h"
+#include "gpumem/swap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -140,6 +141,15 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
         json_decref(cfg);
         return -1;
     }
+    uint64_t swap = 0;
+    int promote = 0;
+    if (gm_swap_from_env(rt_env_get, cfg, &swap, &promote, err, sizeof err) < 0) {
+        fail_msg(a, "container %.12s: %s", a->id, err);
+        json_decref(cfg);
+        return -1;
+    }
+    l.swap = swap;
+    l.swap_flags = promote && swap ? GM_SWAP_PROMOTE : 0;
     rt_identity(cfg, a->id, c, &l);
     l.created_unix = (uint64_t)time(NULL);
 

@@ -1,6 +1,7 @@
 /* The accounting slow paths: lanes, reservations, limit reloads and
  * refusals (the hot path is inline in account.h). */
 #include "account.h"
+#include "spill.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -72,7 +73,7 @@ void shim_lanes_fork_child(void)
 
 /* Counted for gpumem ps, and said once a second at most: who, where, how
  * much, and the command that would change it. */
-static void note_refusal(int gd, uint64_t bytes)
+void shim_count_refusal(int gd, uint64_t bytes)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -81,6 +82,11 @@ static void note_refusal(int gd, uint64_t bytes)
     atomic_store(&g.slot->last_activity_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
     atomic_fetch_add(&g.usage->dev[gd].refusals, 1);
     atomic_store(&g.usage->dev[gd].last_refused_size, bytes);
+}
+
+void shim_note_refusal(int gd, uint64_t bytes)
+{
+    shim_count_refusal(gd, bytes);
     int cu = -1;
     for (int i = 0; i < GM_MAX_CU_DEVICES && cu < 0; i++)
         if (atomic_load_explicit(&g.gd_of[i], memory_order_relaxed) == gd)
@@ -172,7 +178,10 @@ static CUresult cell_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, 
         atomic_store(&c->reserved, now);
         atomic_store(&c->trim_below, 0);
     }
-    note_refusal(gd, bytes);
+    if (shim_tl.quiet)
+        shim_tl.quiet = 2; /* the spill path decides (spill.c) */
+    else
+        shim_note_refusal(gd, bytes);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
@@ -181,7 +190,7 @@ static CUresult cell_grow(struct gm_proc_slot *s, uint64_t off, uint64_t bytes, 
 static CUresult cell_add(struct gm_proc_slot *s, uint64_t off, uint64_t bytes)
 {
     if (unlikely(bytes > ALLOC_BYTES_MAX)) { /* SHIM_TOO_BIG: more than any GPU has */
-        note_refusal(alloc_gd(off), bytes);
+        shim_note_refusal(alloc_gd(off), bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     struct gm_cell *c = shim_cell(s, off);
@@ -219,7 +228,7 @@ CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v)
 void shim_uncharge(uint64_t v)
 {
     struct gm_cell *c = shim_cell(g.slot, alloc_cell_off(v));
-    atomic_fetch_sub(&c->charged, alloc_bytes(v));
+    atomic_fetch_sub(alloc_spilled(v) ? &c->swapped : &c->charged, alloc_bytes(v));
     atomic_fetch_sub_explicit(&c->allocs, 1, memory_order_relaxed);
 }
 
@@ -238,7 +247,7 @@ CUresult shim_recharge(uint64_t *v, uint64_t bytes)
     return CUDA_SUCCESS;
 }
 
-void shim_cell_trim(uint64_t off)
+static void cell_trim(uint64_t off)
 {
     struct gm_proc_slot *s = g.slot;
     if (!s)
@@ -266,6 +275,14 @@ void shim_cell_trim(uint64_t off)
         atomic_compare_exchange_strong(&c->cap, &cap, want > GM_CAP_GIVEN_BACK ? want : 0);
     atomic_store(&c->reserved, want);
     atomic_store(&c->trim_below, want > 2 * slack ? want - 2 * slack : 0);
+}
+
+void shim_cell_trim(uint64_t off)
+{
+    cell_trim(off);
+    /* Room freed on the device (and given back just now): spilled
+     * allocations may come back (spill.c; a quick test without any). */
+    shim_spill_promote();
 }
 
 CUresult shim_reserve(int gd, uint64_t bytes)

@@ -58,7 +58,10 @@ struct shim_thread {
      * shim_charge_slow (first use, several devices, not enforcing). */
     int64_t fast;
     int32_t lane;   /* this thread's lane, -1 until its first charge */
-    uint32_t pad;
+    /* Set to 1 by the spill path (spill.c) around a charge: a refusal for
+     * the limit is then neither counted nor logged (it may yet be served
+     * from the group's swap) but leaves 2 here. */
+    uint32_t quiet;
     /* The slack its lane last reserved beyond its charge: limit/256, at
      * most SHIM_LANE_SLACK_MAX (under a 16 MiB limit, 64 KiB). */
     uint64_t slack;
@@ -131,8 +134,13 @@ void shim_cell_trim(uint64_t off);
 
 /* A freed allocation's bytes leave the cell that charged them (its entry
  * says which). */
+void shim_spill_release(uint64_t v); /* spill.c */
 static ALWAYS_INLINE void shim_release(struct gm_proc_slot *s, uint64_t v)
 {
+    if (unlikely(alloc_spilled(v))) { /* its bytes are the swap's */
+        shim_spill_release(v);
+        return;
+    }
     uint64_t off = alloc_cell_off(v), bytes = alloc_bytes(v);
     struct gm_cell *c = shim_cell(s, off);
     atomic_fetch_sub(&c->charged, bytes);
@@ -142,6 +150,11 @@ static ALWAYS_INLINE void shim_release(struct gm_proc_slot *s, uint64_t v)
                  atomic_load_explicit(&c->trim_below, memory_order_relaxed)))
         shim_cell_trim(off);
 }
+
+/* Counts a refusal of `bytes` on group device gd for gpumem ps (no log). */
+void shim_count_refusal(int gd, uint64_t bytes);
+/* ... and logs it (at most once a second) with the group's usage and limit. */
+void shim_note_refusal(int gd, uint64_t bytes);
 
 /* Charges that may be released by another thread than the one that made
  * them (contexts, memory pools): exact, on the shared lane. */

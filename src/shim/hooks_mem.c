@@ -1,6 +1,7 @@
 /* Device allocation paths: charge before the driver call, roll back when
  * the driver fails, release on free against the allocation's own device. */
 #include "account.h"
+#include "spill.h"
 
 /* The rare outcomes of recording an allocation (alloc_table.h at_insert). */
 static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, uint64_t old)
@@ -133,10 +134,11 @@ typedef PFN_cuMipmappedArrayDestroy_v5000 PFN_cuMipmappedArrayDestroy;
 static CUresult __attribute__((noinline)) mem_alloc_slow(CUdeviceptr *dptr, size_t bytesize, void *site)
 {
     uint64_t v;
-    CUresult r = shim_charge_slow(-1, shim_charge_size(bytesize), AK_MEM, &v);
+    CUresult r = shim_charge_or_spill(shim_charge_size(bytesize), AK_MEM, &v);
     if (unlikely(r != CUDA_SUCCESS))
         return r;
-    r = REAL(cuMemAlloc_v2)(dptr, bytesize);
+    /* Past the device limit, within the swap: managed memory on the host. */
+    r = alloc_spilled(v) ? shim_spill_managed(dptr, bytesize, CU_MEM_ATTACH_GLOBAL) : REAL(cuMemAlloc_v2)(dptr, bytesize);
     return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, site);
 }
 
@@ -160,9 +162,17 @@ EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wid
                   REAL(cuMemFree_v2)(*dptr));
 }
 
+/* Charged as device memory (a program's managed memory may all end up on
+ * the device), or past the limit spilled like cuMemAlloc's. */
 EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    CHARGE_THROUGH(shim_charge_size(bytesize), AK_MANAGED, REAL(cuMemAllocManaged)(dptr, bytesize, flags), *dptr);
+    uint64_t v, bytes = shim_charge_size(bytesize);
+    CUresult r = likely(shim_charge_fast(bytes, AK_MANAGED, &v)) ? CUDA_SUCCESS
+                                                                  : shim_charge_or_spill(bytes, AK_MANAGED, &v);
+    if (unlikely(r != CUDA_SUCCESS))
+        return r;
+    r = alloc_spilled(v) ? shim_spill_managed(dptr, bytesize, flags) : REAL(cuMemAllocManaged)(dptr, bytesize, flags);
+    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
 }
 
 /* VMM: the physical handle is the device memory; cuMemMap only maps it. */

@@ -11,6 +11,7 @@
  * wrong version, unreadable) it fails closed: device allocations are refused
  * rather than run unlimited. */
 #include "account.h"
+#include "spill.h"
 #include "gpumem/ticks.h"
 #include "gpumem/procinfo.h"
 
@@ -110,6 +111,9 @@ int shim_resolve_driver(void)
         (PFN_cuMemPoolGetAttribute_v11020)resolve(h, "cuMemPoolGetAttribute", "cuMemPoolGetAttribute", 11020, 0);
     real.cuDeviceGetMemPool =
         (PFN_cuDeviceGetMemPool_v11020)resolve(h, "cuDeviceGetMemPool", "cuDeviceGetMemPool", 11020, 0);
+    real.cuMemAdvise = (PFN_cuMemAdvise_v8000)resolve(h, "cuMemAdvise", "cuMemAdvise", 8000, 0);
+    real.cuMemPrefetchAsync =
+        (PFN_cuMemPrefetchAsync_v8000)resolve(h, "cuMemPrefetchAsync", "cuMemPrefetchAsync", 8000, 0);
     __atomic_store_n(&driver_handle, h, __ATOMIC_RELEASE);
     return 0;
 }
@@ -315,6 +319,7 @@ static void fork_child(void)
     memset(g.primary_ctx, 0, sizeof g.primary_ctx);
     shim_pools_fork_child();
     shim_graphs_fork_child();
+    shim_spill_fork_child();
     memset(g.ctx_charge, 0, sizeof g.ctx_charge);
     in_init = 0;
     pthread_mutex_init(&init_lock, NULL);

@@ -34,6 +34,9 @@ struct real_driver {
     PFN_cuPointerGetAttribute_v4000 cuPointerGetAttribute;
     PFN_cuMemPoolGetAttribute_v11020 cuMemPoolGetAttribute;
     PFN_cuDeviceGetMemPool_v11020 cuDeviceGetMemPool;
+    /* Spill (spill.c): where managed memory is placed. */
+    PFN_cuMemAdvise_v8000 cuMemAdvise;
+    PFN_cuMemPrefetchAsync_v8000 cuMemPrefetchAsync;
 };
 struct real_nvml {
 #define NVML_HOOK(sym) void *sym;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The checks that need a real NVIDIA GPU (issue 3, "On a real GPU"). Run on a
+# The checks that need a real NVIDIA GPU (issue 3, "On a real GPU"; issue 15,
+# host-memory spill: tests/gpu/spill_check.py). Run on a
 # machine with a GPU, PyTorch and the driver, from the repository root:
 #     make && tests/gpu/run.sh | tee gpu-results.txt
 # Prints the test protocol's lines plus measured figures; the results go into
@@ -33,6 +34,15 @@ shim=$("$G" ps -p --format json | python3 -c 'import json,sys; g=[x for x in jso
 nvml=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits | awk -F', ' -v p="$pid" '$1==p {print $2 * 1048576}')
 echo "# drift: shim ${shim} bytes, NVML ${nvml:-?} bytes, shim - NVML = $(( ${shim:-0} - ${nvml:-0} )) bytes"
 exec 3>&-; wait; rm -f "$fifo"
+
+# Host-memory spill (docs/spill.md): a model whose working set is 1.5x the
+# limit completes with swap (and is refused without); its forward pass is
+# timed against the same model unlimited.
+spill_out=$(python3 tests/gpu/spill_check.py unlimited; "$G" run --limit 4G --swap 4G --name spill -- \
+    python3 tests/gpu/spill_check.py swap; "$G" run --limit 4G -- python3 tests/gpu/spill_check.py noswap)
+echo "$spill_out"
+un=$(echo "$spill_out" | sed -n 's/^# spill_time unlimited //p'); sw=$(echo "$spill_out" | sed -n 's/^# spill_time swap //p')
+[ -n "$un" ] && [ -n "$sw" ] && python3 -c "print('# spill slowdown: %.1fx (%.3f s per pass with what passes the limit in host memory, %.3f s unlimited)' % ($sw / $un, $sw, $un))"
 
 # cuMemAlloc/cuMemFree pairs per second, with and without the shim (4 KiB and 64 MiB).
 for size in 4K 64M; do

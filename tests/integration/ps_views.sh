@@ -63,10 +63,10 @@ out=$("$GPUMEM" ps --no-headers)
 case "$out" in NAME*|*$'\n'NAME*) fail no_headers_table "$out" ;; *two*) ok no_headers_table ;; *) fail no_headers_table "$out" ;; esac
 
 csv=$("$GPUMEM" ps --format csv)
-[ "$(printf '%s\n' "$csv" | head -1)" = "name,group,gpu,uuid,limit,used,peak,percent,processes,refusals,enforcement" ] &&
+[ "$(printf '%s\n' "$csv" | head -1)" = "name,group,gpu,uuid,limit,used,peak,percent,processes,refusals,swap_used,swap_limit,enforcement" ] &&
     ok csv_header || fail csv_header "$csv"
-if printf '%s\n' "$csv" | grep -Eq "^two,two,0,GPU-[0-9a-f-]{36},4294967296,$((228 * M)),$((228 * M)),5\.6,1,0,shim$" &&
-    printf '%s\n' "$csv" | grep -Eq "^two,two,1,GPU-[0-9a-f-]{36},8589934592,$((328 * M)),$((328 * M)),4\.0,1,0,shim$"; then
+if printf '%s\n' "$csv" | grep -Eq "^two,two,0,GPU-[0-9a-f-]{36},4294967296,$((228 * M)),$((228 * M)),5\.6,1,0,0,0,shim$" &&
+    printf '%s\n' "$csv" | grep -Eq "^two,two,1,GPU-[0-9a-f-]{36},8589934592,$((328 * M)),$((328 * M)),4\.0,1,0,0,0,shim$"; then
     ok csv_line_per_gpu
 else
     fail csv_line_per_gpu "$csv"

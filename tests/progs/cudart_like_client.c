@@ -302,6 +302,8 @@ TEST(pitch_managed_host)
 
     CUdeviceptr m = 0;
     OKR(managed(&m, 4096, CU_MEM_ATTACH_GLOBAL));
+    CHECK_EQ_U64(before - free_now(), 0);               /* nothing populated until touched */
+    OKR(set2d(m, 4096, 1, 4096, 1));                    /* a device-side touch: populated on the device */
     CHECK_EQ_U64(before - free_now(), 4096);
     ((volatile char *)(uintptr_t)m)[10] = 42;          /* managed memory is host-accessible */
     unsigned int mtype = 0, is_managed = 0;

@@ -34,6 +34,10 @@ void shim_log_once(enum shim_once cause, int level, const char *fmt, ...)
     (void)fmt;
 }
 void shim_log_refusal(const char *fmt, ...) { (void)fmt; }
+/* The spill path (spill.c) is tested through the shim (tests/integration/spill_*.sh). */
+int shim_spill_promote(void);
+int shim_spill_promote(void) { return 0; }
+void shim_spill_release(uint64_t v) { (void)v; }
 
 #define MiB (1ull << 20)
 

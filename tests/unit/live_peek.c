@@ -44,16 +44,21 @@ TEST(entries_are_unpacked_and_invalid_ones_skipped)
     t.s[5].e = e;
     t.s[5].mask = 7;
     e[1] = (struct at_entry){0x7f0000001000, alloc_pack(4096, AK_MEM, 1, 2), 111, 0x401234};
-    e[3] = (struct at_entry){0x7f0000003000, alloc_pack(64, 15, 0, 0), 333, 0};      /* no such kind: torn */
-    e[4] = (struct at_entry){0x7f0000004000, alloc_pack(64, AK_NKINDS, 0, 0), 444, 0}; /* one past the kinds */
+    e[3] = (struct at_entry){0x7f0000003000, alloc_pack(64, 15, 0, 0), 333, 0};      /* a spilled context: torn */
+    e[4] = (struct at_entry){0x7f0000004000, alloc_pack(64, AK_ARRAY, 0, 0) | ALLOC_SPILLED, 444, 0}; /* arrays never spill */
+    e[7] = (struct at_entry){0x7f0000007000, alloc_pack(8 << 20, AK_MEM, 0, 1) | ALLOC_SPILLED, 777, 0}; /* spilled */
     e[5] = (struct at_entry){0, alloc_pack(64, AK_MEM, 0, 0), 555, 0};               /* empty slot */
     e[6] = (struct at_entry){0x7f0000006000, 64 << 18, 666, 0};                     /* not a charged value */
     e[9] = (struct at_entry){0x7f0000002000, alloc_pack_pool(1 << 20, AK_ASYNC, 3, 0, 3), 222, 0};
     struct gm_live_alloc *a;
     size_t n;
     CHECK_EQ_INT(peek_self(&t, GM_LIVE_TABLE_LAYOUT, &a, &n), 0);
-    CHECK_EQ_U64(n, 2);
+    CHECK_EQ_U64(n, 3);
     gm_live_sort_oldest(a, n);
+    CHECK_EQ_U64(a[2].key, 0x7f0000007000);
+    CHECK(a[2].spilled && a[2].kind == AK_MEM && a[2].gd == 1 && a[2].bytes == 8 << 20);
+    CHECK(!a[0].spilled && !a[1].spilled);
+    n = 2; /* the rest as before, without the spilled one (the newest) */
     CHECK_EQ_U64(a[0].key, 0x7f0000001000);
     CHECK_EQ_U64(a[0].bytes, 4096);
     CHECK_EQ_INT(a[0].kind, AK_MEM);
