@@ -143,7 +143,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
 # The live table's unit test links the shim's table itself; the
 # accounting's, the shim's account.c (it stands in for the rest).
 $(BUILD)/tests/unit/alloc_table: $(BUILD)/obj/src/shim/alloc_table.o
-$(BUILD)/tests/unit/account_lanes: $(BUILD)/obj/src/shim/account.o
+$(BUILD)/tests/unit/account_lanes: $(BUILD)/obj/src/shim/account.o $(BUILD)/obj/src/shim/oom_wait.o
 
 # Test programs reach the driver the way applications do: dlopen, or -lcuda
 # (-rdynamic: the leak report can name their functions, as in a debug build)

@@ -30,9 +30,11 @@ struct gm_admit {
 /* Admits and creates the group. Returns the admission lock (>= 0), still
  * held so that the caller can finish the group (its run marker, a
  * container record) before anyone can take it for half-made: then call
- * gm_admit_done. -2: refused, or the wait timed out (msg says how much is
+ * gm_admit_done (a group without any request is created without the lock:
+ * GM_ADMIT_NO_LOCK, which gm_admit_done accepts too). -2: refused, or the wait timed out (msg says how much is
  * free and who holds it); -1: an error (msg). Every outcome is a line in
  * the decision journal. */
+#define GM_ADMIT_NO_LOCK 1000000 /* no request: created without the lock */
 int gm_admit_create(const struct gm_admit *a, char *msg, size_t msglen);
 void gm_admit_done(const char *state, int fd);
 

@@ -199,13 +199,14 @@ struct gm_usage {
     _Atomic uint32_t creator_left;
     /* Memory pressure, for the daemon's reclaim (docs/policy.md): the last
      * allocation the driver refused because the GPU was full (not the
-     * group's limit): its bytes, group device and CLOCK_REALTIME ns; and
-     * how many of the group's threads are blocked in GPUMEM_OOM=wait now.
-     * Written by the shim's slow path only; carved out of padding. */
+     * group's limit): its bytes, group device, CLOCK_REALTIME ns and pid.
+     * A call blocked in GPUMEM_OOM=wait refreshes want_ns at each retry, so
+     * a report goes stale by itself when its process dies. Written by the
+     * shim's slow path only; carved out of padding. */
     _Atomic uint64_t want_bytes;
     _Atomic uint64_t want_ns;
     _Atomic uint32_t want_dev;
-    _Atomic uint32_t waiting;
+    _Atomic int32_t want_pid;
     char pad[32];
     struct gm_usage_dev dev[GM_MAX_DEVICES];
     struct gm_proc_slot slot[GM_MAX_PROCS];

@@ -71,6 +71,8 @@ int gm_admit_begin(const char *state, char *err, size_t errlen)
 
 void gm_admit_done(const char *state, int fd)
 {
+    if (fd == GM_ADMIT_NO_LOCK)
+        return;
     char path[PATH_MAX + 40];
     pending_path(state, path, sizeof path);
     unlink(path);
@@ -149,12 +151,18 @@ static int my_turn(const struct gm_admit *a, const char *my_id, char *why, size_
 int gm_admit_create(const struct gm_admit *a, char *msg, size_t msglen)
 {
     char err[512] = "cannot record the admission in progress";
+    if (!has_request(a->l)) {
+        /* Nothing to admit: no lock, no journal (a plain start costs what
+         * it did before requests existed). */
+        if (gm_group_create(a->dir, a->l, a->mode, msg, msglen) < 0)
+            return -1;
+        return GM_ADMIT_NO_LOCK;
+    }
     int fd = gm_admit_begin(a->state, msg, msglen);
     if (fd < 0)
         return -1;
-    int req = has_request(a->l);
-    if (!req || !a->wait) {
-        int fits = req ? gm_admit_check(a->state, a->l, a->gpus, a->ngpus, msg, msglen) : 1;
+    if (!a->wait) {
+        int fits = gm_admit_check(a->state, a->l, a->gpus, a->ngpus, msg, msglen);
         if (fits <= 0) {
             journal(a, "admission_refused", msg, 0);
             gm_admit_unlock(fd);
@@ -213,7 +221,6 @@ int gm_admit_create(const struct gm_admit *a, char *msg, size_t msglen)
         gm_admit_done(a->state, fd);
         return -1;
     }
-    if (req)
-        journal(a, "admitted", a->wait ? msg : "fits", 0);
+    journal(a, "admitted", a->wait ? msg : "fits", 0);
     return fd;
 }

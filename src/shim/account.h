@@ -58,7 +58,7 @@ struct shim_thread {
      * shim_charge_slow (first use, several devices, not enforcing). */
     int64_t fast;
     int32_t lane;   /* this thread's lane, -1 until its first charge */
-    uint32_t pad;
+    uint32_t quiet; /* retrying under GPUMEM_OOM=wait: refusals not counted again */
     /* The slack its lane last reserved beyond its charge: limit/256, at
      * most SHIM_LANE_SLACK_MAX (under a 16 MiB limit, 64 KiB). */
     uint64_t slack;
