@@ -144,13 +144,13 @@ struct gm_holder {
     uint64_t request;
 };
 
-/* Under the admission lock: whether a group with limits `want` (named
- * `self`, which is not counted if it exists) fits every GPU of gpus[0..n).
+/* Under the admission lock: whether a group with limits `want` (in the
+ * directory named `self`, which is not counted if it exists) fits every GPU of gpus[0..n).
  * 1: fits. 0: does not; msg says for the first GPU that does not fit how
  * much it has, how much is free of requests and who holds them (largest
  * first). -1: the state directory could not be read (msg says why). */
-int gm_admit_check(const char *state, const struct gm_limits *want, const struct gm_gpu *gpus, int n,
-                   char *msg, size_t msglen);
+int gm_admit_check(const char *state, const char *self, const struct gm_limits *want, const struct gm_gpu *gpus,
+                   int n, char *msg, size_t msglen);
 
 /* Requests held on `uuid` by the groups of the state directory: the sum,
  * and up to max holders (largest first) in h; *nh their count. */
@@ -186,6 +186,15 @@ int gm_queue_list(const char *state, struct gm_queue_entry **out);
 int gm_queue_parse(const char *text, struct gm_queue_entry *e);
 /* The request of an entry on uuid. */
 uint64_t gm_queue_request(const struct gm_queue_entry *e, const char *uuid);
+
+/* Small text files of the state directory (queue entries, reclaim
+ * records): written whole (tmp + rename, so a reader never sees half of
+ * one), read whole (NUL-terminated; -1 when unreadable), and walked as
+ * key=value lines: fn is called for each and a nonzero return stops the
+ * walk with that value; a line without '=' or longer than 511 is -1. */
+int gm_write_file_atomic(const char *path, const char *text, char *err, size_t errlen);
+ssize_t gm_read_small(const char *path, char *buf, size_t len);
+int gm_kv_each(const char *text, int (*fn)(const char *key, const char *value, void *ctx), void *ctx);
 
 /* Appends one decision (a JSON object without its braces' outside, e.g.
  * "\"event\":\"admitted\",...") with the time to GM_JOURNAL, where the

@@ -88,8 +88,8 @@ uint64_t gm_requests_on(const char *state, const char *uuid, const char *self, s
     return sum;
 }
 
-int gm_admit_check(const char *state, const struct gm_limits *want, const struct gm_gpu *gpus, int n, char *msg,
-                   size_t msglen)
+int gm_admit_check(const char *state, const char *self, const struct gm_limits *want, const struct gm_gpu *gpus,
+                   int n, char *msg, size_t msglen)
 {
     for (int i = 0; i < n; i++) {
         uint64_t req = gm_request_for(want, gpus[i].uuid);
@@ -97,7 +97,7 @@ int gm_admit_check(const char *state, const struct gm_limits *want, const struct
             continue;
         struct gm_holder h[5];
         int nh = 0;
-        uint64_t held = gm_requests_on(state, gpus[i].uuid, want->name, h, 5, &nh);
+        uint64_t held = gm_requests_on(state, gpus[i].uuid, self, h, 5, &nh);
         if (gp_fits(gpus[i].total, held, req))
             continue;
         char a[32], b[32], c[32];
@@ -123,7 +123,7 @@ int gm_admit_check(const char *state, const struct gm_limits *want, const struct
 
 static void queue_dir(const char *state, char *buf, size_t len) { snprintf(buf, len, "%s/%s", state, GM_QUEUE_DIR); }
 
-static int write_atomic(const char *path, const char *text, char *err, size_t errlen)
+int gm_write_file_atomic(const char *path, const char *text, char *err, size_t errlen)
 {
     char tmp[PATH_MAX + 16];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -170,7 +170,7 @@ int gm_queue_add(const char *state, struct gm_queue_entry *e, char *err, size_t 
     snprintf(e->id, sizeof e->id, "%020llu-%d", (unsigned long long)e->arrival_ns, (int)e->pid);
     snprintf(path, sizeof path, "%s/%s", dir, e->id);
     entry_text(e, text, sizeof text);
-    return write_atomic(path, text, err, errlen);
+    return gm_write_file_atomic(path, text, err, errlen);
 }
 
 int gm_queue_update(const char *state, const struct gm_queue_entry *e)
@@ -179,7 +179,7 @@ int gm_queue_update(const char *state, const struct gm_queue_entry *e)
     queue_dir(state, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/%s", dir, e->id);
     entry_text(e, text, sizeof text);
-    return write_atomic(path, text, err, sizeof err);
+    return gm_write_file_atomic(path, text, err, sizeof err);
 }
 
 void gm_queue_remove(const char *state, const char *id)
@@ -202,11 +202,19 @@ static int parse_u64(const char *s, uint64_t *v)
     return 0;
 }
 
-int gm_queue_parse(const char *text, struct gm_queue_entry *e)
+ssize_t gm_read_small(const char *path, char *buf, size_t len)
 {
-    memset(e, 0, sizeof *e);
-    e->timeout = -1;
-    int have = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t k = read(fd, buf, len - 1);
+    close(fd);
+    buf[k > 0 ? k : 0] = '\0';
+    return k;
+}
+
+int gm_kv_each(const char *text, int (*fn)(const char *key, const char *value, void *ctx), void *ctx)
+{
     for (const char *p = text; *p;) {
         size_t n = strcspn(p, "\n");
         char line[512];
@@ -219,50 +227,74 @@ int gm_queue_parse(const char *text, struct gm_queue_entry *e)
         if (!eq)
             return -1;
         *eq = '\0';
-        const char *k = line, *v = eq + 1;
-        uint64_t u;
-        if (strcmp(k, "name") == 0) {
-            if (gm_valid_group_name(v) < 0)
-                return -1;
-            snprintf(e->name, sizeof e->name, "%s", v);
-            have |= 1;
-        } else if (strcmp(k, "pid") == 0) {
-            if (parse_u64(v, &u) < 0 || u == 0 || u > INT32_MAX)
-                return -1;
-            e->pid = (pid_t)u;
-            have |= 2;
-        } else if (strcmp(k, "start") == 0) {
-            if (parse_u64(v, &u) < 0)
-                return -1;
-            e->start_time = u;
-        } else if (strcmp(k, "priority") == 0) {
-            char err[128];
-            if (gm_parse_priority(v, &e->priority, err, sizeof err) < 0)
-                return -1;
-        } else if (strcmp(k, "arrival") == 0) {
-            if (parse_u64(v, &u) < 0)
-                return -1;
-            e->arrival_ns = u;
-        } else if (strcmp(k, "timeout") == 0) {
-            char *end;
-            double t = strtod(v, &end);
-            if (end == v || *end || !(t >= -1 && t <= 30 * 86400.0))
-                return -1;
-            e->timeout = t;
-        } else if (strcmp(k, "request") == 0) {
-            if (parse_u64(v, &u) < 0)
-                return -1;
-            e->request_default = u;
-        } else if (strncmp(k, "request.", 8) == 0) {
-            if (e->nreq == GM_MAX_DEVICES || strlen(k + 8) >= GM_UUID_LEN || parse_u64(v, &u) < 0)
-                return -1;
-            snprintf(e->req[e->nreq].uuid, GM_UUID_LEN, "%s", k + 8);
-            e->req[e->nreq++].limit = u;
-        } else if (strcmp(k, "why") == 0) {
-            snprintf(e->why, sizeof e->why, "%s", v);
-        } /* unknown keys: from a newer gpumem, ignored */
+        int rc = fn(line, eq + 1, ctx);
+        if (rc)
+            return rc;
     }
-    return have == 3 ? 0 : -1;
+    return 0;
+}
+
+struct entry_parse {
+    struct gm_queue_entry *e;
+    int have;
+};
+
+static int entry_kv(const char *k, const char *v, void *ctx)
+{
+    struct entry_parse *ep = ctx;
+    struct gm_queue_entry *e = ep->e;
+    uint64_t u;
+    if (strcmp(k, "name") == 0) {
+        if (gm_valid_group_name(v) < 0)
+            return -1;
+        snprintf(e->name, sizeof e->name, "%s", v);
+        ep->have |= 1;
+    } else if (strcmp(k, "pid") == 0) {
+        if (parse_u64(v, &u) < 0 || u == 0 || u > INT32_MAX)
+            return -1;
+        e->pid = (pid_t)u;
+        ep->have |= 2;
+    } else if (strcmp(k, "start") == 0) {
+        if (parse_u64(v, &u) < 0)
+            return -1;
+        e->start_time = u;
+    } else if (strcmp(k, "priority") == 0) {
+        char err[128];
+        if (gm_parse_priority(v, &e->priority, err, sizeof err) < 0)
+            return -1;
+    } else if (strcmp(k, "arrival") == 0) {
+        if (parse_u64(v, &u) < 0)
+            return -1;
+        e->arrival_ns = u;
+    } else if (strcmp(k, "timeout") == 0) {
+        char *end;
+        double t = strtod(v, &end);
+        if (end == v || *end || !(t >= -1 && t <= 30 * 86400.0))
+            return -1;
+        e->timeout = t;
+    } else if (strcmp(k, "request") == 0) {
+        if (parse_u64(v, &u) < 0)
+            return -1;
+        e->request_default = u;
+    } else if (strncmp(k, "request.", 8) == 0) {
+        if (e->nreq == GM_MAX_DEVICES || strlen(k + 8) >= GM_UUID_LEN || parse_u64(v, &u) < 0)
+            return -1;
+        snprintf(e->req[e->nreq].uuid, GM_UUID_LEN, "%s", k + 8);
+        e->req[e->nreq++].limit = u;
+    } else if (strcmp(k, "why") == 0) {
+        snprintf(e->why, sizeof e->why, "%s", v);
+    } /* unknown keys: from a newer gpumem, ignored */
+    return 0;
+}
+
+int gm_queue_parse(const char *text, struct gm_queue_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->timeout = -1;
+    struct entry_parse ep = {e, 0};
+    if (gm_kv_each(text, entry_kv, &ep) != 0)
+        return -1;
+    return ep.have == 3 ? 0 : -1;
 }
 
 uint64_t gm_queue_request(const struct gm_queue_entry *e, const char *uuid)
@@ -295,14 +327,8 @@ int gm_queue_list(const char *state, struct gm_queue_entry **out)
             continue;
         char path[PATH_MAX + 300], text[4096];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (gm_read_small(path, text, sizeof text) < 0)
             continue;
-        ssize_t k = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (k < 0)
-            continue;
-        text[k] = '\0';
         struct gm_queue_entry e;
         if (gm_queue_parse(text, &e) < 0 || !gm_proc_alive(e.pid, e.start_time)) {
             unlink(path); /* its waiter is gone (or the file is garbage): it waits for nothing */

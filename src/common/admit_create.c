@@ -26,12 +26,8 @@ static void repair_pending(const char *state)
 {
     char path[PATH_MAX + 40], dir[PATH_MAX + 80] = "";
     pending_path(state, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (gm_read_small(path, dir, sizeof dir) < 0)
         return;
-    ssize_t n = read(fd, dir, sizeof dir - 1);
-    close(fd);
-    dir[n > 0 ? n : 0] = '\0';
     dir[strcspn(dir, "\n")] = '\0';
     if (*dir) {
         char err[256];
@@ -48,17 +44,11 @@ static void repair_pending(const char *state)
 
 static int set_pending(const char *state, const char *dir)
 {
-    char path[PATH_MAX + 40], pdir[PATH_MAX + 20];
+    char path[PATH_MAX + 40], pdir[PATH_MAX + 20], err[256];
     snprintf(pdir, sizeof pdir, "%s/%s", state, GM_POLICY_DIR);
     mkdir(pdir, 0755);
     pending_path(state, path, sizeof path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(dir);
-    int ok = write(fd, dir, len) == (ssize_t)len;
-    close(fd);
-    return ok ? 0 : -1;
+    return gm_write_file_atomic(path, dir, err, sizeof err);
 }
 
 int gm_admit_begin(const char *state, char *err, size_t errlen)
@@ -77,6 +67,12 @@ void gm_admit_done(const char *state, int fd)
     pending_path(state, path, sizeof path);
     unlink(path);
     gm_admit_unlock(fd);
+}
+
+static const char *base_name(const char *dir)
+{
+    const char *b = strrchr(dir, '/');
+    return b ? b + 1 : dir;
 }
 
 static double now_s(void)
@@ -130,22 +126,31 @@ static int contends(const struct gm_admit *a, const struct gm_queue_entry *o)
     return 0;
 }
 
-/* Under the lock: 1 when our turn has come and it fits (why empty), else
- * 0 with why saying what we wait for. */
-static int my_turn(const struct gm_admit *a, const char *my_id, char *why, size_t len)
+/* 1 with why set when a start queued before `my_id` ("": everyone
+ * queued) wants a GPU we want. */
+static int queue_ahead(const struct gm_admit *a, const char *my_id, char *why, size_t len)
 {
     struct gm_queue_entry *q;
     int n = gm_queue_list(a->state, &q);
     for (int i = 0; i < n && strcmp(q[i].id, my_id) != 0; i++)
         if (contends(a, &q[i])) {
             char p[16];
-            snprintf(why, len, "behind %s (priority %s, pid %d) in the queue", q[i].name,
+            snprintf(why, len, "behind %s (priority %s, pid %d) in the queue (gpumem queue)", q[i].name,
                      gm_priority_name(q[i].priority, p, sizeof p), (int)q[i].pid);
             free(q);
-            return 0;
+            return 1;
         }
     free(q);
-    return gm_admit_check(a->state, a->l, a->gpus, a->ngpus, why, len);
+    return 0;
+}
+
+/* Under the lock: 1 when our turn has come and it fits (why empty), else
+ * 0 with why saying what we wait for. */
+static int my_turn(const struct gm_admit *a, const char *my_id, char *why, size_t len)
+{
+    if (queue_ahead(a, my_id, why, len))
+        return 0;
+    return gm_admit_check(a->state, base_name(a->dir), a->l, a->gpus, a->ngpus, why, len);
 }
 
 int gm_admit_create(const struct gm_admit *a, char *msg, size_t msglen)
@@ -162,7 +167,11 @@ int gm_admit_create(const struct gm_admit *a, char *msg, size_t msglen)
     if (fd < 0)
         return -1;
     if (!a->wait) {
-        int fits = gm_admit_check(a->state, a->l, a->gpus, a->ngpus, msg, msglen);
+        /* Starts waiting for a GPU we want are ahead of us: the room they
+         * wait for (and what the daemon reclaims for them) is theirs. */
+        int fits = queue_ahead(a, "", msg, msglen)
+                       ? 0
+                       : gm_admit_check(a->state, base_name(a->dir), a->l, a->gpus, a->ngpus, msg, msglen);
         if (fits <= 0) {
             journal(a, "admission_refused", msg, 0);
             gm_admit_unlock(fd);
