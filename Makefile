@@ -201,6 +201,8 @@ FUZZ_EXTRA_runtime_conf := $(FUZZ_EXTRA_oci_spec)
 FUZZ_LIBS_runtime_conf  := -ljansson
 FUZZ_EXTRA_listen       := $(DAEMON_SRC)
 FUZZ_LIBS_listen        := -lmicrohttpd -ljansson -lm
+FUZZ_EXTRA_policy_files := $(DAEMON_SRC)
+FUZZ_LIBS_policy_files  := -lmicrohttpd -ljansson -lm
 
 fuzz: $(FUZZ_TARGETS)
 
