@@ -152,7 +152,11 @@ $(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o $(SIMCUDA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -rdynamic -o $@ $< $(if $(findstring _linked,$*),-L$(BUILD)/sim -lcuda -Wl$(,)-rpath$(,)'$$ORIGIN/../../sim') $(LDLIBS)
 
-# bench/mkgroups writes synthetic groups with the common library.
+# bench/mkgroups writes synthetic groups with the common library, and
+# bench/policy_decide times the policy's decisions with it.
+$(BUILD)/bench/policy_decide: $(BUILD)/obj/bench/policy_decide.o $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench/mkgroups: $(BUILD)/obj/bench/mkgroups.o $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)

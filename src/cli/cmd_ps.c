@@ -2,6 +2,7 @@
  * Reads the groups' files directly; needs no daemon. Dead processes' slots
  * are reclaimed on the way (that is what a reader of a group may do). */
 #include "cli.h"
+#include "../daemon/policy.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -314,6 +315,10 @@ int cmd_ps(int argc, char **argv)
     gm_each_group(state, show_one, &pass);
     if (o.json)
         printf("]\n");
+    /* Waiting starts and reclaims in progress, under the table. */
+    char pol[1024];
+    if (!o.json && !o.csv && !o.no_headers && (pl_summary_line(state, pol, sizeof pol), *pol))
+        printf("policy: %s\n", pol);
     dm_view_free(&o.daemon);
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -46,6 +47,32 @@ static int holder_cmp(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
+/* A copy of a group's limits by pread, not mmap: three system calls per
+ * group, which is what admission over a thousand groups costs. A copy torn
+ * by a `gpumem limit` in progress (odd or changed seq) is read again. */
+static int limits_copy(const char *dir, struct gm_limits *l)
+{
+    char path[PATH_MAX + 320];
+    snprintf(path, sizeof path, "%s/limits", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = -1;
+    for (int tries = 0; tries < 100 && rc < 0; tries++) {
+        uint64_t seq;
+        if (pread(fd, l, sizeof *l, 0) != (ssize_t)sizeof *l || l->magic != GM_LIMITS_MAGIC ||
+            l->version != GM_LAYOUT_VERSION || l->size != sizeof *l || l->nreq > GM_MAX_DEVICES)
+            break;
+        seq = atomic_load_explicit(&l->seq, memory_order_relaxed);
+        uint64_t again;
+        if (!(seq & 1) && pread(fd, &again, sizeof again, offsetof(struct gm_limits, seq)) == sizeof again &&
+            again == seq)
+            rc = 0;
+    }
+    close(fd);
+    return rc;
+}
+
 uint64_t gm_requests_on(const char *state, const char *uuid, const char *self, struct gm_holder *h, int max,
                         int *nh)
 {
@@ -56,15 +83,11 @@ uint64_t gm_requests_on(const char *state, const char *uuid, const char *self, s
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.' || gm_valid_group_name(e->d_name) < 0 || (self && strcmp(e->d_name, self) == 0))
             continue;
-        char dir[PATH_MAX + 300], err[256];
+        char dir[PATH_MAX + 300];
         snprintf(dir, sizeof dir, "%s/%s", state, e->d_name);
-        const struct gm_limits *ml = gm_limits_map(dir, err, sizeof err);
-        if (!ml)
-            continue; /* not a group (yet): a creator killed before its limits existed holds nothing */
         struct gm_limits l;
-        int ok = gm_limits_read(ml, &l) == 0;
-        gm_limits_unmap(ml);
-        uint64_t r = ok ? gm_request_for(&l, uuid) : 0;
+        /* Not a group (yet): a creator killed before its limits existed holds nothing. */
+        uint64_t r = limits_copy(dir, &l) == 0 ? gm_request_for(&l, uuid) : 0;
         if (r == 0)
             continue;
         sum += r;

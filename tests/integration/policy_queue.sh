@@ -22,6 +22,7 @@ for w in w1:low w2:normal w3:normal w4:high; do
 done
 names=$("$GPUMEM" queue --no-headers | awk '{print $2}' | tr '\n' ' ')
 [ "$names" = "w4 w2 w3 w1 " ] && ok queue_shows_order || fail queue_shows_order "$names: $("$GPUMEM" queue)"
+"$GPUMEM" ps | grep -q '^policy: 4 starts waiting (first: w4' && ok ps_shows_queue || fail ps_shows_queue "$("$GPUMEM" ps)"
 js=$("$GPUMEM" queue --format json)
 /usr/bin/python3 - "$js" <<'PY' && ok queue_json || fail queue_json "$js"
 import json, sys
@@ -78,6 +79,7 @@ wait_for '"event":"preempt"' "$DLOG" && ok preempt_decided || fail preempt_decid
 kill -KILL "$DPID"; wait "$DJOB" 2>/dev/null
 ls "$GPUMEM_STATE_DIR/.policy/" | grep -q reclaim-victim && ok decision_recorded || fail decision_recorded "$(ls -a "$GPUMEM_STATE_DIR/.policy")"
 "$GPUMEM" queue | grep -q 'reclaiming victim for needy' && ok queue_shows_reclaim || fail queue_shows_reclaim "$("$GPUMEM" queue)"
+"$GPUMEM" ps | grep -q '^policy: reclaiming victim for needy (borrowed)' && ok ps_shows_reclaim || fail ps_shows_reclaim "$("$GPUMEM" ps)"
 start_daemon --sim --preempt-grace 2 --preempt-hook true
 wait_for '"event":"preempt_kill","victim":"victim"' "$DLOG" 200 && ok restarted_daemon_kills || fail restarted_daemon_kills "$(cat "$DLOG")"
 wait $vjob; rc=$?
