@@ -6,7 +6,8 @@
  *          gpumem run and gpumem-runtime do under the admission lock: map
  *          and read every group's limits file)
  * Prints the median and the slowest of R runs (default 50) of each, in ms.
- * Usage: policy_decide [N] [RUNS]. */
+ * Usage: [TMPDIR=DIR] policy_decide [N] [RUNS] (DIR: where the groups are
+ * made, default /tmp; /run/gpumem is a tmpfs, as /dev/shm is). */
 #include "gpumem/policy.h"
 #include "timing.h"
 
@@ -53,7 +54,11 @@ int main(int argc, char **argv)
     printf("groups %d, runs %d\n", n, runs);
     report("pick", ns, runs);
 
-    char state[] = "/tmp/gpumem-bench-policy.XXXXXX";
+    /* Under $TMPDIR (default /tmp): /run/gpumem is a tmpfs, so give a tmpfs
+     * (TMPDIR=/dev/shm) for figures that compare with it. */
+    const char *tmp = getenv("TMPDIR");
+    char state[4096];
+    snprintf(state, sizeof state, "%s/gpumem-bench-policy.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(state))
         return 1;
     const char *uuid = "GPU-00000000-0000-0000-0000-000000000000";
