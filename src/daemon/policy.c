@@ -273,28 +273,38 @@ static void notify(const struct dm_snapshot *s, const struct pl_reclaim *r)
             kill(pids[i], SIGTERM);
         return;
     }
-    /* The hook gets the decision in its environment. */
-    char list[GM_MAX_PROCS * 12] = "", grace[32], bytes[32];
+    /* The hook gets the decision in its environment: the daemon's own
+     * plus these, built for posix_spawn (setenv would race the HTTP
+     * thread's getenv). */
+    char list[GM_MAX_PROCS * 12] = "";
     size_t o = 0;
     for (int i = 0; i < n && o < sizeof list - 12; i++)
         o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", i ? " " : "", (int)pids[i]);
-    snprintf(grace, sizeof grace, "%g", cfg.grace);
-    snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)r->bytes);
-    setenv("GPUMEM_VICTIM", r->victim, 1);
-    setenv("GPUMEM_VICTIM_PIDS", list, 1);
-    setenv("GPUMEM_FOR", r->for_group, 1);
-    setenv("GPUMEM_REASON", r->reason, 1);
-    setenv("GPUMEM_BYTES", bytes, 1);
-    setenv("GPUMEM_UUID", r->uuid, 1);
-    setenv("GPUMEM_GRACE", grace, 1);
+    char vars[7][GM_MAX_PROCS * 12 + 32];
+    snprintf(vars[0], sizeof vars[0], "GPUMEM_VICTIM=%s", r->victim);
+    snprintf(vars[1], sizeof vars[1], "GPUMEM_VICTIM_PIDS=%s", list);
+    snprintf(vars[2], sizeof vars[2], "GPUMEM_FOR=%s", r->for_group);
+    snprintf(vars[3], sizeof vars[3], "GPUMEM_REASON=%s", r->reason);
+    snprintf(vars[4], sizeof vars[4], "GPUMEM_BYTES=%llu", (unsigned long long)r->bytes);
+    snprintf(vars[5], sizeof vars[5], "GPUMEM_UUID=%s", r->uuid);
+    snprintf(vars[6], sizeof vars[6], "GPUMEM_GRACE=%g", cfg.grace);
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **envp = calloc(ne + 8, sizeof *envp);
+    if (!envp)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "GPUMEM_VICTIM", 13) != 0 && strncmp(environ[i], "GPUMEM_FOR=", 11) != 0)
+            envp[k++] = environ[i];
+    for (int i = 0; i < 7; i++)
+        envp[k++] = vars[i];
     char *argv[] = {"/bin/sh", "-c", (char *)cfg.hook, NULL};
     pid_t pid;
-    if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ) == 0 && nhooks < 64)
+    if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) == 0 && nhooks < 64)
         hook_pids[nhooks++] = pid;
-    const char *vars[] = {"GPUMEM_VICTIM", "GPUMEM_VICTIM_PIDS", "GPUMEM_FOR", "GPUMEM_REASON",
-                          "GPUMEM_BYTES",  "GPUMEM_UUID",        "GPUMEM_GRACE"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
+    free(envp);
 }
 
 static void reclaim_fields(struct gbuf *f, const struct pl_reclaim *r)
