@@ -162,7 +162,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(COMMON_SRC))
 # The live table's unit test links the shim's table itself; the
 # accounting's, the shim's account.c (it stands in for the rest).
 $(BUILD)/tests/unit/alloc_table: $(BUILD)/obj/src/shim/alloc_table.o
-$(BUILD)/tests/unit/account_lanes: $(BUILD)/obj/src/shim/account.o
+$(BUILD)/tests/unit/account_lanes: $(BUILD)/obj/src/shim/account.o $(BUILD)/obj/src/shim/oom_wait.o
 
 # Test programs reach the driver the way applications do: dlopen, or -lcuda
 # (-rdynamic: the leak report can name their functions, as in a debug build)
@@ -171,7 +171,11 @@ $(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o $(SIMCUDA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -rdynamic -o $@ $< $(if $(findstring _linked,$*),-L$(BUILD)/sim -lcuda -Wl$(,)-rpath$(,)'$$ORIGIN/../../sim') $(LDLIBS)
 
-# bench/mkgroups writes synthetic groups with the common library.
+# bench/mkgroups writes synthetic groups with the common library, and
+# bench/policy_decide times the policy's decisions with it.
+$(BUILD)/bench/policy_decide: $(BUILD)/obj/bench/policy_decide.o $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench/mkgroups: $(BUILD)/obj/bench/mkgroups.o $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
@@ -273,6 +277,8 @@ FUZZ_EXTRA_k8s_requests := src/k8s/allocate.c src/k8s/collect.c src/k8s/device_i
 FUZZ_LIBS_k8s_requests  := $(K8S_LIBS) -ljansson
 $(call fuzz_obj,$(FUZZ_EXTRA_k8s_requests) tests/fuzz/k8s_requests.c): FUZZ_CFLAGS += -I$(BUILD)/gen -Isrc/k8s
 $(call fuzz_obj,$(FUZZ_EXTRA_k8s_requests) tests/fuzz/k8s_requests.c): | $(K8S_GEN_C)
+FUZZ_EXTRA_policy_files := $(DAEMON_SRC)
+FUZZ_LIBS_policy_files  := -lmicrohttpd -ljansson -lm
 
 fuzz: $(FUZZ_TARGETS)
 

@@ -27,7 +27,7 @@
 
 #include "gpumem/size.h"
 
-#define GM_LAYOUT_VERSION   5
+#define GM_LAYOUT_VERSION   6
 #define GM_LIMITS_MAGIC     0x31544d4c4d4d5047ULL /* "GPMMLMT1" */
 #define GM_USAGE_MAGIC      0x3147534d4d4d5047ULL /* "GPMMMSG1" */
 #define GM_MAX_DEVICES      16
@@ -66,6 +66,17 @@ struct gm_limits {
     char pod_namespace[GM_NAME_LEN];
     char container_name[GM_NAME_LEN];
     uint64_t created_unix;
+    /* Requests (layout 6; docs/policy.md): what the group is guaranteed per
+     * GPU, by UUID, else request_default (0 = nothing guaranteed). Admission
+     * keeps the sum of requests on a GPU within its memory; between request
+     * and limit the group borrows, and borrowed memory may be reclaimed. */
+    uint64_t request_default;
+    uint32_t nreq;
+    /* GPUMEM_OOM=wait:SECONDS: an allocation that would pass the limit or
+     * the GPU's free memory waits up to this long (ms) for memory to be
+     * freed before it is refused; 0 = refuse at once. */
+    uint32_t oom_wait_ms;
+    struct gm_limit_dev req[GM_MAX_DEVICES]; /* .limit holds the request */
 };
 
 /* ---- usage ----------------------------------------------------------- */
@@ -216,7 +227,17 @@ struct gm_usage {
      * never: the daemon reports it once as an event. Carved out of padding
      * like the two above. */
     _Atomic uint64_t first_spill_ns;
-    char pad[48];
+    /* Memory pressure, for the daemon's reclaim (docs/policy.md): the last
+     * allocation the driver refused because the GPU was full (not the
+     * group's limit): its bytes, group device, CLOCK_REALTIME ns and pid.
+     * A call blocked in GPUMEM_OOM=wait refreshes want_ns at each retry, so
+     * a report goes stale by itself when its process dies. Written by the
+     * shim's slow path only; carved out of padding. */
+    _Atomic uint64_t want_bytes;
+    _Atomic uint64_t want_ns;
+    _Atomic uint32_t want_dev;
+    _Atomic int32_t want_pid;
+    char pad[24];
     struct gm_usage_dev dev[GM_MAX_DEVICES];
     struct gm_proc_slot slot[GM_MAX_PROCS];
 };
@@ -235,6 +256,10 @@ int gm_valid_group_name(const char *name);
 int gm_limits_from_spec(struct gm_limits *l, const struct gm_limit_spec *spec,
                         const char *(*index_uuid)(int index, void *ctx), void *ctx, char *err, size_t errlen);
 void gm_limits_init(struct gm_limits *l);
+/* Adds {uuid, bytes} to arr[0..*n) (limit or request entries); -1 with err
+ * when the device is there already ("given two <what>") or arr is full. */
+int gm_dev_entry_add(struct gm_limit_dev *arr, uint32_t *n, const char *uuid, uint64_t bytes, const char *what,
+                     char *err, size_t errlen);
 
 /* Creates dir/limits (0644) and dir/usage (0666 by default) for a new group.
  * Fails if the group exists. */
@@ -286,6 +311,10 @@ int gm_limits_read(const struct gm_limits *l, struct gm_limits *copy);
 /* The limit for a device UUID: its entry, else the default. Lock-free, as
  * gm_limits_read; 0 (refuse everything) where that gives -1. */
 uint64_t gm_limits_for(const struct gm_limits *l, const char *uuid);
+
+/* The request for a device UUID: its entry, else request_default (from a
+ * consistent copy, as gm_limits_read gives). */
+uint64_t gm_request_for(const struct gm_limits *copy, const char *uuid);
 
 /* Rewrites the limits of an existing group in place (flock + seqlock). */
 int gm_limits_update(const char *dir, const struct gm_limits *l, char *err, size_t errlen);

@@ -4,6 +4,7 @@
 #define GPUMEM_HOSTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* mkdir -p with mode 0755: 0, or -1 with errno set. */
 int gm_mkdir_p(const char *dir);
@@ -12,6 +13,11 @@ int gm_mkdir_p(const char *dir);
  * library `lib` (a path, or NULL for the system's libnvidia-ml.so.1). Writes
  * it to buf and returns buf, or NULL when unknown. */
 const char *gm_nvml_index_uuid(const char *lib, unsigned index, char *buf, size_t len);
+
+/* Every GPU NVML (`lib`, or the system's with NULL) lists: its UUID (lower
+ * case) and total memory, at most max. Returns the count; 0 without NVML. */
+struct gm_gpu;
+int gm_nvml_gpus(const char *lib, struct gm_gpu *gpus, int max);
 
 /* Calls fn(name, dir, ctx) for every group directory under state_dir (the
  * entries with valid group names), in name order, with /proc reads cached

@@ -55,6 +55,19 @@ int gm_parse_limit_spec(const char *s, enum gm_bare_unit bare, struct gm_limit_s
  * may also be "none" (GM_UNLIMITED: no limit there). */
 int gm_parse_limit_change(const char *s, struct gm_limit_spec *out, char *err, size_t errlen);
 
+/* A variable that holds a size spec: what a bare number means, and
+ * whether it is one number for every device (NVIDIA's names). */
+struct gm_size_var {
+    const char *name;
+    enum gm_bare_unit bare;
+    int whole_only;
+};
+/* The first of vars[0..n) that getenv_fn finds, parsed into out: 1, or 0
+ * when none is set, or -1 on a bad value (err names the variable). */
+int gm_spec_from_vars(const struct gm_size_var *vars, size_t n,
+                      const char *(*getenv_fn)(const char *name, void *ctx), void *ctx, struct gm_limit_spec *out,
+                      char *err, size_t errlen);
+
 /* Reads the limit a process environment asks for (docs/limits.md), in
  * order of precedence: GPUMEM_LIMIT, NVIDIA_GPU_MEMORY_LIMIT,
  * NVIDIA_GPU_MEMORY_LIMITS, CUDA_DEVICE_MEMORY_LIMIT and

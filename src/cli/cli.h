@@ -22,6 +22,7 @@ int cmd_uninstall(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
 
 /* Prints "<die_name>: <message>" to stderr; returns 2 (usage) or 1
  * (failure) as the caller asks, so `return die(1, ...)` reads naturally.

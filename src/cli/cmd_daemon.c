@@ -21,13 +21,15 @@
 
 #include "../daemon/daemon.h"
 #include "../daemon/leak.h"
+#include "../daemon/policy.h"
 
 static void daemon_usage(FILE *out)
 {
     fprintf(out,
             "Usage: gpumem daemon [--listen ADDR:PORT] [--sim] [--interval SECONDS] [--log FILE]\n"
             "                     [--leak-window SECONDS] [--leak-long-window SECONDS]\n"
-            "                     [--leak-min-growth SIZE]\n"
+            "                     [--leak-min-growth SIZE] [--preempt-grace SECONDS]\n"
+            "                     [--preempt-hook COMMAND]\n"
             "\n"
             "The gpumem host agent. It serves the GPU memory of every group (container,\n"
             "gpumem run) and every device as Prometheus metrics, and every interval it\n"
@@ -67,6 +69,18 @@ static void daemon_usage(FILE *out)
             "                  long_growth), window_seconds, start_used, end_used, growth,\n"
             "                  rate_bytes_per_second, allocs, frees\n"
             "  leak_cleared    it no longer does: reason stopped_growing or exited\n"
+            "  admitted, admission_refused, queued, admission_timeout\n"
+            "                  a start with a request (gpumem run, gpumem-runtime) was\n"
+            "                  admitted, refused, queued or gave up: group, by, pid, priority,\n"
+            "                  request, waited_seconds, why (read from the decision journal\n"
+            "                  STATE_DIR/.policy/decisions.jsonl, so none is lost while no\n"
+            "                  daemon runs)\n"
+            "  preempt         a victim was chosen and notified: victim, for, reason\n"
+            "                  (borrowed or lower_priority), action, uuid, bytes, need,\n"
+            "                  victim_priority, victim_request, victim_used, notice, grace\n"
+            "  preempt_kill    its grace period ended: its processes were SIGKILLed\n"
+            "  reclaim_done    the victim is gone (seconds, killed)\n"
+            "  preempt_impossible  a group in need, but nobody it may take from holds enough\n"
             "  start, stop     with the address actually bound, and the signal\n"
             "\n"
             "Options:\n"
@@ -85,7 +99,20 @@ static void daemon_usage(FILE *out)
             "  --leak-min-growth SIZE      least growth over a window to suspect a leak\n"
             "                              (default 256M; it must also be 10%% of the\n"
             "                              usage at the window's start)\n"
+            "  --preempt-grace SECONDS     from a victim's notice to its SIGKILL (default 10,\n"
+            "                              0 to 86400)\n"
+            "  --preempt-hook COMMAND      run COMMAND (/bin/sh -c) to notify a victim instead\n"
+            "                              of SIGTERM, with GPUMEM_VICTIM, GPUMEM_VICTIM_PIDS,\n"
+            "                              GPUMEM_FOR, GPUMEM_REASON, GPUMEM_BYTES, GPUMEM_UUID,\n"
+            "                              GPUMEM_GRACE in its environment (e.g. to checkpoint)\n"
             "  -h, --help           show this help\n"
+            "\n"
+            "Preemption (docs/policy.md): a group within its request whose allocation the\n"
+            "driver refused for a full GPU, or the first start waiting for a GPU whose\n"
+            "request does not fit, makes the daemon reclaim: first groups borrowing above\n"
+            "their request (lowest priority first), then groups of lower priority, never\n"
+            "a higher one. Each decision is written to STATE_DIR/.policy/ before the\n"
+            "victim is notified, so a restarted daemon carries it out.\n"
             "\n"
             "Leak detection: every interval the daemon samples each process's bytes per\n"
             "device and its allocation and free counters (a bounded ring per process;\n"
@@ -164,6 +191,7 @@ static void tick(const char *state)
     dm_leak_tick(&s, (double)now.tv_sec + now.tv_nsec / 1e9);
     dm_events_tick(&s);
     dm_collect_unlock();
+    pl_tick(&s, state);
     static int warned;
     if (dm_view_write(&s, state, interval, view_step, (double)now.tv_sec + now.tv_nsec / 1e9) < 0 && !warned++) {
         char msg[PATH_MAX + 128];
@@ -227,8 +255,11 @@ int cmd_daemon(int argc, char **argv)
         {"listen", required_argument, 0, 'l'}, {"sim", no_argument, 0, 's'},
         {"interval", required_argument, 0, 'i'}, {"log", required_argument, 0, 'o'},
         {"leak-window", required_argument, 0, 'w'}, {"leak-long-window", required_argument, 0, 'W'},
-        {"leak-min-growth", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"leak-min-growth", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'},
+        {"preempt-grace", required_argument, 0, 'G'},   {"preempt-hook", required_argument, 0, 'H'},
+        {0, 0, 0, 0},
     };
+    struct pl_config pc = {.grace = 10, .hook = NULL, .pressure_age = 2};
     struct lk_params lp;
     lk_params_default(&lp);
     const char *listen = "127.0.0.1:9400", *log_path = NULL;
@@ -259,6 +290,15 @@ int cmd_daemon(int argc, char **argv)
                 return die(2, "--leak-min-growth: %s", e);
             break;
         }
+        case 'G':
+            if (parse_seconds(optarg, 0, 86400, &pc.grace) < 0)
+                return die(2, "--preempt-grace \"%s\": expected seconds from 0 to 86400", optarg);
+            break;
+        case 'H':
+            if (!*optarg)
+                return die(2, "--preempt-hook: an empty command");
+            pc.hook = optarg;
+            break;
         case 'h': daemon_usage(stdout); return 0;
         default: daemon_usage(stderr); return 2;
         }
@@ -269,6 +309,10 @@ int cmd_daemon(int argc, char **argv)
         return die(2, "--leak-long-window (%g s) must not be shorter than --leak-window (%g s)", lp.long_window,
                    lp.window);
     dm_leak_configure(&lp);
+    /* A pressure report counts while its waiter would still be retrying:
+     * two intervals, at least 2 s. */
+    pc.pressure_age = 2 * interval > 2 ? 2 * interval : 2;
+    pl_configure(&pc);
 
     char err[512];
     struct sockaddr_storage ss;

@@ -5,8 +5,13 @@
  * falls. */
 #include "cli.h"
 #include "gpumem/driver_limits.h"
+#include "gpumem/admit.h"
+#include "gpumem/hostutil.h"
 #include "../daemon/daemon.h"
 #include "gpumem/swap.h"
+
+#include <getopt.h>
+#include <stdlib.h>
 
 #include <limits.h>
 #include <stdio.h>
@@ -15,8 +20,9 @@
 
 static void limit_usage(FILE *out)
 {
-    fprintf(out, "Usage: gpumem limit GROUP [SIZE | none | DEV=SIZE[,DEV=SIZE...]]\n"
+    fprintf(out, "Usage: gpumem limit [--request SPEC] [--priority PRIO] [--oom POLICY]\n"
                  "                    [--swap SIZE|none] [--swap-promote | --no-swap-promote]\n"
+                 "                    GROUP [SIZE | none | DEV=SIZE[,DEV=SIZE...]]\n"
                  "\n"
                  "Without SIZE, shows GROUP's limits. With SIZE, changes them while the\n"
                  "group runs: SIZE alone sets the limit of every GPU without its own entry;\n"
@@ -36,10 +42,20 @@ static void limit_usage(FILE *out)
                  "context fits), below what the group holds now, or above the GPU's memory\n"
                  "(as NVML reports it; the limit then never binds).\n"
                  "\n"
-                 "--swap SIZE lets the group pass its GPU limit by up to SIZE of host memory\n"
-                 "in all (slower: see docs/spill.md); --swap none takes that away from new\n"
-                 "allocations (what is spilled stays until freed). --swap-promote moves spilled\n"
-                 "memory back to the GPU when room frees; --no-swap-promote stops that.\n"
+                 "Options (docs/policy.md):\n"
+                 "  -r, --request SPEC   the guaranteed memory, in the same forms as SIZE (none:\n"
+                 "                       no guarantee). A raise is admitted like a new group:\n"
+                 "                       refused, changing nothing, if the sum of requests on\n"
+                 "                       a GPU would pass its memory; a request above the\n"
+                 "                       limit is refused\n"
+                 "  -p, --priority PRIO  high, normal, low or a number (-1000..1000)\n"
+                 "      --oom POLICY     fail, or wait:SECONDS (see gpumem run --help)\n"
+                 "      --swap SIZE      lets the group pass its GPU limit by up to SIZE of\n"
+                 "                       host memory in all (slower: see docs/spill.md); none\n"
+                 "                       takes that away from new allocations (what is spilled\n"
+                 "                       stays until freed)\n"
+                 "      --swap-promote   move spilled memory back to the GPU when room frees;\n"
+                 "                       --no-swap-promote stops that\n"
                  "\n"
                  "GROUP is a group (see gpumem ps): its name, a container's name or id (at\n"
                  "least 12 characters), or the path of a group directory.\n"
@@ -50,6 +66,7 @@ static void limit_usage(FILE *out)
                  "  gpumem limit job7 0=6G       GPU 0: 6 GiB\n"
                  "  gpumem limit job7 none       no limit: accounted only\n"
                  "  gpumem limit job7 --swap 4G  up to 4 GiB more in host memory\n"
+                 "  gpumem limit --request 4G --priority high job7   guarantee 4 GiB on every GPU\n"
                  "  gpumem limit job7 GPU-fe90dcc9=6G   the same GPU by the UUID prefix gpumem ps\n"
                  "                               prints (any unique prefix of GPU-xxxx or more)\n");
 }
@@ -90,13 +107,21 @@ static int expand_gpus(const char *spec, const struct gm_limits *l, char *out, s
 
 static void show(const char *name, const struct gm_limits *l)
 {
-    char a[32];
+    char a[32], p[16];
     printf("%s: default %s\n", name, gm_format_size(l->default_limit, a, sizeof a));
     for (uint32_t i = 0; i < l->ndev && i < GM_MAX_DEVICES; i++)
         printf("%s: %s %s\n", name, l->dev[i].uuid, gm_format_size(l->dev[i].limit, a, sizeof a));
     if (l->swap)
         printf("%s: swap %s%s\n", name, gm_format_size(l->swap, a, sizeof a),
                l->swap_flags & GM_SWAP_PROMOTE ? " (promote)" : "");
+    if (l->request_default)
+        printf("%s: request default %s\n", name, gm_format_size(l->request_default, a, sizeof a));
+    for (uint32_t i = 0; i < l->nreq && i < GM_MAX_DEVICES; i++)
+        printf("%s: request %s %s\n", name, l->req[i].uuid, gm_format_size(l->req[i].limit, a, sizeof a));
+    if (l->priority != GM_PRIO_NORMAL)
+        printf("%s: priority %s\n", name, gm_priority_name(l->priority, p, sizeof p));
+    if (l->oom_wait_ms)
+        printf("%s: oom wait:%g\n", name, l->oom_wait_ms / 1000.0);
 }
 
 /* --swap SIZE, --swap=SIZE, --swap-promote, --no-swap-promote, taken out of
@@ -129,6 +154,42 @@ static int swap_options(int argc, char **argv, int *swap_given, uint64_t *swap, 
         *swap_given = 1;
     }
     return n;
+}
+
+/* --request: the new requests replace the old ones (none: no guarantee),
+ * admitted under the admission lock like a new group. 0, or the exit
+ * status after saying why. */
+static int change_requests(const char *dir, struct gm_limits *l, const char *spec_text, int *lock_fd)
+{
+    char err[2048], full[1024];
+    struct gm_limit_spec spec;
+    if (expand_gpus(spec_text, l, full, sizeof full, err, sizeof err) < 0)
+        return die(2, "--request: %s", err);
+    if (gm_parse_limit_change(full, &spec, err, sizeof err) < 0)
+        return die(2, "--request: %s", err);
+    char simdir[PATH_MAX];
+    void *sim = find_sim_dir(simdir, sizeof simdir) == 0 && getenv("GPUMEM_SIM_DIR") ? simdir : NULL;
+    l->request_default = 0;
+    l->nreq = 0;
+    memset(l->req, 0, sizeof l->req);
+    if (gm_requests_from_spec(l, &spec, nvml_index_uuid, sim, err, sizeof err) < 0)
+        return die(2, "--request: %s", err);
+    char state[PATH_MAX], lib[PATH_MAX + 32];
+    gm_state_dir(state, sizeof state);
+    if (sim)
+        snprintf(lib, sizeof lib, "%s/libnvidia-ml.so.1", simdir);
+    static struct gm_gpu gpus[GM_MAX_DEVICES];
+    int n = gm_nvml_gpus(sim ? lib : NULL, gpus, GM_MAX_DEVICES);
+    if ((*lock_fd = gm_admit_begin(state, err, sizeof err)) < 0)
+        return die(1, "%s", err);
+    const char *self = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    int fits = gm_admit_check(state, self, l, gpus, n, err, sizeof err);
+    if (fits <= 0) {
+        gm_admit_done(state, *lock_fd);
+        *lock_fd = -1;
+        return die(1, "--request: %s", err);
+    }
+    return 0;
 }
 
 /* The limit on `uuid` in a local copy: its entry, else the default. */
@@ -185,6 +246,13 @@ static void warn_changes(const char *group, const char *dir, const struct gm_lim
 
 int cmd_limit(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"request", required_argument, 0, 'r'}, {"priority", required_argument, 0, 'p'},
+        {"oom", required_argument, 0, 'O'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *req_arg = NULL, *prio_arg = NULL, *oom_arg = NULL;
+    int c;
     for (int i = 1; i < argc; i++)
         if (is_help(argv[i])) {
             limit_usage(stdout);
@@ -195,6 +263,18 @@ int cmd_limit(int argc, char **argv)
     if ((argc = swap_options(argc, argv, &swap_given, &swap, &promote)) < 0)
         return 2;
     int swap_change = swap_given || promote >= 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+r:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': req_arg = optarg; break;
+        case 'p': prio_arg = optarg; break;
+        case 'O': oom_arg = optarg; break;
+        case 'h': limit_usage(stdout); return 0;
+        default: limit_usage(stderr); return 2;
+        }
+    }
+    argv += optind - 1;
+    argc -= optind - 1;
     if (argc < 2 || argc > 3) {
         if (argc < 2)
             die(2, "no GROUP given");
@@ -215,10 +295,14 @@ int cmd_limit(int argc, char **argv)
         memcpy(&l, (const void *)ml, sizeof l);
     }
     gm_limits_unmap(ml);
-    if (argc == 2 && !swap_change) {
+    if (argc == 2 && !swap_change && !req_arg && !prio_arg && !oom_arg) {
         show(argv[1], &l);
         return 0;
     }
+    if (prio_arg && gm_parse_priority(prio_arg, &l.priority, err, sizeof err) < 0)
+        return die(2, "--priority: %s", err);
+    if (oom_arg && gm_parse_oom(oom_arg, &l.oom_wait_ms, err, sizeof err) < 0)
+        return die(2, "--oom: %s", err);
     struct gm_limits was = l;
     if (swap_given)
         l.swap = swap;
@@ -258,7 +342,20 @@ int cmd_limit(int argc, char **argv)
         }
         l.dev[k].limit = t->bytes;
     }
-    if (gm_limits_update(dir, &l, err, sizeof err) < 0)
+    if (gm_requests_check(&l, err, sizeof err) < 0)
+        return die(1, "%s (lower the request first: gpumem limit --request)", err);
+    int lock_fd = -1;
+    if (req_arg) {
+        int rc = change_requests(dir, &l, req_arg, &lock_fd);
+        if (rc)
+            return rc;
+    }
+    int wrc = gm_limits_update(dir, &l, err, sizeof err);
+    if (lock_fd >= 0) {
+        char state[PATH_MAX];
+        gm_admit_done(gm_state_dir(state, sizeof state), lock_fd);
+    }
+    if (wrc < 0)
         return die(1, "%s", err);
     warn_changes(argv[1], dir, &was, &l);
     show(argv[1], &l);

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "gpumem/driver_limits.h"
 #include "gpumem/nvml_mig.h"
+#include "../daemon/policy.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -355,6 +356,10 @@ int cmd_ps(int argc, char **argv)
     gm_each_group(state, show_one, &pass);
     if (o.json)
         printf("]\n");
+    /* Waiting starts and reclaims in progress, under the table. */
+    char pol[1024];
+    if (!o.json && !o.csv && !o.no_headers && (pl_summary_line(state, pol, sizeof pol), *pol))
+        printf("policy: %s\n", pol);
     dm_view_free(&o.daemon);
     return 0;
 }

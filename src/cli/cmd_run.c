@@ -1,6 +1,7 @@
 /* gpumem run: a command and everything it starts, as one group under one
  * limit. */
 #include "cli.h"
+#include "gpumem/admit.h"
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
 #include "gpumem/swap.h"
@@ -33,6 +34,18 @@ static void run_usage(FILE *out)
             "  -l, --limit DEV=SIZE   limit on one GPU, by index (as nvidia-smi numbers them)\n"
             "                         or by UUID (GPU-..., or MIG-... for a MIG device);\n"
             "                         repeat for several GPUs\n"
+            "  -r, --request SIZE     guaranteed memory on every GPU (or DEV=SIZE, repeatable):\n"
+            "                         the group is admitted only if the sum of requests on\n"
+            "                         each GPU stays within its memory; above its request,\n"
+            "                         up to its limit, it borrows what may be reclaimed\n"
+            "  -p, --priority PRIO    high, normal (default), low, or a number (-1000..1000):\n"
+            "                         who is reclaimed first and who waits first\n"
+            "  -w, --wait[=TIMEOUT]   if the request does not fit now, wait in the queue\n"
+            "                         (gpumem queue) until it does, at most TIMEOUT (30,\n"
+            "                         30s, 5m, 1h; default forever), instead of failing\n"
+            "      --oom POLICY       fail (default): an allocation past the limit or the\n"
+            "                         GPU's free memory fails at once; wait:SECONDS: it\n"
+            "                         waits that long for memory to be freed first\n"
             "  -n, --name NAME        name of the group (default run-<pid>)\n"
             "      --swap SIZE        let the group pass its GPU limit by up to SIZE of host\n"
             "                         memory (slower; see gpumem-run(1) and docs/spill.md)\n"
@@ -47,6 +60,12 @@ static void run_usage(FILE *out)
             "or CUDA_DEVICE_MEMORY_LIMIT; with none of them the group is only accounted.\n"
             "Without --swap, the allowance comes from GPUMEM_SWAP (and GPUMEM_SWAP_PROMOTE=1\n"
             "for --swap-promote); with neither there is none.\n"
+            "Without --request, --priority, --oom: GPUMEM_REQUEST (or NVIDIA_GPU_MEMORY_REQUEST,\n"
+            "MiB), GPUMEM_PRIORITY, GPUMEM_OOM. These are read here, once, when the group is\n"
+            "created; its processes never read them (docs/limits.md, docs/policy.md).\n"
+            "\n"
+            "A request that does not fit is refused (exit status 1) with how much the GPU\n"
+            "has free of requests and which groups hold them, unless --wait.\n"
             "\n"
             "The group lives while any of its processes does: when COMMAND exits, gpumem run\n"
             "removes it unless processes COMMAND left running in the background still use\n"
@@ -62,7 +81,8 @@ static void run_usage(FILE *out)
             "  gpumem run --limit 4G -- python train.py\n"
             "  gpumem run --limit 0=4G --limit 1=8G --name job7 -- ./worker\n"
             "  gpumem run --limit 8G --swap 4G -- python train.py\n"
-            "  gpumem run --sim --limit 1G --summary -- ./my-cuda-test\n");
+            "  gpumem run --sim --limit 1G --summary -- ./my-cuda-test\n"
+            "  gpumem run --request 8G --limit 12G --priority high --wait=10m -- ./serve\n");
 }
 
 extern char **environ;
@@ -195,6 +215,64 @@ static void leave_run_group(const char *name, const char *dir)
     gm_usage_unmap(u);
 }
 
+/* Requests, priority and GPUMEM_OOM: options first, else the environment.
+ * 0, or 2 after saying what is wrong. */
+static int set_policy(struct gm_limits *l, const char *request_arg, const char *prio_arg, const char *oom_arg,
+                      const char *simdir)
+{
+    char err[600];
+    struct gm_limit_spec spec = {0};
+    int rc = 1;
+    if (*request_arg) {
+        if (gm_parse_limit_spec(request_arg, GM_BARE_REJECT, &spec, err, sizeof err) < 0)
+            return die(2, "--request: %s", err);
+    } else if ((rc = gm_request_from_env(env_lookup, NULL, &spec, err, sizeof err)) < 0) {
+        return die(2, "%s", err);
+    }
+    if (rc > 0 && gm_requests_from_spec(l, &spec, nvml_index_uuid, (void *)simdir, err, sizeof err) < 0)
+        return die(2, "--request: %s", err);
+    if (gm_policy_from_env(env_lookup, NULL, l, err, sizeof err) < 0)
+        return die(2, "%s", err);
+    if (prio_arg && gm_parse_priority(prio_arg, &l->priority, err, sizeof err) < 0)
+        return die(2, "--priority: %s", err);
+    if (oom_arg && gm_parse_oom(oom_arg, &l->oom_wait_ms, err, sizeof err) < 0)
+        return die(2, "--oom: %s", err);
+    return 0;
+}
+
+static void say_queued(const char *why, void *ctx)
+{
+    fprintf(stderr, "%s: group %s waits in the queue (gpumem queue): %s\n", die_name, (const char *)ctx, why);
+}
+
+/* Creates the group under admission control (gpumem/admit.h), its run
+ * marker written before anyone else may look. 0, or 1 after saying why. */
+static int create_admitted(const char *state, const char *dir, const struct gm_limits *l, const char *simdir,
+                           int wait, double timeout, int keep)
+{
+    static struct gm_gpu gpus[GM_MAX_DEVICES];
+    char lib[PATH_MAX + 32], msg[2048];
+    if (simdir)
+        snprintf(lib, sizeof lib, "%s/libnvidia-ml.so.1", simdir);
+    int n = gm_nvml_gpus(simdir ? lib : NULL, gpus, GM_MAX_DEVICES);
+    struct gm_admit a = {.state = state, .dir = dir, .l = l, .mode = 0644, .gpus = gpus, .ngpus = n,
+                         .wait = wait, .timeout = timeout, .creator = "gpumem run", .note = say_queued,
+                         .ctx = (void *)l->name};
+    int fd = gm_admit_create(&a, msg, sizeof msg);
+    if (fd == -2)
+        return die(1, "group %s not started: %s%s", l->name, msg,
+                   wait ? "" : " (--wait queues it until it fits)");
+    if (fd < 0)
+        return die(1, "%s", msg);
+    if (!keep && mark_run_group(dir, msg, sizeof msg) < 0) {
+        gm_group_remove(dir);
+        gm_admit_done(state, fd);
+        return die(1, "%s", msg);
+    }
+    gm_admit_done(state, fd);
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -202,21 +280,35 @@ int cmd_run(int argc, char **argv)
         {"sim", no_argument, 0, 'S'},         {"keep", no_argument, 0, 'k'},
         {"summary", no_argument, 0, 's'},     {"help", no_argument, 0, 'h'},
         {"swap", required_argument, 0, 'W'},  {"swap-promote", no_argument, 0, 'P'},
+        {"request", required_argument, 0, 'r'}, {"priority", required_argument, 0, 'p'},
+        {"wait", optional_argument, 0, 'w'},  {"oom", required_argument, 0, 'O'},
         {0, 0, 0, 0},
     };
     uint64_t swap = 0;
     int swap_given = 0, promote = 0;
-    char limit_arg[1024] = "", name[GM_NAME_LEN] = "", err[512];
-    int sim = 0, keep = 0, summary = 0, c;
+    char limit_arg[1024] = "", request_arg[1024] = "", name[GM_NAME_LEN] = "", err[512];
+    const char *prio_arg = NULL, *oom_arg = NULL;
+    int sim = 0, keep = 0, summary = 0, wait = 0, c;
+    double timeout = -1;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+l:n:sh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+l:n:r:p:w::sh", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
-            if (strlen(limit_arg) + strlen(optarg) + 2 > sizeof limit_arg)
-                return die(2, "too many --limit options");
-            if (*limit_arg)
-                strcat(limit_arg, ",");
-            strcat(limit_arg, optarg);
+        case 'r': {
+            char *acc = c == 'l' ? limit_arg : request_arg;
+            if (strlen(acc) + strlen(optarg) + 2 > sizeof limit_arg)
+                return die(2, "too many --%s options", c == 'l' ? "limit" : "request");
+            if (*acc)
+                strcat(acc, ",");
+            strcat(acc, optarg);
+            break;
+        }
+        case 'p': prio_arg = optarg; break;
+        case 'O': oom_arg = optarg; break;
+        case 'w':
+            wait = 1;
+            if (optarg && gm_parse_timeout(optarg, &timeout, err, sizeof err) < 0)
+                return die(2, "--wait: %s", err);
             break;
         case 'n':
             if (gm_valid_group_name(optarg) < 0)
@@ -282,6 +374,8 @@ int cmd_run(int argc, char **argv)
     gm_limits_init(&l);
     if (gm_limits_from_spec(&l, &spec, nvml_index_uuid, sim ? simdir : NULL, err, sizeof err) < 0)
         return die(2, "--limit: %s", err);
+    if (set_policy(&l, request_arg, prio_arg, oom_arg, sim ? simdir : NULL) != 0)
+        return 2;
     if (!*name)
         snprintf(name, sizeof name, "run-%d", (int)getpid());
     snprintf(l.name, sizeof l.name, "%s", name);
@@ -295,12 +389,8 @@ int cmd_run(int argc, char **argv)
         return die(1, "cannot create the state directory %s: %s", state, strerror(errno));
     snprintf(dir, sizeof dir, "%s/%s", state, name);
     reuse_stale_group(dir);
-    if (gm_group_create(dir, &l, 0644, err, sizeof err) < 0)
-        return die(1, "%s", err);
-    if (!keep && mark_run_group(dir, err, sizeof err) < 0) {
-        gm_group_remove(dir);
-        return die(1, "%s", err);
-    }
+    if (create_admitted(state, dir, &l, sim ? simdir : NULL, wait, timeout, keep) != 0)
+        return 1;
 
     /* The command's environment: the group, the shim (kept in front of any
      * LD_PRELOAD the user had), and the simulated driver when asked for. */

@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"inspect", cmd_inspect, "live allocations of a group: by API, size, age, call site"},
     {"install", cmd_install, "register gpumem with Docker (install docker [--default])"},
     {"uninstall", cmd_uninstall, "remove gpumem from Docker's daemon.json"},
+    {"queue", cmd_queue, "starts waiting for their request to fit, reclaims in progress"},
     {"daemon", cmd_daemon, "serve Prometheus metrics, reclaim dead processes, log events"},
 };
 

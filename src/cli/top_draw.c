@@ -3,7 +3,9 @@
  * processes under the expanded ones, and a line of keys. Every row is
  * addressed and cleared explicitly, so a frame never depends on the last. */
 #include "top.h"
+#include "../daemon/policy.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +440,13 @@ void top_draw(struct top_view *v, struct gbuf *out)
     if (v->snap.nbad) {
         row_begin(&r, out, y++, width, NULL);
         putf(&r, SGR_BOLD, "%zu group%s skipped: %s", v->snap.nbad, v->snap.nbad == 1 ? "" : "s", v->snap.bad[0].why);
+        row_end(&r);
+    }
+    char pol[1024], state[PATH_MAX];
+    pl_summary_line(gm_state_dir(state, sizeof state), pol, sizeof pol);
+    if (*pol) { /* waiting starts and reclaims in progress (gpumem queue) */
+        row_begin(&r, out, y++, width, NULL);
+        putf(&r, SGR_BOLD, "policy: %s", pol);
         row_end(&r);
     }
     row_begin(&r, out, y++, width, NULL);

@@ -218,14 +218,12 @@ static void refusal(const struct nv *n, nvmlReturn_t r, const char *uuid, const 
     }
 }
 
-/* soft = request. The group's limits do not carry a request in this
- * layout: 0 (nothing guaranteed) until they do; then this is the one place
- * to read it. */
-static unsigned long long driver_soft_limit(const struct gm_limits *l, const char *uuid)
+/* soft = request (the group's guarantee, docs/policy.md), never above the
+ * hard limit: NVML refuses soft > hard. */
+static unsigned long long driver_soft_limit(const struct gm_limits *l, const char *uuid, unsigned long long hard)
 {
-    (void)l;
-    (void)uuid;
-    return 0;
+    uint64_t req = gm_request_for(l, uuid);
+    return req < hard ? req : hard;
 }
 
 /* The devices the group's limits cover: every per-device entry, and with a
@@ -241,7 +239,7 @@ static int covered_devices(const struct nv *n, const struct gm_limits *l, struct
         struct rec_dev *d = &r->dev[r->ndev++];
         snprintf(d->uuid, sizeof d->uuid, "%.*s", GM_UUID_LEN - 1, l->dev[i].uuid);
         d->hard = l->dev[i].limit;
-        d->soft = driver_soft_limit(l, d->uuid);
+        d->soft = driver_soft_limit(l, d->uuid, d->hard);
     }
     unsigned count = 0;
     if (l->default_limit == GM_UNLIMITED || n->count(&count) != NVML_SUCCESS)
@@ -261,7 +259,7 @@ static int covered_devices(const struct nv *n, const struct gm_limits *l, struct
         struct rec_dev *d = &r->dev[r->ndev++];
         snprintf(d->uuid, sizeof d->uuid, "%s", uuid);
         d->hard = l->default_limit;
-        d->soft = driver_soft_limit(l, d->uuid);
+        d->soft = driver_soft_limit(l, d->uuid, d->hard);
     }
     return r->ndev;
 }

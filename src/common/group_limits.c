@@ -52,21 +52,27 @@ void gm_limits_init(struct gm_limits *l)
     l->default_limit = GM_UNLIMITED;
 }
 
-static int set_dev(struct gm_limits *l, const char *uuid, uint64_t bytes, char *err, size_t errlen)
+int gm_dev_entry_add(struct gm_limit_dev *arr, uint32_t *n, const char *uuid, uint64_t bytes, const char *what,
+                     char *err, size_t errlen)
 {
-    for (uint32_t i = 0; i < l->ndev; i++)
-        if (strcmp(l->dev[i].uuid, uuid) == 0) {
-            snprintf(err, errlen, "device %s is given two limits", uuid);
+    for (uint32_t i = 0; i < *n; i++)
+        if (strcmp(arr[i].uuid, uuid) == 0) {
+            snprintf(err, errlen, "device %s is given two %s", uuid, what);
             return -1;
         }
-    if (l->ndev == GM_MAX_DEVICES) {
+    if (*n == GM_MAX_DEVICES) {
         snprintf(err, errlen, "too many devices (at most %d)", GM_MAX_DEVICES);
         return -1;
     }
-    snprintf(l->dev[l->ndev].uuid, GM_UUID_LEN, "%s", uuid);
-    l->dev[l->ndev].limit = bytes;
-    l->ndev++;
+    snprintf(arr[*n].uuid, GM_UUID_LEN, "%s", uuid);
+    arr[*n].limit = bytes;
+    (*n)++;
     return 0;
+}
+
+static int set_dev(struct gm_limits *l, const char *uuid, uint64_t bytes, char *err, size_t errlen)
+{
+    return gm_dev_entry_add(l->dev, &l->ndev, uuid, bytes, "limits", err, errlen);
 }
 
 int gm_limits_from_spec(struct gm_limits *l, const struct gm_limit_spec *spec,
@@ -127,7 +133,21 @@ static int limits_entries_valid(const struct gm_limits *l)
     for (uint32_t i = 0; i < l->ndev; i++)
         if (!memchr(l->dev[i].uuid, '\0', GM_UUID_LEN))
             return 0;
+    if (l->nreq > GM_MAX_DEVICES)
+        return 0;
+    for (uint32_t i = 0; i < l->nreq; i++)
+        if (!memchr(l->req[i].uuid, '\0', GM_UUID_LEN))
+            return 0;
     return 1;
+}
+
+uint64_t gm_request_for(const struct gm_limits *copy, const char *uuid)
+{
+    uint32_t n = copy->nreq < GM_MAX_DEVICES ? copy->nreq : GM_MAX_DEVICES;
+    for (uint32_t i = 0; i < n; i++)
+        if (strncmp(copy->req[i].uuid, uuid, GM_UUID_LEN) == 0)
+            return copy->req[i].limit;
+    return copy->request_default;
 }
 
 /* Where each mapped limits file lives, so that a reader that finds a

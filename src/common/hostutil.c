@@ -12,6 +12,7 @@
 
 #include "gpumem/group.h"
 #include "gpumem/nvml.h"
+#include "gpumem/policy.h"
 #include "gpumem/procinfo.h"
 
 int gm_mkdir_p(const char *dir)
@@ -64,4 +65,32 @@ void gm_each_group(const char *state_dir, void (*fn)(const char *name, const cha
     }
     gm_proc_cache_end();
     free(ents);
+}
+
+int gm_nvml_gpus(const char *lib, struct gm_gpu *gpus, int max)
+{
+    void *h = dlopen(lib ? lib : "libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return 0;
+    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
+    PFN_nvmlDeviceGetCount_v2 count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
+    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
+        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+    PFN_nvmlDeviceGetUUID get_uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
+    PFN_nvmlDeviceGetMemoryInfo mem = (PFN_nvmlDeviceGetMemoryInfo)dlsym(h, "nvmlDeviceGetMemoryInfo");
+    unsigned n = 0;
+    if (!init || !count || !by_index || !get_uuid || !mem || init() != NVML_SUCCESS || count(&n) != NVML_SUCCESS)
+        return 0;
+    int k = 0;
+    for (unsigned i = 0; i < n && k < max; i++) {
+        nvmlDevice_t dev;
+        nvmlMemory_t m;
+        if (by_index(i, &dev) != NVML_SUCCESS || get_uuid(dev, gpus[k].uuid, GM_UUID_LEN) != NVML_SUCCESS ||
+            mem(dev, &m) != NVML_SUCCESS)
+            continue;
+        for (char *c = gpus[k].uuid + 4; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        gpus[k++].total = m.total;
+    }
+    return k;
 }

@@ -226,21 +226,12 @@ static int parse_limit_spec(const char *s, enum gm_bare_unit bare, int allow_non
     return 0;
 }
 
-int gm_limit_from_env(const char *(*getenv_fn)(const char *name, void *ctx), void *ctx,
-                      struct gm_limit_spec *out, char *err, size_t errlen)
+int gm_spec_from_vars(const struct gm_size_var *vars, size_t nvars,
+                      const char *(*getenv_fn)(const char *name, void *ctx), void *ctx, struct gm_limit_spec *out,
+                      char *err, size_t errlen)
 {
-    static const struct {
-        const char *name;
-        enum gm_bare_unit bare;
-        int whole_only; /* the NVIDIA variables are one number of MiB */
-    } vars[] = {
-        {"GPUMEM_LIMIT", GM_BARE_REJECT, 0},
-        {"NVIDIA_GPU_MEMORY_LIMIT", GM_BARE_MIB, 1},
-        {"NVIDIA_GPU_MEMORY_LIMITS", GM_BARE_MIB, 1},
-        {"CUDA_DEVICE_MEMORY_LIMIT", GM_BARE_BYTES, 0},
-    };
     char e2[400];
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    for (size_t i = 0; i < nvars; i++) {
         const char *v = getenv_fn(vars[i].name, ctx);
         if (!v)
             continue;
@@ -253,6 +244,22 @@ int gm_limit_from_env(const char *(*getenv_fn)(const char *name, void *ctx), voi
         }
         return 1;
     }
+    return 0;
+}
+
+int gm_limit_from_env(const char *(*getenv_fn)(const char *name, void *ctx), void *ctx,
+                      struct gm_limit_spec *out, char *err, size_t errlen)
+{
+    static const struct gm_size_var vars[] = {
+        {"GPUMEM_LIMIT", GM_BARE_REJECT, 0},
+        {"NVIDIA_GPU_MEMORY_LIMIT", GM_BARE_MIB, 1},
+        {"NVIDIA_GPU_MEMORY_LIMITS", GM_BARE_MIB, 1},
+        {"CUDA_DEVICE_MEMORY_LIMIT", GM_BARE_BYTES, 0},
+    };
+    char e2[400];
+    int rc = gm_spec_from_vars(vars, sizeof vars / sizeof vars[0], getenv_fn, ctx, out, err, errlen);
+    if (rc != 0)
+        return rc;
     /* HAMi's per-device form: CUDA_DEVICE_MEMORY_LIMIT_<i>=<bytes or 1024m>. */
     memset(out, 0, sizeof *out);
     for (int i = 0; i < GM_MAX_LIMIT_ENTRIES; i++) {

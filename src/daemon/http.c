@@ -9,6 +9,7 @@
  * (docs/performance.md, "Start-up of the commands"). Its header still gives
  * the types. */
 #include "daemon.h"
+#include "policy.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -169,6 +170,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c)
     dm_leak_mark(&s);
     dm_collect_unlock();
     dm_render_metrics(&b, &s);
+    pl_render_metrics(&b, state_dir);
     int oom = b.oom || s.oom;
     dm_snapshot_free(&s);
     if (oom || !b.p) {

@@ -3,6 +3,7 @@
  * and called by containerd's shim exactly like runc. */
 #include "runtime.h"
 #include "gpumem/driver_limits.h"
+#include "gpumem/admit.h"
 #include "gpumem/hostutil.h"
 #include "gpumem/swap.h"
 
@@ -126,17 +127,18 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
         json_decref(cfg);
         return bad ? -1 : 0;
     }
-    struct gm_limit_spec spec;
+    struct gm_limit_spec spec, rspec;
     int rc = gm_limit_from_env(rt_env_get, cfg, &spec, err, sizeof err);
-    if (rc <= 0) {
-        if (rc < 0)
+    int rrc = rc < 0 ? 0 : gm_request_from_env(rt_env_get, cfg, &rspec, err, sizeof err);
+    if (rc < 0 || rrc < 0 || (rc == 0 && rrc == 0)) {
+        if (rc < 0 || rrc < 0)
             fail_msg(a, "container %.12s: %s", a->id, err);
         json_decref(cfg);
-        return rc;
+        return rc < 0 || rrc < 0 ? -1 : 0;
     }
     struct gm_limits l;
     gm_limits_init(&l);
-    if (gm_limits_from_spec(&l, &spec, rt_index_uuid, cfg, err, sizeof err) < 0) {
+    if (rc > 0 && gm_limits_from_spec(&l, &spec, rt_index_uuid, cfg, err, sizeof err) < 0) {
         fail_msg(a, "container %.12s: GPU memory limit: %s", a->id, err);
         json_decref(cfg);
         return -1;
@@ -150,6 +152,17 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
     }
     l.swap = swap;
     l.swap_flags = promote && swap ? GM_SWAP_PROMOTE : 0;
+    /* Request, priority, GPUMEM_OOM and GPUMEM_WAIT: read here, once, as
+     * the limit is (docs/limits.md); the container never reads them. */
+    double timeout = -1;
+    const char *wait = rt_env_get("GPUMEM_WAIT", cfg);
+    if ((rrc > 0 && gm_requests_from_spec(&l, &rspec, rt_index_uuid, cfg, err, sizeof err) < 0) ||
+        gm_policy_from_env(rt_env_get, cfg, &l, err, sizeof err) < 0 ||
+        (wait && gm_parse_timeout(wait, &timeout, err, sizeof err) < 0)) {
+        fail_msg(a, "container %.12s: %s%s", a->id, wait && strstr(err, "timeout") == err ? "GPUMEM_WAIT: " : "", err);
+        json_decref(cfg);
+        return -1;
+    }
     rt_identity(cfg, a->id, c, &l);
     l.created_unix = (uint64_t)time(NULL);
 
@@ -182,12 +195,22 @@ static int prepare(const struct rt_args *a, const struct rt_config *c, char *dir
     } else {
         group_path(a->id, dir, dirlen);
     }
-    if (gm_group_create(dir, &l, 0666, err, sizeof err) < 0) {
-        fail_msg(a, "container %.12s: %s", a->id, err);
+    static struct gm_gpu gpus[GM_MAX_DEVICES];
+    struct gm_admit ad = {.state = state, .dir = dir, .l = &l, .mode = 0666, .gpus = gpus,
+                          .ngpus = gm_nvml_gpus(rt_nvml_lib, gpus, GM_MAX_DEVICES), .wait = wait != NULL,
+                          .timeout = timeout, .creator = "gpumem-runtime"};
+    int lock_fd = gm_admit_create(&ad, err, sizeof err);
+    if (lock_fd < 0) {
+        fail_msg(a, "container %.12s: %s%s", a->id, err,
+                 lock_fd == -2 && !wait ? " (GPUMEM_WAIT=TIMEOUT queues it until it fits)" : "");
         json_decref(cfg);
         return -1;
     }
-    if (rt_write_record(dir, a->id, a->bundle, a->root, err, sizeof err) < 0 ||
+    /* The record is written before the admission is done: a runtime killed
+     * before that leaves a group the next admission removes. */
+    int recorded = rt_write_record(dir, a->id, a->bundle, a->root, err, sizeof err);
+    gm_admit_done(state, lock_fd);
+    if (recorded < 0 ||
         rt_write_preload(rootfs, dir, err, sizeof err) < 0 || rt_add_mounts(cfg, dir, c->shim, err, sizeof err) < 0 ||
         (*c->sim && rt_add_sim_mounts(cfg, c, err, sizeof err) < 0) ||
         (*c->nvidia_smi && rt_add_smi_mount(cfg, c, err, sizeof err) < 0) ||

@@ -2,6 +2,7 @@
  * refusals (the hot path is inline in account.h). */
 #include "account.h"
 #include "spill.h"
+#include "oom_wait.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -75,6 +76,8 @@ void shim_lanes_fork_child(void)
  * much, and the command that would change it. */
 void shim_count_refusal(int gd, uint64_t bytes)
 {
+    if (shim_tl.quiet)
+        return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     atomic_fetch_add(&g.slot->refusals, 1);
@@ -200,6 +203,24 @@ static CUresult cell_add(struct gm_proc_slot *s, uint64_t off, uint64_t bytes)
     return CUDA_SUCCESS;
 }
 
+/* A charge refused for the limit, under GPUMEM_OOM=wait: tried again as
+ * the group's processes free (oom_wait.c). One that could never fit (more
+ * than the limit on its own) is refused at once. */
+static CUresult __attribute__((noinline, cold)) charge_wait(struct gm_proc_slot *s, uint64_t off, int gd,
+                                                             uint64_t bytes)
+{
+    /* quiet: the spill path asked (spill.c); it serves the allocation from
+     * the group's swap instead, and does not wait. */
+    if (shim_tl.quiet || bytes > ALLOC_BYTES_MAX || bytes > shim_limit(gd) || !g.limits || !g.limits->oom_wait_ms)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    struct shim_wait w = {0};
+    CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+    while (r != CUDA_SUCCESS && shim_oom_wait(&w, gd, bytes, 0))
+        r = cell_add(s, off, bytes);
+    shim_oom_wait_end(&w);
+    return r;
+}
+
 CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v)
 {
     *v = 0;
@@ -218,7 +239,7 @@ CUresult shim_charge_slow(int gd_hint, uint64_t bytes, int kind, uint64_t *v)
     if (shim_ncu() == 1 && gd == atomic_load_explicit(&g.gd_of[0], memory_order_relaxed))
         shim_tl.fast = (int64_t)off;
     CUresult r = cell_add(s, off, bytes);
-    if (r != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS && (r = charge_wait(s, off, gd, bytes)) != CUDA_SUCCESS)
         return r;
     atomic_fetch_add_explicit(&shim_cell(s, off)->allocs, 1, memory_order_relaxed);
     *v = alloc_pack_cell(bytes, kind, off);

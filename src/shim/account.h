@@ -58,9 +58,11 @@ struct shim_thread {
      * shim_charge_slow (first use, several devices, not enforcing). */
     int64_t fast;
     int32_t lane;   /* this thread's lane, -1 until its first charge */
-    /* Set to 1 by the spill path (spill.c) around a charge: a refusal for
-     * the limit is then neither counted nor logged (it may yet be served
-     * from the group's swap) but leaves 2 here. */
+    /* 1 while the caller handles a refusal for the limit itself: the spill
+     * path (spill.c), which may yet serve it from the group's swap, and the
+     * retries of a GPUMEM_OOM=wait (oom_wait.c), whose first refusal was
+     * counted. Such a refusal is neither counted nor logged but leaves 2
+     * here. */
     uint32_t quiet;
     /* The slack its lane last reserved beyond its charge: limit/256, at
      * most SHIM_LANE_SLACK_MAX (under a 16 MiB limit, 64 KiB). */

@@ -2,6 +2,7 @@
  * the driver fails, release on free against the allocation's own device. */
 #include "account.h"
 #include "spill.h"
+#include "oom_wait.h"
 
 /* The rare outcomes of recording an allocation (alloc_table.h at_insert). */
 static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, uint64_t old)
@@ -25,6 +26,16 @@ static void __attribute__((noinline, cold)) alloc_record_trouble(int rc, uint64_
 }
 
 static void __attribute__((noinline, cold)) alloc_failed(uint64_t v) { shim_uncharge(v); }
+
+/* The driver refused an allocation charged as v (not 0): its charge is
+ * taken back; when the GPU was full, that is reported as pressure (for the
+ * daemon's reclaim) and, under GPUMEM_OOM=wait, 1 says to try again after
+ * a sleep (oom_wait.c). */
+static int __attribute__((noinline, cold)) driver_refused(CUresult r, uint64_t v, struct shim_wait *w)
+{
+    shim_uncharge(v);
+    return r == CUDA_ERROR_OUT_OF_MEMORY && shim_oom_wait(w, alloc_gd(v), alloc_bytes(v), 1);
+}
 
 /* After the driver call: an allocation charged as v (0: not charged) is
  * recorded under its key with its call site (the hook's return address),
@@ -74,12 +85,20 @@ static void __attribute__((noinline, cold)) free_refused(uint64_t key, uint64_t 
  * call succeeded) or take the charge back. */
 #define CHARGE_THROUGH(bytes, kind, call, key)                                                      \
     do {                                                                                        \
-        uint64_t v_;                                                                            \
-        CUresult r_ = shim_charge((bytes), (kind), &v_);                                        \
-        if (unlikely(r_ != CUDA_SUCCESS))                                                       \
-            return r_;                                                                          \
-        r_ = (call);                                                                            \
-        return alloc_done(r_, r_ == CUDA_SUCCESS ? (uint64_t)(key) : 0, v_, __builtin_return_address(0)); \
+        struct shim_wait w_ = {0};                                                              \
+        for (;;) {                                                                              \
+            uint64_t v_;                                                                        \
+            CUresult r_ = shim_charge((bytes), (kind), &v_);                                    \
+            if (unlikely(r_ != CUDA_SUCCESS))                                                   \
+                return r_;                                                                      \
+            r_ = (call);                                                                        \
+            if (unlikely(r_ != CUDA_SUCCESS)) {                                                 \
+                if (v_ && driver_refused(r_, v_, &w_))                                          \
+                    continue;                                                                   \
+                return r_;                                                                      \
+            }                                                                                   \
+            return alloc_done(r_, (uint64_t)(key), v_, __builtin_return_address(0));            \
+        }                                                                                       \
     } while (0)
 
 /* What a pitched allocation is reserved at before the driver picks its
@@ -133,13 +152,35 @@ typedef PFN_cuMipmappedArrayDestroy_v5000 PFN_cuMipmappedArrayDestroy;
  * at_insert_contended). */
 static CUresult __attribute__((noinline)) mem_alloc_slow(CUdeviceptr *dptr, size_t bytesize, void *site)
 {
-    uint64_t v;
-    CUresult r = shim_charge_or_spill(shim_charge_size(bytesize), AK_MEM, &v);
-    if (unlikely(r != CUDA_SUCCESS))
+    struct shim_wait w = {0};
+    for (;;) {
+        uint64_t v;
+        CUresult r = shim_charge_or_spill(shim_charge_size(bytesize), AK_MEM, &v);
+        if (unlikely(r != CUDA_SUCCESS))
+            return r;
+        /* Past the device limit, within the swap: managed memory on the host. */
+        r = alloc_spilled(v) ? shim_spill_managed(dptr, bytesize, CU_MEM_ATTACH_GLOBAL)
+                             : REAL(cuMemAlloc_v2)(dptr, bytesize);
+        if (unlikely(r != CUDA_SUCCESS)) {
+            /* The GPU full (not a spilled charge: the host refused that):
+             * reported as pressure, and waited out under GPUMEM_OOM=wait. */
+            if (v && !alloc_spilled(v) && driver_refused(r, v, &w))
+                continue;
+            return v && alloc_spilled(v) ? alloc_done(r, 0, v, site) : r;
+        }
+        return alloc_done(r, *dptr, v, site);
+    }
+}
+
+/* The driver refused what the fast path charged: the slow path, with its
+ * waits, takes over (the charge is taken back first). */
+static CUresult __attribute__((noinline, cold)) mem_alloc_refused(CUresult r, uint64_t v, CUdeviceptr *dptr,
+                                                                   size_t bytesize, void *site)
+{
+    struct shim_wait w = {0};
+    if (!driver_refused(r, v, &w))
         return r;
-    /* Past the device limit, within the swap: managed memory on the host. */
-    r = alloc_spilled(v) ? shim_spill_managed(dptr, bytesize, CU_MEM_ATTACH_GLOBAL) : REAL(cuMemAlloc_v2)(dptr, bytesize);
-    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, site);
+    return mem_alloc_slow(dptr, bytesize, site);
 }
 
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
@@ -148,7 +189,9 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
     if (unlikely(!shim_charge_fast(shim_charge_size(bytesize), AK_MEM, &v)))
         return mem_alloc_slow(dptr, bytesize, __builtin_return_address(0));
     CUresult r = REAL(cuMemAlloc_v2)(dptr, bytesize);
-    return alloc_done(r, r == CUDA_SUCCESS ? *dptr : 0, v, __builtin_return_address(0));
+    if (unlikely(r != CUDA_SUCCESS))
+        return mem_alloc_refused(r, v, dptr, bytesize, __builtin_return_address(0));
+    return alloc_done(r, *dptr, v, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { FREE_THROUGH(REAL(cuMemFree_v2)(dptr), dptr); }

@@ -100,6 +100,10 @@ static CUresult spill_charge(int gd, uint64_t bytes, int kind, uint64_t *v)
 
 CUresult shim_charge_or_spill(uint64_t bytes, int kind, uint64_t *v)
 {
+    /* No swap: the plain path, with its GPUMEM_OOM=wait (a plain load: a
+     * concurrent `gpumem limit --swap` is seen at the next allocation). */
+    if (!g.limits || *(const volatile uint64_t *)&g.limits->swap == 0)
+        return shim_charge_slow(-1, bytes, kind, v);
     shim_tl.quiet = 1;
     CUresult r = shim_charge_slow(-1, bytes, kind, v);
     int over = shim_tl.quiet == 2;
