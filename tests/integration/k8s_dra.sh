@@ -1,7 +1,7 @@
 # gpumem-dra, the DRA driver, between a stand-in API server (HTTPS,
 # tests/k8s/dra_apiserver.py: every object it is sent is validated against
 # the real OpenAPI schema of resource.k8s.io/v1) and a stand-in kubelet
-# (grpc-go on the upstream protos, tests/k8s/dra_kubelet/), on a simulated
+# (grpc-go on our protos' messages, tests/k8s/dra_kubelet/), on a simulated
 # node of two 16 GiB GPUs: publication, health, three claims of 4, 8 and
 # 2 GiB on one GPU each held to its share in a "container" made from the
 # CDI spec, unprepare, retries, a driver killed and restarted, bad claims.
@@ -10,17 +10,20 @@ DRA="$TOP/$BUILD/bin/gpumem-dra"
 SPEC="${GPUMEM_OPENAPI_DIR:-$TOP/tests/data/openapi}/apis__resource.k8s.io__v1_openapi.json"
 export GPUMEM_SIM_DEVICES=16G,16G GPUMEM_SIM_CTX_OVERHEAD=64M
 
-# The wire format: our protos against upstream's.
+# The wire format: our protos against our facts tables of upstream's
+# (tests/data/k8s-proto-facts/, transcribed from the kubelet's api.proto
+# files): messages, fields (name, number, label, type) and gRPC paths served.
 for p in dra-v1:dra dra-v1beta1:dra pluginregistration-v1:pluginregistration; do
-    out=$(/usr/bin/python3 tests/k8s/proto_conform.py "src/dra/${p#*:}.proto" "tests/data/k8s-dra/${p%%:*}-api.proto" 2>&1) &&
+    out=$(/usr/bin/python3 tests/k8s/proto_conform.py check "src/dra/${p#*:}.proto" \
+        "tests/data/k8s-proto-facts/${p%%:*}.txt" --package "${p#*:}" --methods-in src/dra/*.c 2>&1) &&
         ok "dra_proto_matches_${p%%:*}" || fail "dra_proto_matches_${p%%:*}" "$(tr '\n' '|' <<<"$out")"
 done
-# The check can fail: a field of ours with the wrong number, or type, is caught.
+# The check can fail: a field of ours with the wrong number, or label, is caught.
 sed 's/string error = 2;/string error = 3;/' src/dra/dra.proto >"$T/mut1.proto"
 sed 's/repeated string cdi_device_ids = 4;/string cdi_device_ids = 4;/' src/dra/dra.proto >"$T/mut2.proto"
 if ! cmp -s src/dra/dra.proto "$T/mut1.proto" && ! cmp -s src/dra/dra.proto "$T/mut2.proto" &&
-    ! /usr/bin/python3 tests/k8s/proto_conform.py "$T/mut1.proto" tests/data/k8s-dra/dra-v1-api.proto >/dev/null &&
-    ! /usr/bin/python3 tests/k8s/proto_conform.py "$T/mut2.proto" tests/data/k8s-dra/dra-v1-api.proto >/dev/null; then
+    ! /usr/bin/python3 tests/k8s/proto_conform.py check "$T/mut1.proto" tests/data/k8s-proto-facts/dra-v1.txt --package dra >/dev/null &&
+    ! /usr/bin/python3 tests/k8s/proto_conform.py check "$T/mut2.proto" tests/data/k8s-proto-facts/dra-v1.txt --package dra >/dev/null; then
     ok dra_proto_mutations_caught
 else
     fail dra_proto_mutations_caught "a changed field number or label passed the conformance check"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpumem-k8s against a fake kubelet that is not our code: grpc-go from
-# Debian with Go code generated from the upstream api.proto
+# Debian with Go code generated from our .proto checked against upstream
 # (tests/k8s/fakekubelet/, built by tests/k8s/build-fakekubelet.sh). On two
 # simulated 16 GiB GPUs with 1 GiB units:
 #   - Register: the request as the kubelet checks it, the plugin already

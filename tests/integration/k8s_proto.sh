@@ -1,84 +1,61 @@
 #!/usr/bin/env bash
 # Our device plugin messages (src/k8s/deviceplugin.proto, compiled by
-# protoc-c into the plugin) against the kubelet's upstream api.proto
-# (tests/data/deviceplugin-v1beta1-api.proto, source and version beside it):
-# the same package, and every message of ours exists upstream with exactly
-# the same fields: name, number, label, type and message type (map entries
-# included), so the wire format cannot drift. protoc compiles both into
-# descriptors and decodes them as text; Python compares them. A mutation
-# case changes one field number of a copy of ours and must be caught.
+# protoc-c into the plugin) against our facts table of the kubelet's
+# device plugin API v1beta1 (tests/data/k8s-proto-facts/deviceplugin-v1beta1.txt,
+# transcribed from upstream's api.proto; where it was read is in its header):
+# the same package, the same messages, each with exactly the same fields
+# (name, number, label, type), and every method of the API on its gRPC path
+# in src/k8s/*.c, so the wire format cannot drift. Mutation cases change one
+# field number and drop one `repeated` in copies of ours and must be caught.
+# With GPUMEM_K8S_UPSTREAM_PROTO_DIR set to upstream's
+# staging/src/k8s.io/kubelet/pkg/apis, all four of our protos are also
+# compared with upstream's files themselves (not kept in this repository).
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
-DESC=/usr/include/google/protobuf/descriptor.proto
-if ! command -v protoc >/dev/null || [ ! -f "$DESC" ]; then
-    skip k8s_proto "protoc or $DESC missing (protobuf-compiler, libprotobuf-dev)"
+CONFORM="$TOP/tests/k8s/proto_conform.py" FACTS="$TOP/tests/data/k8s-proto-facts"
+ours="$TOP/src/k8s/deviceplugin.proto"
+
+if out=$("$PY" "$CONFORM" check "$ours" "$FACTS/deviceplugin-v1beta1.txt" --methods-in "$TOP"/src/k8s/*.c 2>&1); then
+    ok messages_match_facts
+else
+    fail messages_match_facts "$(tr '\n' '|' <<<"$out")"
+fi
+# protoc reads ours as the plugin's build does (the facts check reads text).
+if command -v protoc >/dev/null; then
+    out=$(protoc -I"$TOP/src/k8s" --descriptor_set_out=/dev/null deviceplugin.proto 2>&1) &&
+        ok ours_compiles || fail ours_compiles "$out"
+fi
+
+# The comparison can fail: a field number changed, a `repeated` lost.
+sed 's/int32 allocation_size = 3;/int32 allocation_size = 4;/' "$ours" >"$T/mut1.proto"
+sed 's/repeated string deviceIDs = 1;/string deviceIDs = 1;/' "$ours" >"$T/mut2.proto"
+if cmp -s "$ours" "$T/mut1.proto" || cmp -s "$ours" "$T/mut2.proto"; then
+    fail mutation_caught "a mutation did not apply to $ours"
+else
+    res=$("$PY" "$CONFORM" check "$T/mut1.proto" "$FACTS/deviceplugin-v1beta1.txt" 2>&1)
+    expect_in mutation_number_caught "ContainerPreferredAllocationRequest field allocation_size" "$res"
+    res=$("$PY" "$CONFORM" check "$T/mut2.proto" "$FACTS/deviceplugin-v1beta1.txt" 2>&1)
+    expect_in mutation_repeated_caught "ContainerPreferredAllocationResponse field deviceIDs" "$res"
+fi
+
+# Against upstream's own files, when given.
+UP="${GPUMEM_K8S_UPSTREAM_PROTO_DIR:-}"
+if [ -z "$UP" ]; then
+    skip upstream_protos "GPUMEM_K8S_UPSTREAM_PROTO_DIR not set (upstream protos are not kept in the repository)"
     exit 0
 fi
-ours="$TOP/src/k8s/deviceplugin.proto" up="$TOP/tests/data/deviceplugin-v1beta1-api.proto"
-
-# describe FILE: its descriptor as protoc's text format.
-describe() {
-    protoc -I"$(dirname "$1")" --descriptor_set_out=/dev/stdout "$(basename "$1")" |
-        protoc -I/usr/include --decode=google.protobuf.FileDescriptorSet google/protobuf/descriptor.proto
-}
-# compare OURS_TEXT UPSTREAM_TEXT: "same N" or the differences.
-compare() {
-    "$PY" - "$1" "$2" <<'PYEOF'
-import sys
-def parse(text):
-    # protoc's text format: "key: value" lines and "key {" ... "}" blocks.
-    root, stack = {}, []
-    cur = root
-    for line in text.splitlines():
-        line = line.strip()
-        if line.endswith("{"):
-            node = {}
-            cur.setdefault(line[:-1].strip(), []).append(node)
-            stack.append(cur); cur = node
-        elif line == "}":
-            cur = stack.pop()
-        elif line:
-            k, v = line.split(":", 1)
-            cur.setdefault(k.strip(), []).append(v.strip())
-    return root
-def messages(f, prefix):
-    out = {}
-    for m in f.get("message_type", []) + f.get("nested_type", []):
-        name = prefix + m["name"][0].strip('"')
-        fields = sorted((x["name"][0], x["number"][0], x["label"][0], x["type"][0], x.get("type_name", [""])[0])
-                        for x in m.get("field", []))
-        out[name] = (fields, None)
-        out.update(messages(m, name + "."))
-    return out
-ours, up = (parse(open(p).read())["file"][0] for p in sys.argv[1:3])
-diffs = []
-if ours["package"] != up["package"]:
-    diffs.append("package %s vs %s" % (ours["package"], up["package"]))
-mo, mu = messages(ours, ""), messages(up, "")
-for name, (fields, _) in sorted(mo.items()):
-    if name not in mu:
-        diffs.append("message %s is not upstream" % name)
-    elif fields != mu[name][0]:
-        diffs.append("message %s: ours %s, upstream %s" % (name, fields, mu[name][0]))
-print("; ".join(diffs) if diffs else "same %d" % len(mo))
-PYEOF
-}
-o=$(describe "$ours") && u=$(describe "$up") || { fail k8s_proto "protoc failed on one of the files"; exit 0; }
-res=$(compare <(printf '%s\n' "$o") <(printf '%s\n' "$u") 2>&1)
-case "$res" in
-"same "*) echo "# $res messages"; ok messages_match_upstream ;;
-*) fail messages_match_upstream "$res" ;;
-esac
-# Every upstream message we do not declare is one the plugin never sends.
-missing=$("$PY" -c '
-import re,sys
-o=set(re.findall(r"^message (\w+)", open(sys.argv[1]).read(), re.M))
-u=set(re.findall(r"^message (\w+)", open(sys.argv[2]).read(), re.M))
-print(" ".join(sorted(u-o)))' "$ours" "$up")
-[ -z "$missing" ] && ok all_upstream_messages_declared || fail all_upstream_messages_declared "$missing"
-
-# The comparison can fail: one field number changed in a copy.
-mkdir -p "$T/mut"
-sed 's/int32 allocation_size = 3;/int32 allocation_size = 4;/' "$ours" >"$T/mut/deviceplugin.proto"
-res=$(compare <(describe "$T/mut/deviceplugin.proto") <(printf '%s\n' "$u") 2>&1)
-expect_in mutation_caught "ContainerPreferredAllocationRequest" "$res"
+for c in deviceplugin/v1beta1:k8s/deviceplugin:v1beta1:src/k8s dra/v1:dra/dra:dra:src/dra \
+    dra/v1beta1:dra/dra:dra:src/dra pluginregistration/v1:dra/pluginregistration:pluginregistration:src/dra; do
+    IFS=: read -r api mine pkg dir <<<"$c"
+    name="upstream_${api//\//_}"
+    if [ ! -f "$UP/$api/api.proto" ]; then
+        fail "$name" "$UP/$api/api.proto missing"
+        continue
+    fi
+    out=$("$PY" "$CONFORM" check "$TOP/src/$mine.proto" "$UP/$api/api.proto" --package "$pkg" \
+        --methods-in "$TOP/$dir"/*.c 2>&1) && ok "$name" || fail "$name" "$(tr '\n' '|' <<<"$out")"
+    # ...and our facts table says what upstream's file says.
+    f="$FACTS/${api%%/*}-${api##*/}.txt"
+    diff <("$PY" "$CONFORM" facts "$UP/$api/api.proto" | sort) <(grep -v '^#' "$f" | sort) >"$T/diff" &&
+        ok "${name}_facts" || fail "${name}_facts" "$(tr '\n' '|' <"$T/diff")"
+done

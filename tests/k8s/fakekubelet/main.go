@@ -1,8 +1,8 @@
 // fakekubelet plays the kubelet's side of the device plugin API v1beta1 for
 // tests/integration/k8s_plugin.sh. It is not gpumem's code: grpc-go from
-// Debian and Go code that protoc generates from the upstream api.proto
-// (tests/data/deviceplugin-v1beta1-api.proto), so a wire format of ours
-// that drifted from upstream fails here. Built by tests/k8s/build-fakekubelet.sh
+// Debian and Go code that protoc generates from the message definitions of
+// src/k8s/deviceplugin.proto (checked against our facts table of upstream's
+// by tests/integration/k8s_proto.sh), none of gpumem's C code. Built by tests/k8s/build-fakekubelet.sh
 // offline (GO111MODULE=off, GOPATH=/usr/share/gocode).
 //
 //	fakekubelet serve -dir D [-clean]    serve Registration on D/kubelet.sock until SIGTERM
