@@ -21,13 +21,16 @@
 
 #include "../daemon/daemon.h"
 #include "../daemon/leak.h"
+#include "../daemon/backstop.h"
 
 static void daemon_usage(FILE *out)
 {
     fprintf(out,
             "Usage: gpumem daemon [--listen ADDR:PORT] [--sim] [--interval SECONDS] [--log FILE]\n"
             "                     [--leak-window SECONDS] [--leak-long-window SECONDS]\n"
-            "                     [--leak-min-growth SIZE]\n"
+            "                     [--leak-min-growth SIZE] [--backstop off|alert|kill]\n"
+            "                     [--backstop-interval SECONDS] [--backstop-grace SECONDS]\n"
+            "                     [--backstop-tolerance SIZE] [--backstop-exempt CGROUP]...\n"
             "\n"
             "The gpumem host agent. It serves the GPU memory of every group (container,\n"
             "gpumem run) and every device as Prometheus metrics, and every interval it\n"
@@ -64,6 +67,12 @@ static void daemon_usage(FILE *out)
             "                  long_growth), window_seconds, start_used, end_used, growth,\n"
             "                  rate_bytes_per_second, allocs, frees\n"
             "  leak_cleared    it no longer does: reason stopped_growing or exited\n"
+            "  backstop        the backstop found memory the shim does not account (below):\n"
+            "                  kind, reason, group (\"\" for none), uuid, gpu, pid, comm,\n"
+            "                  cgroup, used, accounted, limit, policy, action (alert, killed,\n"
+            "                  kill_failed), observed_seconds\n"
+            "  backstop_cleared  an offence acted on is over (the process exited or is\n"
+            "                  accounted again)\n"
             "  start, stop     with the address actually bound, and the signal\n"
             "\n"
             "Options:\n"
@@ -82,7 +91,31 @@ static void daemon_usage(FILE *out)
             "  --leak-min-growth SIZE      least growth over a window to suspect a leak\n"
             "                              (default 256M; it must also be 10%% of the\n"
             "                              usage at the window's start)\n"
+            "  --backstop POLICY    what to do with device memory the shim does not account\n"
+            "                       (below): off, alert (default: event, metric) or kill\n"
+            "                       (SIGKILL the offending process, never one the shim\n"
+            "                       accounts within the tolerance)\n"
+            "  --backstop-interval SECONDS  how often the backstop looks (default 0.25;\n"
+            "                       0.05 to 60)\n"
+            "  --backstop-grace SECONDS     how long an offence must last, over two passes at\n"
+            "                       least, before it is acted on (default 0.5; 0 to 60)\n"
+            "  --backstop-tolerance SIZE    bytes the driver may hold for a process or group\n"
+            "                       beyond what the shim counts (default 256M)\n"
+            "  --backstop-exempt CGROUP     leave ungrouped processes of this cgroup (and\n"
+            "                       those under it) alone: a display server, a system\n"
+            "                       service (repeatable, up to 16)\n"
             "  -h, --help           show this help\n"
+            "\n"
+            "The backstop: the shim is cooperative (a static binary, a process that drops\n"
+            "LD_PRELOAD, one that talks to the device directly escapes it), so every\n"
+            "backstop interval the daemon joins NVML's processes (host pids) to the groups\n"
+            "(by their processes' slots, a container's cgroup, a gpumem run's process tree)\n"
+            "and acts on: a process holding device memory that no shim accounts\n"
+            "(unaccounted), a process holding more than the shim counts for it by more than\n"
+            "the tolerance (under_reported), a group holding more than its limit and than\n"
+            "the shim counts by more than the tolerance (over_limit). With the defaults an\n"
+            "offence is acted on within about 1 s of appearing (interval + grace + a pass).\n"
+            "Processes in no group are counted in gpumem_ungrouped_processes.\n"
             "\n"
             "Leak detection: every interval the daemon samples each process's bytes per\n"
             "device and its allocation and free counters (a bounded ring per process;\n"
@@ -136,6 +169,17 @@ static int parse_seconds(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+/* A size option; -1 after saying why. */
+static int size_opt(const char *name, const char *arg, int bare, uint64_t *out)
+{
+    char e[256];
+    if (gm_parse_size(arg, bare, out, e, sizeof e) < 0) {
+        die(2, "%s: %s", name, e);
+        return -1;
+    }
+    return 0;
+}
+
 static void bound_address(const struct sockaddr_storage *ss, int port, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "";
@@ -149,7 +193,15 @@ static void bound_address(const struct sockaddr_storage *ss, int port, char *buf
 }
 
 static double interval = 5, view_step = DM_HIST_STEP;
+static struct bs_config bsc;
 static void log_str(const char *level, const char *event, const char *key, const char *value);
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static void tick(const char *state)
 {
@@ -224,8 +276,12 @@ int cmd_daemon(int argc, char **argv)
         {"listen", required_argument, 0, 'l'}, {"sim", no_argument, 0, 's'},
         {"interval", required_argument, 0, 'i'}, {"log", required_argument, 0, 'o'},
         {"leak-window", required_argument, 0, 'w'}, {"leak-long-window", required_argument, 0, 'W'},
-        {"leak-min-growth", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"leak-min-growth", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'},
+        {"backstop", required_argument, 0, 'B'}, {"backstop-interval", required_argument, 0, 'I'},
+        {"backstop-grace", required_argument, 0, 'G'}, {"backstop-tolerance", required_argument, 0, 'T'},
+        {"backstop-exempt", required_argument, 0, 'E'}, {0, 0, 0, 0},
     };
+    bs_config_default(&bsc);
     struct lk_params lp;
     lk_params_default(&lp);
     const char *listen = "127.0.0.1:9400", *log_path = NULL;
@@ -250,18 +306,41 @@ int cmd_daemon(int argc, char **argv)
             *(c == 'w' ? &lp.window : &lp.long_window) = v;
             break;
         }
-        case 'g': {
-            char e[256];
-            if (gm_parse_size(optarg, GM_BARE_REJECT, &lp.min_growth, e, sizeof e) < 0)
-                return die(2, "--leak-min-growth: %s", e);
+        case 'g':
+            if (size_opt("--leak-min-growth", optarg, GM_BARE_REJECT, &lp.min_growth) < 0)
+                return 2;
+            break;
+        case 'B':
+            if (bs_parse_policy(optarg, &bsc.policy) < 0)
+                return die(2, "--backstop \"%s\": expected off, alert or kill", optarg);
+            break;
+        case 'I':
+        case 'G': {
+            const char *name = c == 'I' ? "--backstop-interval" : "--backstop-grace";
+            double lo = c == 'I' ? 0.05 : 0;
+            if (parse_seconds(optarg, lo, 60, c == 'I' ? &bsc.interval : &bsc.grace) < 0)
+                return die(2, "%s \"%s\": expected seconds from %g to 60", name, optarg, lo);
             break;
         }
+        case 'T':
+            if (size_opt("--backstop-tolerance", optarg, GM_BARE_BYTES, &bsc.tolerance) < 0)
+                return 2;
+            break;
+        case 'E':
+            if (optarg[0] != '/')
+                return die(2, "--backstop-exempt \"%s\": expected a cgroup path starting with / (as in "
+                              "/proc/PID/cgroup)", optarg);
+            if (bsc.nexempt == BS_MAX_EXEMPT)
+                return die(2, "--backstop-exempt \"%s\": at most %d cgroups", optarg, BS_MAX_EXEMPT);
+            bsc.exempt[bsc.nexempt++] = optarg;
+            break;
         case 'h': daemon_usage(stdout); return 0;
         default: daemon_usage(stderr); return 2;
         }
     }
     if (optind < argc)
         return die(2, "unexpected argument \"%s\"", argv[optind]);
+    bs_configure(&bsc);
     if (lp.long_window < lp.window)
         return die(2, "--leak-long-window (%g s) must not be shorter than --leak-window (%g s)", lp.long_window,
                    lp.window);
@@ -313,17 +392,33 @@ int cmd_daemon(int argc, char **argv)
     gbuf_json(&f, where);
     gbuf_printf(&f,
                 ",\"port\":%d,\"pid\":%d,\"interval\":%g,\"nvml\":%s,\"leak_window\":%g,"
-                "\"leak_long_window\":%g,\"leak_min_growth\":%llu,\"state_dir\":",
+                "\"leak_long_window\":%g,\"leak_min_growth\":%llu,\"backstop\":\"%s\",\"backstop_interval\":%g,"
+                "\"backstop_grace\":%g,\"backstop_tolerance\":%llu,\"state_dir\":",
                 port, (int)getpid(), interval, dm_nvml_available() ? "true" : "false", lp.window, lp.long_window,
-                (unsigned long long)lp.min_growth);
+                (unsigned long long)lp.min_growth, bs_policy_name(bsc.policy), bsc.interval, bsc.grace,
+                (unsigned long long)bsc.tolerance);
     gbuf_json(&f, state);
     dm_log("info", "start", f.p);
     gbuf_free(&f);
 
-    int sig = 0;
+    /* Two schedules: the interval's tick (reclaim, events, leaks) and the
+     * backstop's shorter passes, which only read. */
+    int sig = 0, bs_on = bsc.policy != BS_OFF && dm_nvml_available();
+    double next_tick = 0, next_bs = 0;
     while (!sig) {
-        tick(state);
-        struct timespec ts = {(time_t)interval, (long)((interval - floor(interval)) * 1e9)};
+        double t = mono_now();
+        if (t >= next_tick) {
+            tick(state);
+            next_tick = t + interval;
+        }
+        if (bs_on && t >= next_bs) {
+            bs_tick(state, t);
+            next_bs = t + bsc.interval;
+        }
+        double wait = (bs_on && next_bs < next_tick ? next_bs : next_tick) - mono_now();
+        if (wait < 0.001)
+            wait = 0.001;
+        struct timespec ts = {(time_t)wait, (long)((wait - floor(wait)) * 1e9)};
         siginfo_t si;
         int r = sigtimedwait(&stop, &si, &ts);
         if (r > 0)
@@ -333,6 +428,7 @@ int cmd_daemon(int argc, char **argv)
     log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dm_events_reset();
     dm_leak_reset();
+    bs_reset();
     dm_view_remove(state);
     if (log != stderr)
         fclose(log);
