@@ -79,6 +79,19 @@ static struct seen_dev seen_devs[DM_MAX_NVML_DEVS];
 static int nseen_devs;
 static struct seen_group *seen_groups;
 static size_t nseen_groups;
+/* Processes killed on this pass (a group's offence names those its own
+ * processes' offences killed a moment before). */
+#define MAX_KILLED 64
+static struct { unsigned pid; uint64_t start; } killed_now[MAX_KILLED];
+static int nkilled_now;
+
+static int killed_this_pass(unsigned pid, uint64_t start)
+{
+    for (int i = 0; i < nkilled_now; i++)
+        if (killed_now[i].pid == pid && killed_now[i].start == start)
+            return 1;
+    return 0;
+}
 
 void bs_config_default(struct bs_config *c)
 {
@@ -201,6 +214,10 @@ static int kill_exact(unsigned pid, uint64_t start, char *why, size_t len)
     if (r < 0) {
         snprintf(why, len, "%s", strerror(e));
         return -1;
+    }
+    if (nkilled_now < MAX_KILLED) {
+        killed_now[nkilled_now].pid = pid;
+        killed_now[nkilled_now++].start = start;
     }
     return 0;
 }
@@ -326,7 +343,7 @@ static void judge_groups(const struct bs_view *v, const uint64_t *real, double n
                 if (p->group != (int)g || p->dev != d || !p->start || !bs_proc_dishonest(p, cfg.tolerance))
                     continue;
                 char why[160];
-                if (kill_exact(p->host_pid, p->start, why, sizeof why) == 0)
+                if (killed_this_pass(p->host_pid, p->start) || kill_exact(p->host_pid, p->start, why, sizeof why) == 0)
                     gbuf_printf(&f, "%s%u", killed++ ? "," : "", p->host_pid);
                 else
                     failed++;
@@ -433,6 +450,7 @@ double bs_tick(const char *state_dir, double now)
             uint64_t acc = p->how == BS_JOIN_SLOT ? p->accounted : 0;
             unacc[k] += p->used > acc ? p->used - acc : 0;
         }
+        nkilled_now = 0;
         judge_procs(&v, now);
         judge_groups(&v, real, now);
         expire(now);
