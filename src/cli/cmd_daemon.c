@@ -322,8 +322,10 @@ int cmd_daemon(int argc, char **argv)
                 return die(2, "%s \"%s\": expected seconds from %g to 60", name, optarg, lo);
             break;
         }
-        case 'T':
-            if (size_opt("--backstop-tolerance", optarg, GM_BARE_BYTES, &bsc.tolerance) < 0)
+        case 'T': /* 0 is a tolerance (none), where the size parser refuses a 0 limit */
+            if (strcmp(optarg, "0") == 0)
+                bsc.tolerance = 0;
+            else if (size_opt("--backstop-tolerance", optarg, GM_BARE_BYTES, &bsc.tolerance) < 0)
                 return 2;
             break;
         case 'E':

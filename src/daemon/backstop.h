@@ -21,12 +21,24 @@
 
 #define BS_PF_EXITING 0x4u /* include/linux/sched.h: the process is in do_exit() */
 
-struct bs_procinfo {
-    pid_t pid;                 /* as this reader sees it (the host) */
-    uint64_t start;            /* /proc/<pid>/stat field 22; 0 = gone or unreadable */
+/* The fields of /proc/<pid>/stat the backstop reads. */
+struct bs_stat {
     char state;                /* field 3; '?' unknown */
     pid_t ppid;                /* field 4 */
-    unsigned flags;            /* field 9 (PF_*) */
+    unsigned flags;            /* field 9 (PF_*): the thread-group leader's */
+    uint64_t threads;          /* field 20 */
+    uint64_t start;            /* field 22; 0 = gone or unreadable */
+};
+
+/* Whether the process is on its way out with nothing left running: the
+ * leader exiting (PF_EXITING) or a zombie, and no other thread. A leader
+ * that called pthread_exit beside running threads reads the same letter
+ * and flag: that process lives on and holds its memory. */
+int bs_stat_exiting(const struct bs_stat *st);
+
+struct bs_procinfo {
+    pid_t pid;                 /* as this reader sees it (the host) */
+    struct bs_stat st;
     pid_t inner;               /* last NSpid entry: the pid in its own namespace; 0 unknown */
     char comm[32];
     char cgroup[512];          /* the unified hierarchy's path ("0::/..."), else the first line's */
@@ -34,7 +46,7 @@ struct bs_procinfo {
 
 /* Parses the text of /proc/<pid>/stat: 0 and -1 when it does not parse.
  * comm may hold spaces and parentheses: fields resume after the last ')'. */
-int bs_parse_stat(const char *text, char *state, pid_t *ppid, unsigned *flags, uint64_t *start);
+int bs_parse_stat(const char *text, struct bs_stat *st);
 /* The cgroup path out of the text of /proc/<pid>/cgroup: the "0::" line's,
  * else the first line's path; "" when none. */
 void bs_parse_cgroup(const char *text, char *out, size_t len);

@@ -191,18 +191,18 @@ static void join_rest(struct bs_view *v, struct bs_gpuproc *gp, struct pcache *p
             return;
         }
     const struct bs_procinfo *me = info_of(pc, (pid_t)gp->host_pid, &v->oom);
-    pid_t a = me ? me->ppid : 0;
+    pid_t a = me ? me->st.ppid : 0;
     for (int depth = 0; a > 1 && depth < MAX_ANCESTORS; depth++) {
         const struct bs_procinfo *ap = info_of(pc, a, &v->oom);
-        if (!ap || !ap->start)
+        if (!ap || !ap->st.start)
             return;
-        const struct bs_slotkey *k = find_key(v, own_pid(ap), ap->start, 0);
+        const struct bs_slotkey *k = find_key(v, own_pid(ap), ap->st.start, 0);
         if (k) {
             gp->group = k->group;
             gp->how = BS_JOIN_TREE;
             return;
         }
-        a = ap->ppid;
+        a = ap->st.ppid;
     }
 }
 
@@ -241,11 +241,11 @@ void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, c
             const struct bs_procinfo *p = info_of(&pc, (pid_t)gp->host_pid, &v->oom);
             if (!p)
                 continue;
-            gp->start = p->start;
-            gp->exiting = p->state == 'Z' || p->state == 'X' || (p->flags & BS_PF_EXITING);
+            gp->start = p->st.start;
+            gp->exiting = bs_stat_exiting(&p->st);
             snprintf(gp->comm, sizeof gp->comm, "%s", p->comm);
             snprintf(gp->cgroup, sizeof gp->cgroup, "%s", p->cgroup);
-            const struct bs_slotkey *k = p->start ? find_key(v, own_pid(p), p->start, 1) : NULL;
+            const struct bs_slotkey *k = p->st.start ? find_key(v, own_pid(p), p->st.start, 1) : NULL;
             if (!k)
                 continue;
             gp->group = k->group;

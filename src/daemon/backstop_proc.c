@@ -12,12 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-int bs_parse_stat(const char *text, char *state, pid_t *ppid, unsigned *flags, uint64_t *start)
+int bs_parse_stat(const char *text, struct bs_stat *out)
 {
-    *state = '?';
-    *ppid = 0;
-    *flags = 0;
-    *start = 0;
+    memset(out, 0, sizeof *out);
+    out->state = '?';
     const char *p = strrchr(text, ')');
     if (!p || p[1] != ' ' || !p[2])
         return -1;
@@ -46,11 +44,17 @@ int bs_parse_stat(const char *text, char *state, pid_t *ppid, unsigned *flags, u
         return -1;
     if (field_val[4] > 0x7fffffff)
         return -1;
-    *state = st;
-    *ppid = (pid_t)field_val[4];
-    *flags = (unsigned)field_val[9];
-    *start = field_val[22];
+    out->state = st;
+    out->ppid = (pid_t)field_val[4];
+    out->flags = (unsigned)field_val[9];
+    out->threads = field_val[20];
+    out->start = field_val[22];
     return 0;
+}
+
+int bs_stat_exiting(const struct bs_stat *st)
+{
+    return (st->state == 'Z' || st->state == 'X' || (st->flags & BS_PF_EXITING)) && st->threads <= 1;
 }
 
 void bs_parse_cgroup(const char *text, char *out, size_t len)
@@ -97,11 +101,10 @@ int bs_proc_read(pid_t pid, struct bs_procinfo *p)
     char path[64], buf[4096];
     memset(p, 0, sizeof *p);
     p->pid = pid;
-    p->state = '?';
+    p->st.state = '?';
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (pid <= 0 || read_file(path, buf, sizeof buf) < 0 ||
-        bs_parse_stat(buf, &p->state, &p->ppid, &p->flags, &p->start) < 0) {
-        p->start = 0;
+    if (pid <= 0 || read_file(path, buf, sizeof buf) < 0 || bs_parse_stat(buf, &p->st) < 0) {
+        p->st.start = 0;
         return -1;
     }
     /* comm is the name between the first '(' and the last ')' */
@@ -122,12 +125,10 @@ int bs_proc_read(pid_t pid, struct bs_procinfo *p)
 
 int bs_proc_same(pid_t pid, uint64_t start)
 {
-    char path[64], buf[4096], state;
-    pid_t ppid;
-    unsigned flags;
-    uint64_t st;
+    char path[64], buf[4096];
+    struct bs_stat st;
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (pid <= 0 || read_file(path, buf, sizeof buf) < 0 || bs_parse_stat(buf, &state, &ppid, &flags, &st) < 0)
+    if (pid <= 0 || read_file(path, buf, sizeof buf) < 0 || bs_parse_stat(buf, &st) < 0)
         return 0;
-    return st == start && state != 'Z' && state != 'X' && !(flags & BS_PF_EXITING);
+    return st.start == start && !bs_stat_exiting(&st);
 }
