@@ -117,32 +117,12 @@ const char *bs_policy_name(enum bs_policy p) { return p == BS_KILL ? "kill" : p 
 
 void bs_configure(const struct bs_config *c) { cfg = *c; }
 
-int bs_proc_dishonest(const struct bs_gpuproc *p, uint64_t tolerance)
-{
-    if (p->how != BS_JOIN_SLOT)
-        return p->used != 0; /* no shim counts any of it (unknown counts too: it has a context) */
-    return p->used != BS_USED_UNKNOWN && p->used > p->accounted && p->used - p->accounted > tolerance;
-}
-
-int bs_group_over(uint64_t real, uint64_t shim, uint64_t limit, uint64_t tolerance)
-{
-    if (limit == GM_UNLIMITED)
-        return 0;
-    uint64_t lim = limit + tolerance < limit ? UINT64_MAX : limit + tolerance;
-    uint64_t sh = shim + tolerance < shim ? UINT64_MAX : shim + tolerance;
-    return real > lim && real > sh;
-}
-
 /* An ungrouped process in an exempt cgroup (at or under one of the paths). */
 static int exempt(const char *cgroup)
 {
-    for (int i = 0; i < cfg.nexempt; i++) {
-        size_t n = strlen(cfg.exempt[i]);
-        while (n > 1 && cfg.exempt[i][n - 1] == '/')
-            n--;
-        if (strncmp(cgroup, cfg.exempt[i], n) == 0 && (cgroup[n] == '\0' || cgroup[n] == '/' || n == 1))
+    for (int i = 0; i < cfg.nexempt; i++)
+        if (bs_cgroup_under(cgroup, cfg.exempt[i]))
             return 1;
-    }
     return 0;
 }
 

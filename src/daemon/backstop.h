@@ -6,6 +6,7 @@
  * (docs/backstop.md).
  *
  *   backstop_proc.c  what /proc says of one host pid (and its parser)
+ *   backstop_rules.c the rules, pure: dishonest, over the limit, exiting, exempt
  *   backstop_join.c  one pass: every GPU process joined to its group
  *   backstop.c       offences, persistence, actions, events, metrics */
 #ifndef GPUMEM_DAEMON_BACKSTOP_H
@@ -149,10 +150,14 @@ double bs_tick(const char *state_dir, double now);
 void bs_render_metrics(struct gbuf *b);
 void bs_reset(void);
 
-/* Judging, pure (tests/unit/backstop_judge.c): whether a process is
+/* ---- backstop_rules.c ------------------------------------------------ */
+
+/* Judging, pure (tests/unit/backstop_rules.c): whether a process is
  * dishonest on its own, and whether a group's real usage passes its limit.
  * `real` and `shim` are the group's bytes per NVML and per the shim. */
 int bs_proc_dishonest(const struct bs_gpuproc *p, uint64_t tolerance);
 int bs_group_over(uint64_t real, uint64_t shim, uint64_t limit, uint64_t tolerance);
+/* 1 when `cgroup` is `prefix` or under it ("/a" holds "/a/b", not "/ab"). */
+int bs_cgroup_under(const char *cgroup, const char *prefix);
 
 #endif

@@ -52,11 +52,6 @@ int bs_parse_stat(const char *text, struct bs_stat *out)
     return 0;
 }
 
-int bs_stat_exiting(const struct bs_stat *st)
-{
-    return (st->state == 'Z' || st->state == 'X' || (st->flags & BS_PF_EXITING)) && st->threads <= 1;
-}
-
 void bs_parse_cgroup(const char *text, char *out, size_t len)
 {
     out[0] = '\0';
