@@ -196,13 +196,6 @@ static double interval = 5, view_step = DM_HIST_STEP;
 static struct bs_config bsc;
 static void log_str(const char *level, const char *event, const char *key, const char *value);
 
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void tick(const char *state)
 {
     struct dm_snapshot s;
@@ -403,29 +396,20 @@ int cmd_daemon(int argc, char **argv)
     dm_log("info", "start", f.p);
     gbuf_free(&f);
 
-    /* Two schedules: the interval's tick (reclaim, events, leaks) and the
-     * backstop's shorter passes, which only read. */
-    int sig = 0, bs_on = bsc.policy != BS_OFF && dm_nvml_available();
-    double next_tick = 0, next_bs = 0;
+    /* The backstop's passes, which only read, run on their own thread at
+     * their own interval (without NVML there is nothing to compare). */
+    if (dm_nvml_available() && bs_start(state) < 0)
+        log_str("error", "backstop_unavailable", "message", "cannot start the backstop's thread");
+    int sig = 0;
     while (!sig) {
-        double t = mono_now();
-        if (t >= next_tick) {
-            tick(state);
-            next_tick = t + interval;
-        }
-        if (bs_on && t >= next_bs) {
-            bs_tick(state, t);
-            next_bs = t + bsc.interval;
-        }
-        double wait = (bs_on && next_bs < next_tick ? next_bs : next_tick) - mono_now();
-        if (wait < 0.001)
-            wait = 0.001;
-        struct timespec ts = {(time_t)wait, (long)((wait - floor(wait)) * 1e9)};
+        tick(state);
+        struct timespec ts = {(time_t)interval, (long)((interval - floor(interval)) * 1e9)};
         siginfo_t si;
         int r = sigtimedwait(&stop, &si, &ts);
         if (r > 0)
             sig = r;
     }
+    bs_stop();
     dm_http_stop();
     log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dm_events_reset();

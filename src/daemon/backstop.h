@@ -145,6 +145,10 @@ void bs_configure(const struct bs_config *c);
 /* One pass at monotonic time `now`: reads NVML, joins, judges, acts, logs.
  * Returns the seconds the pass took. */
 double bs_tick(const char *state_dir, double now);
+/* Runs bs_tick every interval on a thread of its own (nothing when the
+ * policy is off); bs_stop ends it. 0, or -1 when no thread could start. */
+int bs_start(const char *state_dir);
+void bs_stop(void);
 /* The backstop's series (pass duration, ungrouped processes, unaccounted
  * bytes, detections): nothing when it is off or has not run. */
 void bs_render_metrics(struct gbuf *b);

@@ -15,8 +15,10 @@
  * run as often as the deadline needs beside the daemon's interval. */
 #include "backstop.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
@@ -45,24 +47,97 @@ static int group_dev(const struct gm_usage *u, const char *uuid)
     return -1;
 }
 
+/* The groups' files stay mapped from one pass to the next: mapping and
+ * unmapping a thousand regions every quarter second costs more than the
+ * rest of the pass (each munmap flushes the TLBs of every CPU the daemon's
+ * threads ran on). An entry is reused while its usage file is the same
+ * inode; a group removed or made anew is mapped again. `gpumem limit`
+ * rewrites limits in place (seqlock), so a kept mapping sees new limits.
+ * One cache per process: bs_view_build is called by one thread. */
+struct mapped {
+    char name[GM_NAME_LEN + 1];
+    dev_t dev;
+    ino_t ino;
+    const struct gm_limits *lm;
+    struct gm_usage *u;
+    pid_t creator;              /* the run marker's, once read */
+    uint64_t creator_start;
+};
+static struct mapped *cache, *next_cache;
+static size_t ncache, nnext, capnext, cache_pos;
+
+static void unmap_entry(struct mapped *m)
+{
+    gm_limits_unmap(m->lm);
+    gm_usage_unmap(m->u);
+}
+
+/* The entry for group `name` (whose usage file is st), mapped anew unless
+ * the last pass's is still the same file; NULL when it cannot be mapped. */
+static struct mapped *entry_for(const char *name, const char *dir, const struct stat *st, int *oom)
+{
+    struct mapped m = {0}, *old = NULL;
+    while (cache_pos < ncache && strcmp(cache[cache_pos].name, name) < 0)
+        unmap_entry(&cache[cache_pos++]); /* gone since the last pass */
+    if (cache_pos < ncache && strcmp(cache[cache_pos].name, name) == 0)
+        old = &cache[cache_pos++];
+    if (old && old->dev == st->st_dev && old->ino == st->st_ino) {
+        m = *old;
+    } else {
+        if (old)
+            unmap_entry(old);
+        char err[320];
+        dm_copy_field(m.name, sizeof m.name, name, GM_NAME_LEN);
+        m.dev = st->st_dev;
+        m.ino = st->st_ino;
+        m.lm = gm_limits_map(dir, err, sizeof err);
+        m.u = m.lm ? gm_usage_map(dir, err, sizeof err) : NULL;
+        if (!m.u) {
+            gm_limits_unmap(m.lm);
+            return NULL;
+        }
+    }
+    void *p = dm_grow(next_cache, &capnext, nnext, sizeof *next_cache, oom);
+    if (!p) {
+        unmap_entry(&m);
+        return NULL;
+    }
+    next_cache = p;
+    next_cache[nnext] = m;
+    return &next_cache[nnext++];
+}
+
+/* After the walk: what was not seen is unmapped, the new table kept. */
+static void cache_swap(void)
+{
+    while (cache_pos < ncache)
+        unmap_entry(&cache[cache_pos++]);
+    free(cache);
+    cache = next_cache;
+    ncache = nnext;
+    next_cache = NULL;
+    nnext = capnext = cache_pos = 0;
+}
+
 struct join_pass {
     struct bs_view *v;
+    const char *state_dir;
 };
 
 static void read_one(const char *name, const char *dir, void *ctx)
 {
     struct bs_view *v = ((struct join_pass *)ctx)->v;
-    char err[320];
-    const struct gm_limits *lm = gm_limits_map(dir, err, sizeof err);
-    if (!lm)
+    char path[PATH_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/usage", dir);
+    if (stat(path, &st) < 0)
+        return;
+    struct mapped *m = entry_for(name, dir, &st, &v->oom);
+    if (!m)
         return;
     struct gm_limits l;
-    int ok = gm_limits_read(lm, &l) == 0;
-    gm_limits_unmap(lm);
-    if (!ok)
-        return;
-    struct gm_usage *u = gm_usage_map(dir, err, sizeof err);
-    if (!u)
+    struct gm_usage *u = m->u;
+    if (gm_limits_read(m->lm, &l) < 0 || atomic_load(&u->removed))
         return;
     void *p = dm_grow(v->groups, &v->capgroups, v->ngroups, sizeof *v->groups, &v->oom);
     void *q = p ? realloc(v->maps, v->capgroups * sizeof *v->maps) : NULL;
@@ -70,7 +145,6 @@ static void read_one(const char *name, const char *dir, void *ctx)
         if (p)
             v->groups = p;
         v->oom = 1;
-        gm_usage_unmap(u);
         return;
     }
     v->groups = p;
@@ -92,19 +166,43 @@ static void read_one(const char *name, const char *dir, void *ctx)
         int gd = group_dev(u, v->devs[d].uuid);
         g->shim[d] = gd >= 0 ? gm_usage_total(u, gd) : 0;
     }
-    pid_t cp;
-    uint64_t cs;
-    if (gm_run_marker_read(dir, &cp, &cs) && cp > 0 && cs) {
-        g->creator = cp;
-        g->creator_start = cs;
-        add_key(v, cp, cs, gi, SLOT_CREATOR);
-    }
+    g->creator = m->creator;
+    g->creator_start = m->creator_start;
     uint32_t hw = atomic_load(&u->slots_hw);
     for (uint32_t i = 0; i < hw && i < GM_MAX_PROCS; i++) {
         int32_t pid = atomic_load(&u->slot[i].pid);
-        uint64_t st = u->slot[i].start_time;
-        if (pid > 0 && st && st != GM_START_UNKNOWN)
-            add_key(v, pid, st, gi, i);
+        uint64_t start = u->slot[i].start_time;
+        if (pid > 0 && start && start != GM_START_UNKNOWN)
+            add_key(v, pid, start, gi, i);
+    }
+}
+
+/* The run markers (gpumem run's pid and start time), read only when a
+ * process is left to join by its tree, and once per group: a marker is
+ * written when the group is made and never changes. */
+static void add_creators(struct bs_view *v, const char *state_dir)
+{
+    for (size_t i = 0, c = 0; i < v->ngroups; i++) {
+        while (c < ncache && strcmp(cache[c].name, v->groups[i].name) < 0)
+            c++;
+        if (c == ncache || strcmp(cache[c].name, v->groups[i].name) != 0)
+            continue;
+        struct mapped *m = &cache[c];
+        if (!m->creator) {
+            char dir[PATH_MAX + GM_NAME_LEN + 2];
+            pid_t cp;
+            uint64_t cs;
+            snprintf(dir, sizeof dir, "%s/%s", state_dir, m->name);
+            if (gm_run_marker_read(dir, &cp, &cs) && cp > 0 && cs) {
+                m->creator = cp;
+                m->creator_start = cs;
+            }
+        }
+        if (m->creator) {
+            v->groups[i].creator = m->creator;
+            v->groups[i].creator_start = m->creator_start;
+            add_key(v, m->creator, m->creator_start, (int)i, SLOT_CREATOR);
+        }
     }
 }
 
@@ -216,8 +314,9 @@ void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, c
         total += devs[d].procs_ok ? devs[d].nprocs : 0;
     if (total == 0)
         return; /* nothing on any GPU: nothing to join (and no group walk) */
-    struct join_pass pass = {v};
+    struct join_pass pass = {v, state_dir};
     gm_each_group(state_dir, read_one, &pass);
+    cache_swap();
     if (v->nkeys > 1)
         qsort(v->keys, v->nkeys, sizeof *v->keys, key_order);
     v->procs = calloc(total, sizeof *v->procs);
@@ -258,6 +357,14 @@ void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, c
                 snprintf(g->cgroup, sizeof g->cgroup, "%s", p->cgroup);
         }
     }
+    int rest = 0;
+    for (size_t i = 0; i < v->nprocs; i++)
+        rest += v->procs[i].how == BS_JOIN_NONE && v->procs[i].start;
+    if (rest) {
+        add_creators(v, state_dir);
+        if (v->nkeys > 1)
+            qsort(v->keys, v->nkeys, sizeof *v->keys, key_order);
+    }
     for (size_t i = 0; i < v->nprocs; i++)
         if (v->procs[i].how == BS_JOIN_NONE && v->procs[i].start)
             join_rest(v, &v->procs[i], &pc);
@@ -266,9 +373,7 @@ void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, c
 
 void bs_view_free(struct bs_view *v)
 {
-    for (size_t i = 0; i < v->ngroups; i++)
-        gm_usage_unmap(v->maps[i]);
-    free(v->maps);
+    free(v->maps); /* the mappings themselves stay cached for the next pass */
     free(v->groups);
     free(v->keys);
     free(v->procs);
