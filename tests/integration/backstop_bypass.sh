@@ -81,6 +81,31 @@ expect_in ps_shows_none "(none)" "$ps_out"
 expect_in ps_none_pid "host pid $BPID" "$ps_out"
 json=$("$GPUMEM" ps --format json)
 expect_in ps_json_none "\"group\":null,\"name\":\"(none)\"" "$json"
+# gpumem top: a "(none)" line for the GPU, and the process when expanded
+# (it sorts first by name).
+if command -v tmux >/dev/null; then
+    sock="$T/tmux.sock"
+    tmux -S "$sock" new-session -d -s bs -x 100 -y 24 "$GPUMEM top -d 0.3 -a"
+    screen=""
+    for i in $(seq 100); do
+        screen=$(tmux -S "$sock" capture-pane -p -t bs)
+        [[ "$screen" == *"(none)"* ]] && break
+        sleep 0.05
+    done
+    expect_in top_shows_none "(none)" "$screen"
+    tmux -S "$sock" send-keys -t bs n
+    sleep 0.5
+    tmux -S "$sock" send-keys -t bs Enter
+    for i in $(seq 100); do
+        screen=$(tmux -S "$sock" capture-pane -p -t bs)
+        [[ "$screen" == *"$BPID alloc_client"* ]] && break
+        sleep 0.05
+    done
+    expect_in top_none_expands_to_pid "$BPID alloc_client" "$screen"
+    tmux -S "$sock" kill-server
+else
+    fail top_shows_none "tmux is not installed (tools/install-deps.sh installs it)"
+fi
 stop_daemon
 kill -KILL "$BPID"; wait "$BJOB" 2>/dev/null
 
