@@ -5,48 +5,58 @@
  * NVML lists the snapshot already read. */
 #include "top.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "../daemon/backstop.h"
+
+static int ungrouped(const struct bs_gpuproc *p) { return p->how == BS_JOIN_NONE && p->start; }
+
+/* Room for `more` elements after n in *arr (capacity *cap): 0, or -1. */
+static int reserve(void **arr, size_t *cap, size_t n, size_t more, size_t elem)
+{
+    if (n + more <= *cap)
+        return 0;
+    void *q = realloc(*arr, (n + more) * elem);
+    if (!q)
+        return -1;
+    *arr = q;
+    *cap = n + more;
+    return 0;
+}
 
 void top_add_ungrouped(struct dm_snapshot *s, const char *state_dir)
 {
     struct bs_view v;
     bs_view_build(&v, s->devs, s->ndevs, state_dir);
+    size_t nproc = 0;
+    for (size_t i = 0; i < v.nprocs; i++)
+        nproc += ungrouped(&v.procs[i]);
+    if (nproc == 0 || reserve((void **)&s->procs, &s->capprocs, s->nprocs, nproc, sizeof *s->procs) < 0 ||
+        reserve((void **)&s->rows, &s->caprows, s->nrows, (size_t)s->ndevs, sizeof *s->rows) < 0) {
+        s->oom |= nproc != 0;
+        bs_view_free(&v);
+        return;
+    }
     for (int d = 0; d < s->ndevs; d++) {
-        struct dm_row r;
-        memset(&r, 0, sizeof r);
-        for (size_t i = 0; i < v.nprocs; i++) {
-            const struct bs_gpuproc *p = &v.procs[i];
-            if (p->dev != d || p->how != BS_JOIN_NONE || !p->start)
-                continue;
-            r.procs++;
-            r.used += p->used != BS_USED_UNKNOWN ? p->used : 0;
-            void *q = dm_grow(s->procs, &s->capprocs, s->nprocs, sizeof *s->procs, &s->oom);
-            if (!q)
-                break;
-            s->procs = q;
-            struct dm_procrow *pr = &s->procs[s->nprocs++];
-            memset(pr, 0, sizeof *pr);
-            snprintf(pr->group, sizeof pr->group, "%s", TOP_NONE);
-            pr->pid = (int)p->host_pid;
-            pr->host_pid = (int)p->host_pid;
-            snprintf(pr->comm, sizeof pr->comm, "%s", p->comm);
-            pr->used = pr->peak = p->used != BS_USED_UNKNOWN ? p->used : 0;
-        }
-        if (!r.procs)
-            continue;
-        void *q = dm_grow(s->rows, &s->caprows, s->nrows, sizeof *s->rows, &s->oom);
-        if (!q)
-            break;
-        s->rows = q;
+        struct dm_row r = {.gpu = (int)s->devs[d].index, .limit = GM_UNLIMITED, .dev = d};
         snprintf(r.group, sizeof r.group, "%s", TOP_NONE);
         snprintf(r.uuid, sizeof r.uuid, "%s", s->devs[d].uuid);
-        r.gpu = (int)s->devs[d].index;
-        r.limit = GM_UNLIMITED;
+        for (size_t i = 0; i < v.nprocs; i++) {
+            const struct bs_gpuproc *p = &v.procs[i];
+            if (p->dev != d || !ungrouped(p))
+                continue;
+            uint64_t used = p->used != BS_USED_UNKNOWN ? p->used : 0;
+            r.procs++;
+            r.used += used;
+            struct dm_procrow pr = {.pid = (int)p->host_pid, .host_pid = (int)p->host_pid, .used = used, .peak = used};
+            snprintf(pr.group, sizeof pr.group, "%s", TOP_NONE);
+            snprintf(pr.comm, sizeof pr.comm, "%s", p->comm);
+            s->procs[s->nprocs++] = pr;
+        }
         r.peak = r.used;
-        r.dev = d;
-        s->rows[s->nrows++] = r;
+        if (r.procs)
+            s->rows[s->nrows++] = r;
     }
     bs_view_free(&v);
 }

@@ -85,23 +85,22 @@ expect_in ps_json_none "\"group\":null,\"name\":\"(none)\"" "$json"
 # (it sorts first by name).
 if command -v tmux >/dev/null; then
     sock="$T/tmux.sock"
+    # screen_with TEXT: the screen once it shows TEXT (5 s at most).
+    screen_with() {
+        local i s=""
+        for i in $(seq 100); do
+            s=$(tmux -S "$sock" capture-pane -p -t bs)
+            [[ "$s" == *"$1"* ]] && break
+            sleep 0.05
+        done
+        printf '%s' "$s"
+    }
     tmux -S "$sock" new-session -d -s bs -x 100 -y 24 "$GPUMEM top -d 0.3 -a"
-    screen=""
-    for i in $(seq 100); do
-        screen=$(tmux -S "$sock" capture-pane -p -t bs)
-        [[ "$screen" == *"(none)"* ]] && break
-        sleep 0.05
-    done
-    expect_in top_shows_none "(none)" "$screen"
+    expect_in top_shows_none "(none)" "$(screen_with "(none)")"
     tmux -S "$sock" send-keys -t bs n
     sleep 0.5
     tmux -S "$sock" send-keys -t bs Enter
-    for i in $(seq 100); do
-        screen=$(tmux -S "$sock" capture-pane -p -t bs)
-        [[ "$screen" == *"$BPID alloc_client"* ]] && break
-        sleep 0.05
-    done
-    expect_in top_none_expands_to_pid "$BPID alloc_client" "$screen"
+    expect_in top_none_expands_to_pid "$BPID alloc_client" "$(screen_with "$BPID alloc_client")"
     tmux -S "$sock" kill-server
 else
     fail top_shows_none "tmux is not installed (tools/install-deps.sh installs it)"
