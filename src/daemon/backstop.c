@@ -565,6 +565,7 @@ int bs_start(const char *state_dir)
     stopping = 0;
     if (pthread_create(&thread, NULL, loop, NULL) != 0)
         return -1;
+    pthread_setname_np(thread, "gpumem-backstop"); /* top -H, ps -L: what it costs */
     running = 1;
     return 0;
 }

@@ -304,9 +304,22 @@ static void join_rest(struct bs_view *v, struct bs_gpuproc *gp, struct pcache *p
     }
 }
 
+/* The view's arrays, kept from one pass to the next: at a thousand groups
+ * they pass malloc's mmap threshold, and allocating and freeing them every
+ * pass would unmap (a TLB shootdown) every pass, as the mappings above. */
+static struct bs_view kept;
+
 void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, const char *state_dir)
 {
     memset(v, 0, sizeof *v);
+    v->groups = kept.groups;
+    v->capgroups = kept.capgroups;
+    v->maps = kept.maps;
+    v->keys = kept.keys;
+    v->capkeys = kept.capkeys;
+    v->procs = kept.procs;
+    v->capprocs = kept.capprocs;
+    memset(&kept, 0, sizeof kept);
     v->devs = devs;
     v->ndevs = ndevs;
     size_t total = 0;
@@ -319,12 +332,13 @@ void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, c
     cache_swap();
     if (v->nkeys > 1)
         qsort(v->keys, v->nkeys, sizeof *v->keys, key_order);
-    v->procs = calloc(total, sizeof *v->procs);
-    if (!v->procs) {
-        v->oom = 1;
-        return;
+    while (v->capprocs < total) {
+        void *p = dm_grow(v->procs, &v->capprocs, v->capprocs, sizeof *v->procs, &v->oom);
+        if (!p)
+            return;
+        v->procs = p;
     }
-    v->capprocs = total;
+    memset(v->procs, 0, total * sizeof *v->procs);
     struct pcache pc = {0};
     /* First every process a slot accounts for (which also teaches a
      * container group its cgroup), then the others. */
@@ -373,9 +387,11 @@ void bs_view_build(struct bs_view *v, const struct dm_device *devs, int ndevs, c
 
 void bs_view_free(struct bs_view *v)
 {
-    free(v->maps); /* the mappings themselves stay cached for the next pass */
-    free(v->groups);
-    free(v->keys);
-    free(v->procs);
+    /* Kept for the next pass, as the mappings the view named are. */
+    free(kept.groups);
+    free(kept.maps);
+    free(kept.keys);
+    free(kept.procs);
+    kept = *v;
     memset(v, 0, sizeof *v);
 }
