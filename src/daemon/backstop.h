@@ -42,14 +42,17 @@ struct bs_procinfo {
     struct bs_stat st;
     pid_t inner;               /* last NSpid entry: the pid in its own namespace; 0 unknown */
     char comm[32];
-    char cgroup[512];          /* the unified hierarchy's path ("0::/..."), else the first line's */
+    char cgroup[512];          /* where it is (bs_parse_cgroup) */
 };
 
 /* Parses the text of /proc/<pid>/stat: 0 and -1 when it does not parse.
  * comm may hold spaces and parentheses: fields resume after the last ')'. */
 int bs_parse_stat(const char *text, struct bs_stat *st);
-/* The cgroup path out of the text of /proc/<pid>/cgroup: the "0::" line's,
- * else the first line's path; "" when none. */
+/* The cgroup path out of the text of /proc/<pid>/cgroup that names where
+ * the process is: the unified hierarchy's ("0::") unless it is the root,
+ * else the pids controller's unless it is the root, else the first other
+ * v1 path that is not the root, else the root; "" when none, or when it
+ * does not fit in len. */
 void bs_parse_cgroup(const char *text, char *out, size_t len);
 /* Reads all of it now; 0, or -1 when the process is gone. */
 int bs_proc_read(pid_t pid, struct bs_procinfo *p);

@@ -54,26 +54,40 @@ int bs_parse_stat(const char *text, struct bs_stat *out)
 
 void bs_parse_cgroup(const char *text, char *out, size_t len)
 {
-    out[0] = '\0';
-    int have_first = 0;
+    /* Candidates: the unified hierarchy's path, the pids controller's, and
+     * the first other v1 path that is not the root. */
+    char unified[512] = "", pids[512] = "", other[512] = "";
+    int have_unified = 0;
     for (const char *line = text; line && *line;) {
         const char *nl = strchr(line, '\n');
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
         const char *c1 = memchr(line, ':', n);
         const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - line)) : NULL;
-        if (c2) {
+        if (c2 && c2[1] == '/') {
             size_t plen = n - (size_t)(c2 + 1 - line);
-            int unified = c1 == line + 1 && line[0] == '0' && c2 == c1 + 1;
-            if ((unified || !have_first) && plen > 0 && plen < len) {
-                memcpy(out, c2 + 1, plen);
-                out[plen] = '\0';
-                have_first = 1;
-                if (unified)
-                    return;
+            int is_unified = c1 == line + 1 && line[0] == '0' && c2 == c1 + 1;
+            int is_pids = (size_t)(c2 - c1 - 1) == 4 && memcmp(c1 + 1, "pids", 4) == 0;
+            char *dst = is_unified ? unified : is_pids ? pids : other;
+            int root = plen == 1;
+            if (plen < sizeof unified && (is_unified || is_pids || (!root && !*other))) {
+                memcpy(dst, c2 + 1, plen);
+                dst[plen] = '\0';
+                have_unified |= is_unified;
             }
         }
         line = nl ? nl + 1 : NULL;
     }
+    /* Hybrid hosts (v1 controllers beside an empty unified hierarchy) put
+     * containers in the v1 controllers and leave "0::/": the unified path
+     * wins only when it says something. */
+    const char *pick = have_unified && strcmp(unified, "/") != 0 ? unified
+                       : pids[0] && strcmp(pids, "/") != 0     ? pids
+                       : other[0]                              ? other
+                       : have_unified                          ? unified
+                                                               : pids;
+    out[0] = '\0';
+    if (strlen(pick) < len)
+        snprintf(out, len, "%s", pick);
 }
 
 static int read_file(const char *path, char *buf, size_t len)

@@ -120,10 +120,17 @@ TEST(cgroup_text_gives_the_unified_path)
     char out[64];
     bs_parse_cgroup("0::/system.slice/docker-abc.scope\n", out, sizeof out);
     CHECK_STR(out, "/system.slice/docker-abc.scope");
+    /* A hybrid host: the container is in the v1 controllers, "0::/" says nothing. */
     bs_parse_cgroup("12:pids:/docker/abc\n11:memory:/docker/abc\n0::/\n", out, sizeof out);
-    CHECK_STR(out, "/");
-    bs_parse_cgroup("12:pids:/docker/abc\n11:memory:/docker/abd\n", out, sizeof out);
     CHECK_STR(out, "/docker/abc");
+    bs_parse_cgroup("4:memory:/docker/abd\n12:pids:/docker/abc\n", out, sizeof out);
+    CHECK_STR(out, "/docker/abc");
+    bs_parse_cgroup("8:pids:/\n4:memory:/process_api/x\n0::/\n", out, sizeof out);
+    CHECK_STR(out, "/process_api/x");
+    bs_parse_cgroup("8:pids:/\n4:memory:/\n0::/\n", out, sizeof out);
+    CHECK_STR(out, "/");
+    bs_parse_cgroup("0::/user.slice\n12:pids:/docker/abc\n", out, sizeof out);
+    CHECK_STR(out, "/user.slice");
     bs_parse_cgroup("garbage", out, sizeof out);
     CHECK_STR(out, "");
     char small[8];
