@@ -95,7 +95,14 @@ if command -v tmux >/dev/null; then
         done
         printf '%s' "$s"
     }
-    tmux -S "$sock" new-session -d -s bs -x 100 -y 24 "$GPUMEM top -d 0.3 -a"
+    # The binary itself (under SAN with its runtime preloaded, as top_tmux.sh
+    # runs it) and the test's state passed explicitly: a tmux server does
+    # not reliably inherit its client's environment.
+    pre=""
+    [ "${SAN:-0}" = 1 ] && pre="LD_PRELOAD=$ASAN_RT ASAN_OPTIONS=$ASAN_OPTIONS"
+    tmux -S "$sock" -f /dev/null new-session -d -s bs -x 100 -y 24 \
+        "env $pre TERM=xterm-256color GPUMEM_STATE_DIR=$GPUMEM_STATE_DIR GPUMEM_SIM_STATE=$GPUMEM_SIM_STATE \
+GPUMEM_SIM_DIR=$GPUMEM_SIM_DIR GPUMEM_SIM_DEVICES=$GPUMEM_SIM_DEVICES $TOP/$BUILD/bin/gpumem top -d 0.3 -a"
     expect_in top_shows_none "(none)" "$(screen_with "(none)")"
     tmux -S "$sock" send-keys -t bs n
     sleep 0.5
