@@ -29,9 +29,10 @@ command -v curl >/dev/null || { echo "backstop: needs curl" >&2; exit 1; }
 W=$(mktemp -d /tmp/gpumem-backstop.XXXXXX)
 export GPUMEM_STATE_DIR="$W/state" GPUMEM_SIM_STATE="$W/sim" GPUMEM_SIM_DIR="$B/sim"
 export GPUMEM_SIM_DEVICES=1x141G GPUMEM_SIM_CTX_OVERHEAD=16M
-# Every process started here (the daemon, sleepers, gpumem runs) is a job
-# of this shell: all are ended at exit, by pid.
-trap '{ kill -KILL $(jobs -p); wait; } 2>/dev/null; rm -rf "$W"' EXIT
+# Every process started here is ended at exit, by pid: the jobs of this
+# shell (the daemon, sleepers, gpumem runs) and the programs the gpumem
+# runs started (their "holding pid=N"), which a killed gpumem run leaves.
+trap '{ kill -KILL $(jobs -p) $(sed -n "s/^holding pid=//p" "$W"/gpu-*.out); wait; } 2>/dev/null; rm -rf "$W"' EXIT
 mkdir -p "$GPUMEM_STATE_DIR"
 procs=()
 for i in 1 2 3 4; do sleep 3600 & procs+=($!); done
