@@ -15,10 +15,13 @@ command -v curl >/dev/null || { skip backstop_group "curl is not installed"; exi
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
 # The group's command: an honest process in the background, and a child
-# without the shim (exec'd, so gpumem run is its parent's parent).
+# without the shim (exec'd, so gpumem run is its parent). Its LD_PRELOAD is
+# only the sanitizer runtime in SAN runs (the simulated driver is
+# instrumented there), else empty.
 group_cmd() {
     run_sim --limit 512M --name "$1" -- bash -c '"$0" init alloc 64M hold >"$1.honest" 2>&1 &
-        exec env -u LD_PRELOAD "$0" init alloc 768M hold >"$1.escaper" 2>&1' "$CLIENT" "$T/$1" 2>"$T/$1.run" &
+        exec env LD_PRELOAD="$2" "$0" init alloc 768M hold >"$1.escaper" 2>&1' "$CLIENT" "$T/$1" "$ASAN_RT" \
+        2>"$T/$1.run" &
 }
 
 for policy in alert kill; do
