@@ -22,6 +22,7 @@
 #include "../daemon/daemon.h"
 #include "../daemon/leak.h"
 #include "../daemon/policy.h"
+#include "../daemon/backstop.h"
 
 static void daemon_usage(FILE *out)
 {
@@ -29,7 +30,9 @@ static void daemon_usage(FILE *out)
             "Usage: gpumem daemon [--listen ADDR:PORT] [--sim] [--interval SECONDS] [--log FILE]\n"
             "                     [--leak-window SECONDS] [--leak-long-window SECONDS]\n"
             "                     [--leak-min-growth SIZE] [--preempt-grace SECONDS]\n"
-            "                     [--preempt-hook COMMAND]\n"
+            "                     [--preempt-hook COMMAND] [--backstop off|alert|kill]\n"
+            "                     [--backstop-interval SECONDS] [--backstop-grace SECONDS]\n"
+            "                     [--backstop-tolerance SIZE] [--backstop-exempt CGROUP]...\n"
             "\n"
             "The gpumem host agent. It serves the GPU memory of every group (container,\n"
             "gpumem run) and every device as Prometheus metrics, and every interval it\n"
@@ -81,6 +84,12 @@ static void daemon_usage(FILE *out)
             "  preempt_kill    its grace period ended: its processes were SIGKILLed\n"
             "  reclaim_done    the victim is gone (seconds, killed)\n"
             "  preempt_impossible  a group in need, but nobody it may take from holds enough\n"
+            "  backstop        the backstop found memory the shim does not account (below):\n"
+            "                  kind, reason, group (\"\" for none), uuid, gpu, pid, comm,\n"
+            "                  cgroup, used, accounted, limit, policy, action (alert, killed,\n"
+            "                  kill_failed), observed_seconds\n"
+            "  backstop_cleared  an offence acted on is over (the process exited or is\n"
+            "                  accounted again)\n"
             "  start, stop     with the address actually bound, and the signal\n"
             "\n"
             "Options:\n"
@@ -105,6 +114,19 @@ static void daemon_usage(FILE *out)
             "                              of SIGTERM, with GPUMEM_VICTIM, GPUMEM_VICTIM_PIDS,\n"
             "                              GPUMEM_FOR, GPUMEM_REASON, GPUMEM_BYTES, GPUMEM_UUID,\n"
             "                              GPUMEM_GRACE in its environment (e.g. to checkpoint)\n"
+            "  --backstop POLICY    what to do with device memory the shim does not account\n"
+            "                       (below): off, alert (default: event, metric) or kill\n"
+            "                       (SIGKILL the offending process, never one the shim\n"
+            "                       accounts within the tolerance)\n"
+            "  --backstop-interval SECONDS  how often the backstop looks (default 0.25;\n"
+            "                       0.05 to 60)\n"
+            "  --backstop-grace SECONDS     how long an offence must last, over two passes at\n"
+            "                       least, before it is acted on (default 0.5; 0 to 60)\n"
+            "  --backstop-tolerance SIZE    bytes the driver may hold for a process or group\n"
+            "                       beyond what the shim counts (default 256M)\n"
+            "  --backstop-exempt CGROUP     leave ungrouped processes of this cgroup (and\n"
+            "                       those under it) alone: a display server, a system\n"
+            "                       service (repeatable, up to 16)\n"
             "  -h, --help           show this help\n"
             "\n"
             "Preemption (docs/policy.md): a group within its request whose allocation the\n"
@@ -113,6 +135,17 @@ static void daemon_usage(FILE *out)
             "their request (lowest priority first), then groups of lower priority, never\n"
             "a higher one. Each decision is written to STATE_DIR/.policy/ before the\n"
             "victim is notified, so a restarted daemon carries it out.\n"
+            "\n"
+            "The backstop: the shim is cooperative (a static binary, a process that drops\n"
+            "LD_PRELOAD, one that talks to the device directly escapes it), so every\n"
+            "backstop interval the daemon joins NVML's processes (host pids) to the groups\n"
+            "(by their processes' slots, a container's cgroup, a gpumem run's process tree)\n"
+            "and acts on: a process holding device memory that no shim accounts\n"
+            "(unaccounted), a process holding more than the shim counts for it by more than\n"
+            "the tolerance (under_reported), a group holding more than its limit and than\n"
+            "the shim counts by more than the tolerance (over_limit). With the defaults an\n"
+            "offence is acted on within about 1 s of appearing (interval + grace + a pass).\n"
+            "Processes in no group are counted in gpumem_ungrouped_processes.\n"
             "\n"
             "Leak detection: every interval the daemon samples each process's bytes per\n"
             "device and its allocation and free counters (a bounded ring per process;\n"
@@ -166,6 +199,17 @@ static int parse_seconds(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+/* A size option; -1 after saying why. */
+static int size_opt(const char *name, const char *arg, int bare, uint64_t *out)
+{
+    char e[256];
+    if (gm_parse_size(arg, bare, out, e, sizeof e) < 0) {
+        die(2, "%s: %s", name, e);
+        return -1;
+    }
+    return 0;
+}
+
 static void bound_address(const struct sockaddr_storage *ss, int port, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "";
@@ -179,6 +223,7 @@ static void bound_address(const struct sockaddr_storage *ss, int port, char *buf
 }
 
 static double interval = 5, view_step = DM_HIST_STEP;
+static struct bs_config bsc;
 static void log_str(const char *level, const char *event, const char *key, const char *value);
 
 static void tick(const char *state)
@@ -256,10 +301,13 @@ int cmd_daemon(int argc, char **argv)
         {"interval", required_argument, 0, 'i'}, {"log", required_argument, 0, 'o'},
         {"leak-window", required_argument, 0, 'w'}, {"leak-long-window", required_argument, 0, 'W'},
         {"leak-min-growth", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'},
-        {"preempt-grace", required_argument, 0, 'G'},   {"preempt-hook", required_argument, 0, 'H'},
-        {0, 0, 0, 0},
+        {"preempt-grace", required_argument, 0, 'P'},   {"preempt-hook", required_argument, 0, 'H'},
+        {"backstop", required_argument, 0, 'B'}, {"backstop-interval", required_argument, 0, 'I'},
+        {"backstop-grace", required_argument, 0, 'G'}, {"backstop-tolerance", required_argument, 0, 'T'},
+        {"backstop-exempt", required_argument, 0, 'E'}, {0, 0, 0, 0},
     };
     struct pl_config pc = {.grace = 10, .hook = NULL, .pressure_age = 2};
+    bs_config_default(&bsc);
     struct lk_params lp;
     lk_params_default(&lp);
     const char *listen = "127.0.0.1:9400", *log_path = NULL;
@@ -284,13 +332,23 @@ int cmd_daemon(int argc, char **argv)
             *(c == 'w' ? &lp.window : &lp.long_window) = v;
             break;
         }
-        case 'g': {
-            char e[256];
-            if (gm_parse_size(optarg, GM_BARE_REJECT, &lp.min_growth, e, sizeof e) < 0)
-                return die(2, "--leak-min-growth: %s", e);
+        case 'g':
+            if (size_opt("--leak-min-growth", optarg, GM_BARE_REJECT, &lp.min_growth) < 0)
+                return 2;
+            break;
+        case 'B':
+            if (bs_parse_policy(optarg, &bsc.policy) < 0)
+                return die(2, "--backstop \"%s\": expected off, alert or kill", optarg);
+            break;
+        case 'I':
+        case 'G': {
+            const char *name = c == 'I' ? "--backstop-interval" : "--backstop-grace";
+            double lo = c == 'I' ? 0.05 : 0;
+            if (parse_seconds(optarg, lo, 60, c == 'I' ? &bsc.interval : &bsc.grace) < 0)
+                return die(2, "%s \"%s\": expected seconds from %g to 60", name, optarg, lo);
             break;
         }
-        case 'G':
+        case 'P':
             if (parse_seconds(optarg, 0, 86400, &pc.grace) < 0)
                 return die(2, "--preempt-grace \"%s\": expected seconds from 0 to 86400", optarg);
             break;
@@ -299,12 +357,27 @@ int cmd_daemon(int argc, char **argv)
                 return die(2, "--preempt-hook: an empty command");
             pc.hook = optarg;
             break;
+        case 'T': /* 0 is a tolerance (none), where the size parser refuses a 0 limit */
+            if (strcmp(optarg, "0") == 0)
+                bsc.tolerance = 0;
+            else if (size_opt("--backstop-tolerance", optarg, GM_BARE_BYTES, &bsc.tolerance) < 0)
+                return 2;
+            break;
+        case 'E':
+            if (optarg[0] != '/')
+                return die(2, "--backstop-exempt \"%s\": expected a cgroup path starting with / (as in "
+                              "/proc/PID/cgroup)", optarg);
+            if (bsc.nexempt == BS_MAX_EXEMPT)
+                return die(2, "--backstop-exempt \"%s\": at most %d cgroups", optarg, BS_MAX_EXEMPT);
+            bsc.exempt[bsc.nexempt++] = optarg;
+            break;
         case 'h': daemon_usage(stdout); return 0;
         default: daemon_usage(stderr); return 2;
         }
     }
     if (optind < argc)
         return die(2, "unexpected argument \"%s\"", argv[optind]);
+    bs_configure(&bsc);
     if (lp.long_window < lp.window)
         return die(2, "--leak-long-window (%g s) must not be shorter than --leak-window (%g s)", lp.long_window,
                    lp.window);
@@ -360,13 +433,19 @@ int cmd_daemon(int argc, char **argv)
     gbuf_json(&f, where);
     gbuf_printf(&f,
                 ",\"port\":%d,\"pid\":%d,\"interval\":%g,\"nvml\":%s,\"leak_window\":%g,"
-                "\"leak_long_window\":%g,\"leak_min_growth\":%llu,\"state_dir\":",
+                "\"leak_long_window\":%g,\"leak_min_growth\":%llu,\"backstop\":\"%s\",\"backstop_interval\":%g,"
+                "\"backstop_grace\":%g,\"backstop_tolerance\":%llu,\"state_dir\":",
                 port, (int)getpid(), interval, dm_nvml_available() ? "true" : "false", lp.window, lp.long_window,
-                (unsigned long long)lp.min_growth);
+                (unsigned long long)lp.min_growth, bs_policy_name(bsc.policy), bsc.interval, bsc.grace,
+                (unsigned long long)bsc.tolerance);
     gbuf_json(&f, state);
     dm_log("info", "start", f.p);
     gbuf_free(&f);
 
+    /* The backstop's passes, which only read, run on their own thread at
+     * their own interval (without NVML there is nothing to compare). */
+    if (dm_nvml_available() && bs_start(state) < 0)
+        log_str("error", "backstop_unavailable", "message", "cannot start the backstop's thread");
     int sig = 0;
     while (!sig) {
         tick(state);
@@ -376,10 +455,12 @@ int cmd_daemon(int argc, char **argv)
         if (r > 0)
             sig = r;
     }
+    bs_stop();
     dm_http_stop();
     log_str("info", "stop", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dm_events_reset();
     dm_leak_reset();
+    bs_reset();
     dm_view_remove(state);
     if (log != stderr)
         fclose(log);

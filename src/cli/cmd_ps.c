@@ -16,6 +16,7 @@
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
 #include "../daemon/daemon.h"
+#include "ps_none.h"
 
 static void ps_usage(FILE *out)
 {
@@ -49,7 +50,11 @@ static void ps_usage(FILE *out)
                  "                     mig: index, gpu_instance, compute_instance, profile,\n"
                  "                     parent_uuid of a MIG device, else null)\n"
                  "      --no-headers   no header line (table and csv)\n"
-                 "  -h, --help         show this help\n");
+                 "  -h, --help         show this help\n"
+                 "\n"
+                 "Processes that NVML lists on a GPU but that belong to no group (started\n"
+                 "without gpumem, or that escaped it) follow the groups as \"(none)\": a row\n"
+                 "per GPU with their count and the bytes NVML reports (json: \"group\": null).\n");
 }
 
 struct ps_opts {
@@ -354,6 +359,7 @@ int cmd_ps(int argc, char **argv)
                "USED", "PEAK", "%LIM", "PROCS", "REFUSED", "SWAP", "ENFORCE");
     struct ps_pass pass = {&o, 1};
     gm_each_group(state, show_one, &pass);
+    ps_show_ungrouped(state, o.json ? PS_NONE_JSON : o.csv ? PS_NONE_CSV : PS_NONE_TABLE, o.procs, pass.first);
     if (o.json)
         printf("]\n");
     /* Waiting starts and reclaims in progress, under the table. */

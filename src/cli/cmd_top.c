@@ -265,6 +265,7 @@ static void refresh(struct top_view *v, const char *state)
 {
     dm_snapshot_free(&v->snap);
     dm_collect_procs(&v->snap, state, 1);
+    top_add_ungrouped(&v->snap, state);
     /* top's own history: a sample per refresh, at most one a second. */
     dm_hist_track(&v->own, &v->nown, &v->snap, now_s(), v->delay > 1 ? v->delay : 1);
     dm_view_read(state, &v->daemon);

@@ -81,4 +81,10 @@ void top_term_write(const char *p, size_t n);
  * terminal is restored while stopped and the screen redrawn after). */
 int top_term_wait(int timeout_ms, int *keys, int max, int *events);
 
+/* top_none.c: the processes on a GPU in no group, appended to a snapshot
+ * (after dm_collect_procs) as rows and processes of the pseudo group
+ * TOP_NONE. */
+#define TOP_NONE "(none)"
+void top_add_ungrouped(struct dm_snapshot *s, const char *state_dir);
+
 #endif

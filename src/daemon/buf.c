@@ -96,3 +96,27 @@ void gbuf_free(struct gbuf *b)
     free(b->p);
     memset(b, 0, sizeof *b);
 }
+
+void dm_copy_field(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+    /* Fields of a file in shared memory are not trusted to be terminated. */
+    size_t n = strnlen(src, srclen);
+    if (n >= dstlen)
+        n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void *dm_grow(void *p, size_t *cap, size_t n, size_t elem, int *oom)
+{
+    if (n < *cap)
+        return p;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *q = realloc(p, c * elem);
+    if (!q) {
+        *oom = 1;
+        return NULL;
+    }
+    *cap = c;
+    return q;
+}

@@ -14,30 +14,9 @@
 #include "gpumem/hostutil.h"
 #include "gpumem/procinfo.h"
 
-/* Fields of a file in shared memory are not trusted to be terminated. */
-static void copy_field(char *dst, size_t dstlen, const char *src, size_t srclen)
-{
-    size_t n = strnlen(src, srclen);
-    if (n >= dstlen)
-        n = dstlen - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-#define COPY_FIELD(dst, src) copy_field((dst), sizeof(dst), (src), sizeof(src))
-
-static void *grow(void *p, size_t *cap, size_t n, size_t elem, int *oom)
-{
-    if (n < *cap)
-        return p;
-    size_t c = *cap ? *cap * 2 : 64;
-    void *q = realloc(p, c * elem);
-    if (!q) {
-        *oom = 1;
-        return NULL;
-    }
-    *cap = c;
-    return q;
-}
+#define copy_field dm_copy_field
+#define COPY_FIELD(dst, src) dm_copy_field((dst), sizeof(dst), (src), sizeof(src))
+#define grow dm_grow
 
 static void add_bad(struct dm_snapshot *s, const char *group, const char *why)
 {

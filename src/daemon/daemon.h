@@ -28,6 +28,12 @@ void gbuf_label(struct gbuf *b, const char *s);
 void gbuf_json(struct gbuf *b, const char *s);
 void gbuf_free(struct gbuf *b);
 
+/* A field of a shared file (never trusted to be terminated) into dst. */
+void dm_copy_field(char *dst, size_t dstlen, const char *src, size_t srclen);
+/* The array p of *cap elements, grown (doubled) when n reaches it; NULL
+ * with *oom set when that fails (p is then still valid). */
+void *dm_grow(void *p, size_t *cap, size_t n, size_t elem, int *oom);
+
 /* ---- nvml_source.c: the device's own truth ---------------------------- */
 
 #define DM_MAX_NVML_DEVS 64
@@ -145,6 +151,9 @@ void dm_snapshot_free(struct dm_snapshot *s);
 
 #define DM_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s);
+/* "# HELP" and "# TYPE" of a family; a row's labels {group=...,uuid=...}. */
+void dm_family(struct gbuf *b, const char *name, const char *type, const char *help);
+void dm_group_labels(struct gbuf *b, const struct dm_row *r);
 
 /* ---- events.c: JSON lines ------------------------------------------- */
 
@@ -161,6 +170,8 @@ void dm_log(const char *level, const char *event, const char *fields);
  * the baseline (but still reports groups already above the threshold). */
 void dm_events_tick(const struct dm_snapshot *s);
 void dm_events_reset(void);
+/* A row's identity as JSON members: group, container, pod, namespace, uuid, gpu. */
+void dm_row_fields(struct gbuf *f, const struct dm_row *r);
 
 /* ---- leak_watch.c: leak detection (logic in leak.c) ----------------- */
 

@@ -56,7 +56,7 @@ static int seen_order(const void *a, const void *b)
     return c ? c : strcmp(x->uuid, y->uuid);
 }
 
-static void row_fields(struct gbuf *f, const struct dm_row *r)
+void dm_row_fields(struct gbuf *f, const struct dm_row *r)
 {
     gbuf_puts(f, ",\"group\":");
     gbuf_json(f, r->group);
@@ -89,7 +89,7 @@ static int spill_event(const struct dm_row *r, const struct seen *was, int group
     if (!r->first_spill_ns || r->first_spill_ns == before || group_done)
         return 0;
     struct gbuf f = {0};
-    row_fields(&f, r);
+    dm_row_fields(&f, r);
     gbuf_printf(&f, ",\"swap_used\":%llu,\"swap_limit\":%llu,\"first_spill_unix_ms\":%llu",
                 (unsigned long long)r->swap_used, (unsigned long long)r->swap_limit,
                 (unsigned long long)(r->first_spill_ns / 1000000));
@@ -107,7 +107,7 @@ static void row_events(const struct dm_row *r, const struct seen *was, struct se
      * the counters so far are history, not news. */
     uint64_t before = was ? was->refusals : primed ? 0 : r->refusals;
     if (r->refusals > before) {
-        row_fields(&f, r);
+        dm_row_fields(&f, r);
         gbuf_printf(&f, ",\"count\":%llu,\"new\":%llu,\"last_refused_size\":%llu", (unsigned long long)r->refusals,
                     (unsigned long long)(r->refusals - before), (unsigned long long)r->last_refused);
         if (r->limit != GM_UNLIMITED)
@@ -117,7 +117,7 @@ static void row_events(const struct dm_row *r, const struct seen *was, struct se
     }
     int above = is_above(r), was_above = was ? was->above : 0;
     if (above != was_above) {
-        row_fields(&f, r);
+        dm_row_fields(&f, r);
         gbuf_printf(&f, ",\"direction\":\"%s\",\"used\":%llu,\"limit\":%llu,\"percent\":%.1f,\"threshold\":%d",
                     above ? "up" : "down", (unsigned long long)r->used, (unsigned long long)r->limit,
                     r->limit && r->limit != GM_UNLIMITED ? 100.0 * (double)r->used / (double)r->limit : 0.0,

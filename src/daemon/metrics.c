@@ -3,6 +3,7 @@
  * unit; a value that is not known (no limit, no NVML, a device NVML does
  * not list) is left out rather than reported as 0. */
 #include "daemon.h"
+#include "backstop.h"
 
 #include <string.h>
 
@@ -10,12 +11,12 @@
 #define GPUMEM_VERSION "unknown"
 #endif
 
-static void family(struct gbuf *b, const char *name, const char *type, const char *help)
+void dm_family(struct gbuf *b, const char *name, const char *type, const char *help)
 {
     gbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void group_labels(struct gbuf *b, const struct dm_row *r)
+void dm_group_labels(struct gbuf *b, const struct dm_row *r)
 {
     gbuf_puts(b, "{group=\"");
     gbuf_label(b, r->group);
@@ -46,13 +47,13 @@ enum row_field { F_LIMIT, F_USED, F_PEAK, F_REFUSALS, F_PROCS, F_DRIFT, F_LEAK, 
 static void group_family(struct gbuf *b, const struct dm_snapshot *s, const char *name, const char *type,
                          const char *help, enum row_field f)
 {
-    family(b, name, type, help);
+    dm_family(b, name, type, help);
     for (size_t i = 0; i < s->nrows; i++) {
         const struct dm_row *r = &s->rows[i];
         if ((f == F_LIMIT && r->limit == GM_UNLIMITED) || (f == F_DRIFT && !r->drift_ok))
             continue;
         gbuf_puts(b, name);
-        group_labels(b, r);
+        dm_group_labels(b, r);
         switch (f) {
         case F_LIMIT: gbuf_printf(b, " %llu\n", (unsigned long long)r->limit); break;
         case F_USED: gbuf_printf(b, " %llu\n", (unsigned long long)r->used); break;
@@ -72,7 +73,7 @@ enum dev_field { D_TOTAL, D_USED, D_FREE, D_GRANTED };
 static void device_family(struct gbuf *b, const struct dm_snapshot *s, const char *name, const char *help,
                           enum dev_field f)
 {
-    family(b, name, "gauge", help);
+    dm_family(b, name, "gauge", help);
     for (int i = 0; i < s->ndevs; i++) {
         const struct dm_device *d = &s->devs[i];
         if (f != D_GRANTED && !d->mem_ok)
@@ -100,7 +101,7 @@ static void info_open(struct gbuf *b, const char *name, const struct dm_device *
  * (the dcgm-exporter names in deploy/prometheus/gpumem-compat.yml do). */
 static void device_info(struct gbuf *b, const struct dm_snapshot *s)
 {
-    family(b, "gpumem_device_info", "gauge", "1 for each device NVML lists, with its model name and the host's name.");
+    dm_family(b, "gpumem_device_info", "gauge", "1 for each device NVML lists, with its model name and the host's name.");
     for (int i = 0; i < s->ndevs; i++) {
         info_open(b, "gpumem_device_info", &s->devs[i], "model", s->devs[i].name);
         gbuf_puts(b, "\",hostname=\"");
@@ -114,7 +115,7 @@ static void device_info(struct gbuf *b, const struct dm_snapshot *s)
  * onto the group and device series by uuid. */
 static void mig_device_info(struct gbuf *b, const struct dm_snapshot *s)
 {
-    family(b, "gpumem_mig_device_info", "gauge",
+    dm_family(b, "gpumem_mig_device_info", "gauge",
            "1 for each MIG device NVML lists, with its GPU (index and UUID), instance profile and GPU/compute "
            "instance ids.");
     for (int i = 0; i < s->ndevs; i++) {
@@ -165,17 +166,18 @@ void dm_render_metrics(struct gbuf *b, const struct dm_snapshot *s)
                   "Sum of the limits of every group that may allocate on the device.", D_GRANTED);
     device_info(b, s);
     mig_device_info(b, s);
-    family(b, "gpumem_build_info", "gauge", "1, with the daemon's version and the name of the host it runs on.");
+    dm_family(b, "gpumem_build_info", "gauge", "1, with the daemon's version and the name of the host it runs on.");
     gbuf_puts(b, "gpumem_build_info{version=\"");
     gbuf_label(b, GPUMEM_VERSION);
     gbuf_puts(b, "\",hostname=\"");
     gbuf_label(b, s->hostname);
     gbuf_puts(b, "\"} 1\n");
-    family(b, "gpumem_groups", "gauge", "Groups read on this scrape.");
+    dm_family(b, "gpumem_groups", "gauge", "Groups read on this scrape.");
     gbuf_printf(b, "gpumem_groups %d\n", s->ngroups);
-    family(b, "gpumem_groups_skipped", "gauge",
+    dm_family(b, "gpumem_groups_skipped", "gauge",
            "Groups skipped on this scrape because their files are corrupt or unreadable.");
     gbuf_printf(b, "gpumem_groups_skipped %zu\n", s->nbad);
-    family(b, "gpumem_nvml_up", "gauge", "1 when NVML was loaded and answered, else 0.");
+    dm_family(b, "gpumem_nvml_up", "gauge", "1 when NVML was loaded and answered, else 0.");
     gbuf_printf(b, "gpumem_nvml_up %d\n", s->nvml);
+    bs_render_metrics(b);
 }

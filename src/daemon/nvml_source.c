@@ -5,6 +5,7 @@
 #include "daemon.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@ static struct {
     PFN_nvmlDeviceGetMigDeviceHandleByIndex mig_by_index;
     PFN_nvmlDeviceGetGpuInstanceId gi;
     PFN_nvmlDeviceGetComputeInstanceId ci;
+    /* Also listed (the backstop must see every process on the device):
+     * graphics contexts, and MPS clients, whose memory the MPS server's
+     * context holds on their behalf. Same entry layout as _v3. */
+    PFN_nvmlDeviceGetComputeRunningProcesses_v3 graphics_v3, mps_v3;
 } nv;
 
 int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
@@ -53,6 +58,8 @@ int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
     nv.mig_by_index = (PFN_nvmlDeviceGetMigDeviceHandleByIndex)dlsym(h, "nvmlDeviceGetMigDeviceHandleByIndex");
     nv.gi = (PFN_nvmlDeviceGetGpuInstanceId)dlsym(h, "nvmlDeviceGetGpuInstanceId");
     nv.ci = (PFN_nvmlDeviceGetComputeInstanceId)dlsym(h, "nvmlDeviceGetComputeInstanceId");
+    nv.graphics_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetGraphicsRunningProcesses_v3");
+    nv.mps_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetMPSComputeRunningProcesses_v3");
     if (!init || !nv.count || !nv.by_index || !nv.uuid || !nv.mem) {
         snprintf(err, errlen, "%s lacks the NVML entry points gpumem needs", lib);
         return -1;
@@ -74,8 +81,53 @@ static int by_pid(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* One of the _v3 lists (graphics, MPS) appended to d->procs: NVML's count
+ * protocol, as read_procs. A process in two lists is merged afterwards. */
+static void add_list(nvmlDevice_t h, PFN_nvmlDeviceGetComputeRunningProcesses_v3 fn, struct dm_device *d)
+{
+    unsigned int n = 0;
+    if (!fn || fn(h, &n, NULL) != NVML_ERROR_INSUFFICIENT_SIZE || n == 0)
+        return;
+    for (int tries = 0; tries < 4; tries++) {
+        unsigned int room = n + 16;
+        nvmlProcessInfo_t *in = calloc(room, sizeof *in);
+        struct dm_proc *out = in ? realloc(d->procs, (d->nprocs + room) * sizeof *out) : NULL;
+        if (!out) {
+            free(in);
+            return;
+        }
+        d->procs = out;
+        n = room;
+        nvmlReturn_t r = fn(h, &n, in);
+        if (r == NVML_SUCCESS)
+            for (unsigned int i = 0; i < n; i++)
+                d->procs[d->nprocs++] = (struct dm_proc){in[i].pid, in[i].usedGpuMemory};
+        free(in);
+        if (r != NVML_ERROR_INSUFFICIENT_SIZE)
+            return;
+    }
+}
+
+/* Sorted by pid, a pid once: a process with a compute and a graphics
+ * context is one process; NVML reports its memory in each list. */
+static void merge_procs(struct dm_device *d)
+{
+    qsort(d->procs, d->nprocs, sizeof *d->procs, by_pid);
+    unsigned int w = 0;
+    for (unsigned int i = 0; i < d->nprocs; i++) {
+        if (w && d->procs[w - 1].pid == d->procs[i].pid) {
+            unsigned long long *a = &d->procs[w - 1].used, b = d->procs[i].used;
+            if (*a == ULLONG_MAX || (b != ULLONG_MAX && b > *a)) /* a known figure over "not available" */
+                *a = b;
+            continue;
+        }
+        d->procs[w++] = d->procs[i];
+    }
+    d->nprocs = w;
+}
+
 /* The compute process list, with NVML's count protocol (ask, then retry if
- * processes started in between). */
+ * processes started in between), then the graphics and MPS ones. */
 static void read_procs(nvmlDevice_t h, struct dm_device *d)
 {
     unsigned int room = 64;
@@ -99,10 +151,12 @@ static void read_procs(nvmlDevice_t h, struct dm_device *d)
             free(in);
         }
         if (r == NVML_SUCCESS) {
-            qsort(out, n, sizeof *out, by_pid);
             d->procs = out;
             d->nprocs = n;
             d->procs_ok = 1;
+            add_list(h, nv.graphics_v3, d);
+            add_list(h, nv.mps_v3, d);
+            merge_procs(d);
             return;
         }
         free(out);
