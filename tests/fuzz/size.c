@@ -40,7 +40,7 @@ static void check_term(const struct gm_limit_term *t)
     case GM_TERM_ALL: break;
     case GM_TERM_INDEX: CHECK(t->index >= 0 && t->index <= 9999); break;
     case GM_TERM_UUID:
-        CHECK(strlen(t->uuid) == 40 && strncmp(t->uuid, "GPU-", 4) == 0);
+        CHECK(strlen(t->uuid) == 40 && (strncmp(t->uuid, "GPU-", 4) == 0 || strncmp(t->uuid, "MIG-", 4) == 0));
         for (const char *c = t->uuid + 4; *c; c++)
             CHECK((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || *c == '-');
         break;
