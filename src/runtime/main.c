@@ -74,15 +74,18 @@ static void remove_group(const char *dir)
 }
 
 /* Removes the container's group, only if it is this container's: the
- * group named after its id, else (a pod's container, named after the pod)
- * the one whose record names it. */
-static int remove_if_mine(const char *dir, const char *id)
+ * group named after its id, else (a pod's container, named after the pod:
+ * pod_only) the one whose record names it and that carries a pod. A copy
+ * of a Docker container's id-named group elsewhere (what an engine crash
+ * can leave) is not a pod's: the daemon removes it once the container is
+ * gone, never a second `delete` of the same id. */
+static int remove_if_mine(const char *dir, const char *id, int pod_only)
 {
     char err[256];
     const struct gm_limits *m = gm_limits_map(dir, err, sizeof err);
     if (!m)
         return 0;
-    int mine = strncmp(m->container_id, id, sizeof m->container_id) == 0;
+    int mine = strncmp(m->container_id, id, sizeof m->container_id) == 0 && (!pod_only || m->pod[0]);
     gm_limits_unmap(m);
     if (mine)
         remove_group(dir);
@@ -93,8 +96,8 @@ static void remove_container_group(const char *id)
 {
     char dir[PATH_MAX];
     group_path(id, dir, sizeof dir);
-    if (!remove_if_mine(dir, id) && rt_find_container_group(id, dir, sizeof dir) == 0)
-        remove_if_mine(dir, id);
+    if (!remove_if_mine(dir, id, 0) && rt_find_container_group(id, dir, sizeof dir) == 0)
+        remove_if_mine(dir, id, 1);
 }
 
 /* On `create`: 0 = no group of ours to create (config.json untouched, or

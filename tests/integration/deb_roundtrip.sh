@@ -8,8 +8,9 @@
 # default /var/cache/gpumem/debian12-minbase.tar, made once with debootstrap
 # (needs deb.debian.org; about two minutes) and kept; the dependencies'
 # .debs are fetched once with apt-get download into /var/cache/gpumem/debs,
-# and those of gpumem-k8s (gRPC's C core and what it links, protobuf-c, none
-# of them in minbase) into /var/cache/gpumem/debs-k8s.
+# and those of gpumem-k8s and gpumem-dra (gRPC's C core and what it links,
+# protobuf-c, libcurl and its own, none of them in minbase) into
+# /var/cache/gpumem/debs-k8s.
 # No registry is needed: the image is a `docker import` of that tarball.
 . tests/integration/lib.sh
 if [ "${SAN:-0}" = 1 ]; then skip deb_roundtrip "the package is tested in the plain build"; exit 0; fi
@@ -30,7 +31,10 @@ if [ ! -s "$rootfs" ]; then
     tar -C "$T/rootfs" -cf "$rootfs.tmp.$$" . && mv "$rootfs.tmp.$$" "$rootfs"
     rm -rf "$T/rootfs"
 fi
-k8s_pkgs="libgrpc29 libprotobuf-c1 libabsl20220623 libc-ares2 libre2-9 libssl3 libprotobuf32 libprotoc32"
+# gpumem-dra also links libcurl, whose dependencies minbase lacks too.
+k8s_pkgs="libgrpc29 libprotobuf-c1 libabsl20220623 libc-ares2 libre2-9 libssl3 libprotobuf32 libprotoc32
+          libcurl4 libbrotli1 libgssapi-krb5-2 libk5crypto3 libkrb5-3 libkrb5support0 libkeyutils1 libldap-2.5-0
+          libsasl2-2 libsasl2-modules-db libnghttp2-14 libpsl5 librtmp1 libssh2-1"
 debs_k8s=$cache/debs-k8s
 for p in $k8s_pkgs; do
     ls "$debs_k8s/${p}"_*.deb >/dev/null 2>&1 && continue

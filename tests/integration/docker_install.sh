@@ -58,7 +58,7 @@ mkspec ',"NVIDIA_GPU_MEMORY_LIMIT=1024"'
 echo /usr/lib/libother.so >"$b/rootfs/etc/ld.so.preload"
 id=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 "$RT" create --bundle "$b" "$id" || fail runtime_create "rc=$?"
-g="$GPUMEM_STATE_DIR/0123456789ab"
+g="$GPUMEM_STATE_DIR/ml_pod-1_trainer" # named after the pod (its CRI annotations), docs/kubernetes.md
 out=$("$GPUMEM" limit "$g" 2>&1); expect_in runtime_group_limit "default 1 GiB" "$out"
 [ "$(cat "$g/ld.so.preload")" = "$(printf '/usr/lib/gpumem/libgpumem.so\n/usr/lib/libother.so')" ] && ok runtime_preload_merged \
     || fail runtime_preload_merged "$(cat "$g/ld.so.preload" 2>&1)"

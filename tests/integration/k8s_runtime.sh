@@ -161,7 +161,7 @@ grep -q "$S/$G6/usage" <<<"$srcs" && ok plugin_mounts_include_group || fail plug
 GPUMEM_GROUP_DIR="$S/$G6" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" init alloc 300M hold >"$T/hold.out" 2>&1 &
 hold=$!
 wait_for holding "$T/hold.out" && ok pod_process_started || fail pod_process_started "$(cat "$T/hold.out")"
-"$GPUMEM" ps | grep -qE "^$G6 +$G6 +0 GPU-.* 2 GiB .* 1 +0$" && ok ps_table_shows_pod_group || fail ps_table_shows_pod_group "$("$GPUMEM" ps)"
+"$GPUMEM" ps | grep -qE "^$G6 +$G6 +0 GPU-.* 2 GiB .* 1 +0 +- shim$" && ok ps_table_shows_pod_group || fail ps_table_shows_pod_group "$("$GPUMEM" ps)"
 # The plugin's limit holds in the renamed group: 300 MiB held, 2 GiB more is refused.
 out=$(GPUMEM_GROUP_DIR="$S/$G6" LD_PRELOAD="$SHIM_PRELOAD" LD_LIBRARY_PATH="$SIMDIR" "$CLIENT" init alloc 2G 2>&1)
 expect_in plugin_limit_enforced "alloc -> 2" "$out"

@@ -44,7 +44,7 @@ command -v curl >/dev/null || have_curl=0
 run_sim --limit 1G --swap 2G --name sp --keep -- "$SPILL" init alloc 800M alloc 300M hold >"$T/sp.log" 2>&1 &
 for _ in $(seq 100); do grep -q holding "$T/sp.log" && break; sleep 0.1; done
 csv=$("$GPUMEM" ps --format csv --no-headers | grep '^sp,')
-[ "${csv##*,}" = $((2048 * M)) ] && [ "$(echo "$csv" | cut -d, -f11)" = $((300 * M)) ] && ok ps_csv_swap ||
+[ "$(echo "$csv" | cut -d, -f12)" = $((2048 * M)) ] && [ "$(echo "$csv" | cut -d, -f11)" = $((300 * M)) ] && ok ps_csv_swap ||
     fail ps_csv_swap "$csv"
 json=$("$GPUMEM" ps --format json -p)
 echo "$json" | /usr/bin/python3 -c '
