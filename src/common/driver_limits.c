@@ -1,6 +1,7 @@
 /* NVIDIA's per-cgroup driver limits for a group: see
  * include/gpumem/driver_limits.h and docs/driver-limits.md. */
 #include "gpumem/driver_limits.h"
+#include "gpumem/nvml_load.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -152,13 +153,8 @@ static int record_write(const char *dir, const struct record *r, char *why, size
 /* ---- NVML -------------------------------------------------------------- */
 
 struct nv {
-    PFN_nvmlInit_v2 init;
-    PFN_nvmlDeviceGetCount_v2 count;
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index;
-    PFN_nvmlDeviceGetHandleByUUID by_uuid;
-    PFN_nvmlDeviceGetUUID uuid;
+    struct gm_nvml n;
     PFN_nvmlDeviceGetMigMode mig_mode;
-    PFN_nvmlSystemGetDriverVersion version;
     PFN_nvmlDeviceSetMemoryLimits_v1 set;
     PFN_nvmlDeviceGetMemoryLimits_v1 get;
 };
@@ -167,31 +163,21 @@ struct nv {
  * driver), or -1 with why. */
 static int nv_open(const char *lib, struct nv *n, char *why, size_t whylen)
 {
-    void *h = dlopen(lib && *lib ? lib : "libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        say(why, whylen, "no NVML (%s)", dlerror());
+    char err[512];
+    if (gm_nvml_load(lib, &n->n, err, sizeof err) < 0 || !n->n.by_uuid) {
+        say(why, whylen, "no NVML (%s)", n->n.lib ? "no nvmlDeviceGetHandleByUUID" : err);
         return -1;
     }
-    n->init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    n->count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
-    n->by_index = (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    n->by_uuid = (PFN_nvmlDeviceGetHandleByUUID)dlsym(h, "nvmlDeviceGetHandleByUUID");
-    n->uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
-    n->mig_mode = (PFN_nvmlDeviceGetMigMode)dlsym(h, "nvmlDeviceGetMigMode");
-    n->version = (PFN_nvmlSystemGetDriverVersion)dlsym(h, "nvmlSystemGetDriverVersion");
-    n->set = (PFN_nvmlDeviceSetMemoryLimits_v1)dlsym(h, "nvmlDeviceSetMemoryLimits_v1");
-    n->get = (PFN_nvmlDeviceGetMemoryLimits_v1)dlsym(h, "nvmlDeviceGetMemoryLimits_v1");
-    if (!n->init || !n->count || !n->by_index || !n->by_uuid || !n->uuid || n->init() != NVML_SUCCESS) {
-        say(why, whylen, "NVML does not initialise");
-        return -1;
-    }
+    n->mig_mode = (PFN_nvmlDeviceGetMigMode)dlsym(n->n.lib, "nvmlDeviceGetMigMode");
+    n->set = (PFN_nvmlDeviceSetMemoryLimits_v1)dlsym(n->n.lib, "nvmlDeviceSetMemoryLimits_v1");
+    n->get = (PFN_nvmlDeviceGetMemoryLimits_v1)dlsym(n->n.lib, "nvmlDeviceGetMemoryLimits_v1");
     return 0;
 }
 
 static const char *driver_version(const struct nv *n)
 {
     static char v[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE];
-    if (!n->version || n->version(v, sizeof v) != NVML_SUCCESS)
+    if (!n->n.version || n->n.version(v, sizeof v) != NVML_SUCCESS)
         snprintf(v, sizeof v, "unknown");
     return v;
 }
@@ -242,12 +228,12 @@ static int covered_devices(const struct nv *n, const struct gm_limits *l, struct
         d->soft = driver_soft_limit(l, d->uuid, d->hard);
     }
     unsigned count = 0;
-    if (l->default_limit == GM_UNLIMITED || n->count(&count) != NVML_SUCCESS)
+    if (l->default_limit == GM_UNLIMITED || n->n.count(&count) != NVML_SUCCESS)
         return r->ndev;
     for (unsigned i = 0; i < count && r->ndev < MAX_RECORD_DEVS; i++) {
         nvmlDevice_t h;
         char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
-        if (n->by_index(i, &h) != NVML_SUCCESS || n->uuid(h, uuid, sizeof uuid) != NVML_SUCCESS)
+        if (n->n.by_index(i, &h) != NVML_SUCCESS || n->n.uuid(h, uuid, sizeof uuid) != NVML_SUCCESS)
             continue;
         for (char *c = uuid + (strlen(uuid) >= 4 ? 4 : 0); *c; c++)
             *c = (char)tolower((unsigned char)*c);
@@ -272,7 +258,7 @@ static int set_one(const struct nv *n, const char *cgroup, const struct rec_dev 
         say(why, len, "%s is a MIG device: NVIDIA's driver limits do not support MIG", d->uuid);
         return -1;
     }
-    if (n->by_uuid(d->uuid, &h) != NVML_SUCCESS) {
+    if (n->n.by_uuid(d->uuid, &h) != NVML_SUCCESS) {
         say(why, len, "%s: not found by NVML", d->uuid);
         return -1;
     }
@@ -362,7 +348,7 @@ int gm_driver_limits_reapply(const char *dir, char *why, size_t whylen)
         for (int i = 0; i < rec.ndev; i++) {
             nvmlDevice_t h;
             nvmlSetMemoryLimits_v1_t s = {rec.cgroup, 0, NVML_DEVICE_MEMORY_LIMIT_MAX};
-            if (n.by_uuid(rec.dev[i].uuid, &h) == NVML_SUCCESS)
+            if (n.n.by_uuid(rec.dev[i].uuid, &h) == NVML_SUCCESS)
                 n.set(h, &s);
         }
     return apply(&rec, dir, why, whylen);
@@ -380,7 +366,7 @@ int gm_driver_limits_verify(const char *dir, char *why, size_t whylen)
     for (int i = 0; i < rec.ndev && !err[0]; i++) {
         nvmlDevice_t h;
         nvmlGetMemoryLimits_v1_t g = {rec.cgroup, 0, 0, 0};
-        if (n.by_uuid(rec.dev[i].uuid, &h) != NVML_SUCCESS || n.get(h, &g) != NVML_SUCCESS ||
+        if (n.n.by_uuid(rec.dev[i].uuid, &h) != NVML_SUCCESS || n.get(h, &g) != NVML_SUCCESS ||
             g.hardLimit != rec.dev[i].hard)
             snprintf(err, sizeof err, "the driver's limit on %s for %.300s is not the group's (%llu, expected %llu)",
                      rec.dev[i].uuid, rec.cgroup, g.hardLimit, rec.dev[i].hard);
@@ -404,7 +390,7 @@ void gm_driver_limits_clear(const char *dir)
         for (int i = 0; i < rec.ndev; i++) {
             nvmlDevice_t h;
             nvmlSetMemoryLimits_v1_t s = {rec.cgroup, 0, NVML_DEVICE_MEMORY_LIMIT_MAX};
-            if (strncasecmp(rec.dev[i].uuid, "MIG-", 4) != 0 && n.by_uuid(rec.dev[i].uuid, &h) == NVML_SUCCESS)
+            if (strncasecmp(rec.dev[i].uuid, "MIG-", 4) != 0 && n.n.by_uuid(rec.dev[i].uuid, &h) == NVML_SUCCESS)
                 n.set(h, &s);
         }
     char path[PATH_MAX + 32];

@@ -3,7 +3,6 @@
 
 #include <ctype.h>
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "gpumem/group.h"
-#include "gpumem/nvml.h"
+#include "gpumem/nvml_load.h"
 #include "gpumem/policy.h"
 #include "gpumem/procinfo.h"
 
@@ -31,17 +30,11 @@ int gm_mkdir_p(const char *dir)
 
 const char *gm_nvml_index_uuid(const char *lib, unsigned index, char *buf, size_t len)
 {
-    /* Left loaded afterwards: unloading a driver library gains nothing. */
-    void *h = dlopen(lib ? lib : "libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return NULL;
-    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
-        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    PFN_nvmlDeviceGetUUID get_uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
+    struct gm_nvml n;
+    char err[512];
     nvmlDevice_t dev;
-    if (!init || !by_index || !get_uuid || init() != NVML_SUCCESS || by_index(index, &dev) != NVML_SUCCESS ||
-        get_uuid(dev, buf, (unsigned)len) != NVML_SUCCESS)
+    if (gm_nvml_load(lib, &n, err, sizeof err) < 0 || n.by_index(index, &dev) != NVML_SUCCESS ||
+        n.uuid(dev, buf, (unsigned)len) != NVML_SUCCESS)
         return NULL;
     for (char *c = buf + 4; *c; c++)
         *c = (char)tolower((unsigned char)*c);
@@ -69,24 +62,17 @@ void gm_each_group(const char *state_dir, void (*fn)(const char *name, const cha
 
 int gm_nvml_gpus(const char *lib, struct gm_gpu *gpus, int max)
 {
-    void *h = dlopen(lib ? lib : "libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return 0;
-    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    PFN_nvmlDeviceGetCount_v2 count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index =
-        (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    PFN_nvmlDeviceGetUUID get_uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
-    PFN_nvmlDeviceGetMemoryInfo mem = (PFN_nvmlDeviceGetMemoryInfo)dlsym(h, "nvmlDeviceGetMemoryInfo");
+    struct gm_nvml nv;
+    char err[512];
     unsigned n = 0;
-    if (!init || !count || !by_index || !get_uuid || !mem || init() != NVML_SUCCESS || count(&n) != NVML_SUCCESS)
+    if (gm_nvml_load(lib, &nv, err, sizeof err) < 0 || nv.count(&n) != NVML_SUCCESS)
         return 0;
     int k = 0;
     for (unsigned i = 0; i < n && k < max; i++) {
         nvmlDevice_t dev;
         nvmlMemory_t m;
-        if (by_index(i, &dev) != NVML_SUCCESS || get_uuid(dev, gpus[k].uuid, GM_UUID_LEN) != NVML_SUCCESS ||
-            mem(dev, &m) != NVML_SUCCESS)
+        if (nv.by_index(i, &dev) != NVML_SUCCESS || nv.uuid(dev, gpus[k].uuid, GM_UUID_LEN) != NVML_SUCCESS ||
+            nv.mem(dev, &m) != NVML_SUCCESS)
             continue;
         for (char *c = gpus[k].uuid + 4; *c; c++)
             *c = (char)tolower((unsigned char)*c);

@@ -9,15 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpumem/nvml.h"
+#include "gpumem/nvml_load.h"
 
 static struct {
     int ok;
-    PFN_nvmlDeviceGetCount_v2 count;
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index;
-    PFN_nvmlDeviceGetUUID uuid;
-    PFN_nvmlDeviceGetName name;         /* optional: the model name label */
-    PFN_nvmlDeviceGetMemoryInfo mem;
+    struct gm_nvml n; /* n.name optional: the model name label */
     PFN_nvmlDeviceGetComputeRunningProcesses_v3 procs_v3;
     PFN_nvmlDeviceGetComputeRunningProcesses procs_v1;
     /* optional: MIG devices of GPUs in MIG mode */
@@ -34,22 +30,14 @@ static struct {
 int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
 {
     char path[4096];
-    const char *lib = "libnvidia-ml.so.1";
+    const char *lib = NULL;
     if (sim_dir) {
         snprintf(path, sizeof path, "%s/libnvidia-ml.so.1", sim_dir);
         lib = path;
     }
-    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(err, errlen, "cannot load %s: %s", lib, dlerror());
+    if (gm_nvml_load(lib, &nv.n, err, errlen) < 0)
         return -1;
-    }
-    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    nv.count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
-    nv.by_index = (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    nv.uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
-    nv.name = (PFN_nvmlDeviceGetName)dlsym(h, "nvmlDeviceGetName");
-    nv.mem = (PFN_nvmlDeviceGetMemoryInfo)dlsym(h, "nvmlDeviceGetMemoryInfo");
+    void *h = nv.n.lib;
     nv.procs_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
     if (!nv.procs_v3) /* _v2 has the same entry layout */
         nv.procs_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v2");
@@ -60,15 +48,6 @@ int dm_nvml_open(const char *sim_dir, char *err, size_t errlen)
     nv.ci = (PFN_nvmlDeviceGetComputeInstanceId)dlsym(h, "nvmlDeviceGetComputeInstanceId");
     nv.graphics_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetGraphicsRunningProcesses_v3");
     nv.mps_v3 = (PFN_nvmlDeviceGetComputeRunningProcesses_v3)dlsym(h, "nvmlDeviceGetMPSComputeRunningProcesses_v3");
-    if (!init || !nv.count || !nv.by_index || !nv.uuid || !nv.mem) {
-        snprintf(err, errlen, "%s lacks the NVML entry points gpumem needs", lib);
-        return -1;
-    }
-    nvmlReturn_t r = init();
-    if (r != NVML_SUCCESS) {
-        snprintf(err, errlen, "%s: nvmlInit_v2 failed with error %d", lib, (int)r);
-        return -1;
-    }
     nv.ok = 1;
     return 0;
 }
@@ -171,18 +150,18 @@ static void read_procs(nvmlDevice_t h, struct dm_device *d)
 static int read_device(nvmlDevice_t h, unsigned int index, struct dm_device *d)
 {
     memset(d, 0, sizeof *d);
-    if (nv.uuid(h, d->uuid, sizeof d->uuid) != NVML_SUCCESS)
+    if (nv.n.uuid(h, d->uuid, sizeof d->uuid) != NVML_SUCCESS)
         return -1;
     if (strncmp(d->uuid, "GPU-", 4) == 0 || strncmp(d->uuid, "MIG-", 4) == 0) /* groups key by lower-case UUID */
         for (char *c = d->uuid + 4; *c; c++)
             if (*c >= 'A' && *c <= 'F')
                 *c = (char)(*c + 32);
     d->index = index;
-    if (!nv.name || nv.name(h, d->name, sizeof d->name) != NVML_SUCCESS)
+    if (!nv.n.name || nv.n.name(h, d->name, sizeof d->name) != NVML_SUCCESS)
         d->name[0] = '\0';
     d->name[sizeof d->name - 1] = '\0';
     nvmlMemory_t m;
-    if (nv.mem(h, &m) == NVML_SUCCESS) {
+    if (nv.n.mem(h, &m) == NVML_SUCCESS) {
         d->mem_ok = 1;
         d->total = m.total;
         d->used = m.used;
@@ -222,12 +201,12 @@ static int read_mig_devices(nvmlDevice_t h, const struct dm_device *gpu, struct 
 int dm_nvml_read(struct dm_device *devs, int max)
 {
     unsigned int count = 0;
-    if (!nv.ok || nv.count(&count) != NVML_SUCCESS)
+    if (!nv.ok || nv.n.count(&count) != NVML_SUCCESS)
         return 0;
     int n = 0;
     for (unsigned int i = 0; i < count && n < max; i++) {
         nvmlDevice_t h;
-        if (nv.by_index(i, &h) != NVML_SUCCESS || read_device(h, i, &devs[n]) < 0)
+        if (nv.n.by_index(i, &h) != NVML_SUCCESS || read_device(h, i, &devs[n]) < 0)
             continue;
         n++;
         n += read_mig_devices(h, &devs[n - 1], &devs[n], max - n);

@@ -13,44 +13,24 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gpumem/nvml.h"
+#include "gpumem/nvml_load.h"
 
 static struct {
     int ok;
-    PFN_nvmlDeviceGetCount_v2 count;
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index;
-    PFN_nvmlDeviceGetUUID uuid;
-    PFN_nvmlDeviceGetName name;
-    PFN_nvmlDeviceGetMemoryInfo mem;
-    PFN_nvmlSystemGetDriverVersion version;
+    struct gm_nvml n;
     PFN_nvmlErrorString error_string;
 } nv;
 
 int dra_nvml_open(const char *lib, char *err, size_t errlen)
 {
-    const char *path = lib && *lib ? lib : "libnvidia-ml.so.1";
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(err, errlen, "NVML %s: %s", path, dlerror());
+    if (gm_nvml_load(lib, &nv.n, err, errlen) < 0)
+        return -1;
+    if (!nv.n.name || !nv.n.version) {
+        snprintf(err, errlen, "NVML %s: no nvmlDeviceGetName or nvmlSystemGetDriverVersion",
+                 lib && *lib ? lib : "libnvidia-ml.so.1");
         return -1;
     }
-    PFN_nvmlInit_v2 init = (PFN_nvmlInit_v2)dlsym(h, "nvmlInit_v2");
-    nv.count = (PFN_nvmlDeviceGetCount_v2)dlsym(h, "nvmlDeviceGetCount_v2");
-    nv.by_index = (PFN_nvmlDeviceGetHandleByIndex_v2)dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
-    nv.uuid = (PFN_nvmlDeviceGetUUID)dlsym(h, "nvmlDeviceGetUUID");
-    nv.name = (PFN_nvmlDeviceGetName)dlsym(h, "nvmlDeviceGetName");
-    nv.mem = (PFN_nvmlDeviceGetMemoryInfo)dlsym(h, "nvmlDeviceGetMemoryInfo");
-    nv.version = (PFN_nvmlSystemGetDriverVersion)dlsym(h, "nvmlSystemGetDriverVersion");
-    nv.error_string = (PFN_nvmlErrorString)dlsym(h, "nvmlErrorString");
-    if (!init || !nv.count || !nv.by_index || !nv.uuid || !nv.name || !nv.mem || !nv.version) {
-        snprintf(err, errlen, "NVML %s: missing entry points (nvmlInit_v2, nvmlDeviceGetCount_v2, ...)", path);
-        return -1;
-    }
-    nvmlReturn_t r = init();
-    if (r != NVML_SUCCESS) {
-        snprintf(err, errlen, "NVML %s: nvmlInit_v2: error %d", path, (int)r);
-        return -1;
-    }
+    nv.error_string = (PFN_nvmlErrorString)dlsym(nv.n.lib, "nvmlErrorString");
     nv.ok = 1;
     return 0;
 }
@@ -91,11 +71,11 @@ int dra_inventory_read(struct dra_inventory *inv, const struct dra_inventory *pr
         return -1;
     }
     char version[80] = "";
-    if (nv.version(version, sizeof version) != NVML_SUCCESS)
+    if (nv.n.version(version, sizeof version) != NVML_SUCCESS)
         snprintf(version, sizeof version, "0");
     dra_semver(version, inv->driver_version, sizeof inv->driver_version);
     unsigned count = 0;
-    nvmlReturn_t r = nv.count(&count);
+    nvmlReturn_t r = nv.n.count(&count);
     if (r != NVML_SUCCESS) {
         snprintf(err, errlen, "nvmlDeviceGetCount_v2: error %d", (int)r);
         return -1;
@@ -107,14 +87,14 @@ int dra_inventory_read(struct dra_inventory *inv, const struct dra_inventory *pr
         nvmlDevice_t h;
         g->index = (int)i;
         g->healthy = 1;
-        if (nv.by_index(i, &h) != NVML_SUCCESS || nv.uuid(h, g->uuid, sizeof g->uuid) != NVML_SUCCESS)
+        if (nv.n.by_index(i, &h) != NVML_SUCCESS || nv.n.uuid(h, g->uuid, sizeof g->uuid) != NVML_SUCCESS)
             continue; /* no identity: counted as missing below if it had one */
         for (char *c = g->uuid + 4; *c; c++)
             *c = (char)tolower((unsigned char)*c);
-        if (nv.name(h, g->model, sizeof g->model) != NVML_SUCCESS)
+        if (nv.n.name(h, g->model, sizeof g->model) != NVML_SUCCESS)
             snprintf(g->model, sizeof g->model, "unknown");
         nvmlMemory_t m;
-        r = nv.mem(h, &m);
+        r = nv.n.mem(h, &m);
         if (r == NVML_SUCCESS)
             g->memory = m.total;
         else

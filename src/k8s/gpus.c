@@ -12,50 +12,22 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gpumem/nvml.h"
+#include "gpumem/nvml_load.h"
 
 static struct {
-    PFN_nvmlDeviceGetCount_v2 count;
-    PFN_nvmlDeviceGetHandleByIndex_v2 by_index;
-    PFN_nvmlDeviceGetHandleByUUID by_uuid;
-    PFN_nvmlDeviceGetUUID uuid;
-    PFN_nvmlDeviceGetMemoryInfo mem;
-    PFN_nvmlDeviceGetMinorNumber minor;
+    struct gm_nvml n;
+    PFN_nvmlDeviceGetMinorNumber minor; /* optional: the /dev/nvidiaN node */
 } nv;
 
 int kp_gpus_open(const char *lib, char *err, size_t errlen)
 {
-    PFN_nvmlInit_v2 init = NULL;
-    const struct {
-        const char *name;
-        void **fn;
-        int optional;
-    } want[] = {
-        {"nvmlInit_v2", (void **)&init, 0},
-        {"nvmlDeviceGetCount_v2", (void **)&nv.count, 0},
-        {"nvmlDeviceGetHandleByIndex_v2", (void **)&nv.by_index, 0},
-        {"nvmlDeviceGetHandleByUUID", (void **)&nv.by_uuid, 0},
-        {"nvmlDeviceGetUUID", (void **)&nv.uuid, 0},
-        {"nvmlDeviceGetMemoryInfo", (void **)&nv.mem, 0},
-        {"nvmlDeviceGetMinorNumber", (void **)&nv.minor, 1},
-    };
-    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(err, errlen, "cannot load %s: %s", lib, dlerror());
+    if (gm_nvml_load(lib, &nv.n, err, errlen) < 0)
+        return -1;
+    if (!nv.n.by_uuid) {
+        snprintf(err, errlen, "%s lacks nvmlDeviceGetHandleByUUID, which gpumem-k8s needs", lib);
         return -1;
     }
-    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-        *want[i].fn = dlsym(h, want[i].name);
-        if (!*want[i].fn && !want[i].optional) {
-            snprintf(err, errlen, "%s lacks %s, which gpumem-k8s needs", lib, want[i].name);
-            return -1;
-        }
-    }
-    nvmlReturn_t r = init();
-    if (r != NVML_SUCCESS) {
-        snprintf(err, errlen, "%s: nvmlInit_v2 failed with error %d", lib, (int)r);
-        return -1;
-    }
+    nv.minor = (PFN_nvmlDeviceGetMinorNumber)dlsym(nv.n.lib, "nvmlDeviceGetMinorNumber");
     return 0;
 }
 
@@ -63,7 +35,7 @@ int kp_gpus_discover(struct kp_gpus *gs, uint64_t unit, char *err, size_t errlen
 {
     unsigned n = 0;
     memset(gs, 0, sizeof *gs);
-    nvmlReturn_t r = nv.count(&n);
+    nvmlReturn_t r = nv.n.count(&n);
     if (r != NVML_SUCCESS) {
         snprintf(err, errlen, "nvmlDeviceGetCount_v2 failed with error %d", (int)r);
         return -1;
@@ -76,8 +48,8 @@ int kp_gpus_discover(struct kp_gpus *gs, uint64_t unit, char *err, size_t errlen
         nvmlDevice_t d;
         nvmlMemory_t m;
         struct kp_gpu *g = &gs->g[gs->n];
-        if (nv.by_index(i, &d) != NVML_SUCCESS || nv.uuid(d, g->uuid, sizeof g->uuid) != NVML_SUCCESS ||
-            nv.mem(d, &m) != NVML_SUCCESS) {
+        if (nv.n.by_index(i, &d) != NVML_SUCCESS || nv.n.uuid(d, g->uuid, sizeof g->uuid) != NVML_SUCCESS ||
+            nv.n.mem(d, &m) != NVML_SUCCESS) {
             fprintf(stderr, "gpumem-k8s: GPU %u does not answer NVML: left out\n", i);
             continue;
         }
@@ -98,7 +70,7 @@ int kp_gpus_poll(struct kp_gpus *gs)
     for (int i = 0; i < gs->n; i++) {
         nvmlDevice_t d;
         nvmlMemory_t m;
-        int ok = nv.by_uuid(gs->g[i].uuid, &d) == NVML_SUCCESS && nv.mem(d, &m) == NVML_SUCCESS;
+        int ok = nv.n.by_uuid(gs->g[i].uuid, &d) == NVML_SUCCESS && nv.n.mem(d, &m) == NVML_SUCCESS;
         if (ok != gs->g[i].healthy) {
             fprintf(stderr, "gpumem-k8s: GPU %s is %s\n", gs->g[i].uuid, ok ? "healthy again" : "unhealthy");
             gs->g[i].healthy = ok;
